@@ -1,0 +1,1 @@
+"""Experiments of the sine investigation, registered as mitosis steps in pyproject.toml."""

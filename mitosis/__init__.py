@@ -1,0 +1,34 @@
+"""mitosis-nb: every computational experiment a reproducible, browsable trial.
+
+The public API is imported lazily, so that a trial's kernel, which imports
+``mitosis.kernel_side``, does not pay for papermill and nbconvert at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["MitosisError", "Trial", "execute_trial", "load_trial", "load_trial_data"]
+
+if TYPE_CHECKING:
+    from mitosis.errors import MitosisError
+    from mitosis.pipeline import execute_trial
+    from mitosis.trials import Trial, load_trial, load_trial_data
+
+_HOMES = {
+    "MitosisError": "mitosis.errors",
+    "Trial": "mitosis.trials",
+    "load_trial": "mitosis.trials",
+    "load_trial_data": "mitosis.trials",
+    "execute_trial": "mitosis.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mitosis' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(home), name)

@@ -1,0 +1,121 @@
+"""Read ``[tool.mitosis]`` from the investigation's ``pyproject.toml``."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mitosis.core.steps import StepConfig, is_object_path
+from mitosis.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class InvestigationConfig:
+    """Everything mitosis needs to know about one investigation."""
+
+    root: Path
+    pyproject: Path
+    trials_folder: Path
+    template: Path | None
+    steps: dict[str, StepConfig]
+    env_include: tuple[str, ...] = ()
+    env_exclude: tuple[str, ...] = ()
+
+    def step(self, name: str) -> StepConfig:
+        """The step called ``name``, or a refusal listing the known ones."""
+        try:
+            return self.steps[name]
+        except KeyError:
+            known = ", ".join(sorted(self.steps)) or "none"
+            raise ConfigError(
+                f"unknown step {name!r}; steps registered in {self.pyproject}: {known}."
+            ) from None
+
+
+def find_pyproject(start: Path) -> Path:
+    """The ``pyproject.toml`` of the nearest enclosing git repository (or directory)."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            candidate = directory / "pyproject.toml"
+            if candidate.is_file():
+                return candidate
+            raise ConfigError(
+                f"no pyproject.toml at the git root {directory}; create one with a "
+                "[tool.mitosis.steps] table, or pass --config PATH."
+            )
+    raise ConfigError(
+        f"{start} is not inside a git repository; run mitosis-nb from your investigation's "
+        "repository (git init), or pass --config PATH."
+    )
+
+
+def _parse_step(name: str, entry: Any, pyproject: Path) -> StepConfig:
+    where = f"[tool.mitosis.steps] {name} in {pyproject}"
+    if not name.isidentifier():
+        raise ConfigError(f"{where}: a step name must be a Python identifier.")
+    if isinstance(entry, list) and len(entry) in (1, 2):
+        run, lookup = entry[0], entry[1] if len(entry) == 2 else None
+    elif isinstance(entry, dict) and "run" in entry and set(entry) <= {"run", "lookup"}:
+        run, lookup = entry["run"], entry.get("lookup")
+    else:
+        raise ConfigError(
+            f'{where} must be ["module:callable", "module:lookup_dict"] '
+            'or { run = "module:callable", lookup = "module:lookup_dict" }.'
+        )
+    for label, path in (("callable", run), ("lookup", lookup)):
+        if path is not None and not (isinstance(path, str) and is_object_path(path)):
+            raise ConfigError(f"{where}: {label} {path!r} is not of the form 'module:name'.")
+    return StepConfig(name=name, run=run, lookup=lookup)
+
+
+def _string_list(table: dict[str, Any], key: str, pyproject: Path) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"[tool.mitosis] {key} in {pyproject} must be a list of strings.")
+    return tuple(value)
+
+
+def load_config(pyproject: Path | None = None, start: Path | None = None) -> InvestigationConfig:
+    """Load the investigation's configuration from ``pyproject`` or the enclosing git root."""
+    path = (pyproject or find_pyproject(start or Path.cwd())).resolve()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; pass --config with a pyproject.toml.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}; fix that line.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}.") from None
+    table = data.get("tool", {}).get("mitosis")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path} has no [tool.mitosis] table; add [tool.mitosis.steps].")
+    steps_table = table.get("steps")
+    if not isinstance(steps_table, dict) or not steps_table:
+        raise ConfigError(
+            f"{path} has no [tool.mitosis.steps] table; register a step, e.g. "
+            'sine = ["my_experiments:run", "my_experiments:lookup_dict"].'
+        )
+    root = path.parent
+    steps = {name: _parse_step(name, entry, path) for name, entry in steps_table.items()}
+    template = table.get("template")
+    trials = table.get("trials-folder", "trials")
+    for key, value in (("template", template), ("trials-folder", trials)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"[tool.mitosis] {key} in {path} must be a path string.")
+    return InvestigationConfig(
+        root=root,
+        pyproject=path,
+        trials_folder=(root / trials).resolve(),
+        template=(root / template).resolve() if template else None,
+        steps=steps,
+        env_include=_string_list(table, "env-include", path),
+        env_exclude=_string_list(table, "env-exclude", path),
+    )

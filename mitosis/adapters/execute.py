@@ -1,0 +1,221 @@
+"""Run a rendered notebook with papermill in a fresh kernel, and say how it ended.
+
+papermill runs in a worker thread while the calling thread supervises: it enforces the
+trial's timeout and turns Ctrl-C or SIGTERM into a kernel shutdown. That way no kernel
+outlives its trial, whatever happens, and ``execute_trial`` also works from inside a
+running notebook, whose event loop papermill must not share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+SAME_INTERPRETER = "mitosis-same-python"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class TrialInterrupted(BaseException):
+    """Ctrl-C or SIGTERM reached the runner while a trial was executing."""
+
+
+class _SameInterpreterSpecs(KernelSpecManager):  # type: ignore[misc]
+    """Offers a kernel that runs this very interpreter, whatever kernelspecs are installed."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        if kernel_name != SAME_INTERPRETER:
+            return super().get_kernel_spec(kernel_name)
+        return KernelSpec(
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name=f"Python {sys.version.split()[0]} ({sys.executable})",
+            language="python",
+            interrupt_mode="signal",
+            metadata={"debugger": False},
+        )
+
+
+@dataclass
+class Execution:
+    """How a notebook's execution ended."""
+
+    notebook: nbformat.NotebookNode | None
+    error_kind: str | None = None  # exception | timeout | kernel_died | interrupted
+    exception: BaseException | None = None
+    kernel: str = SAME_INTERPRETER
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def kernel_environment(root: Path) -> dict[str, str]:
+    """The kernel's environment: ours, with the investigation importable and plots inline."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env.pop("JPY_PARENT_PID", None)
+    return env
+
+
+def start_kernel(kernel: str | None, root: Path) -> KernelManager:
+    """Start a fresh kernel in ``root``: this interpreter, or the named kernelspec."""
+    name = kernel or SAME_INTERPRETER
+    # IPC sockets in a private directory: no TCP ports to clash between parallel trials,
+    # and no unencrypted-TCP warning from the kernel.
+    sockets = Path(tempfile.mkdtemp(prefix="mitosis-kernel-"))
+    manager = KernelManager(
+        kernel_name=name,
+        kernel_spec_manager=_SameInterpreterSpecs(),
+        transport="ipc",
+        ip=str(sockets / "kernel"),
+    )
+    manager.start_kernel(cwd=str(root), env=kernel_environment(root))
+    return manager
+
+
+def stop_kernel(manager: KernelManager) -> None:
+    """Shut the kernel down for good, even when it is busy or already dead."""
+    with contextlib.suppress(Exception):
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
+    with contextlib.suppress(Exception):
+        manager.cleanup_resources()
+    sockets = Path(manager.ip).parent
+    if manager.transport == "ipc" and sockets.name.startswith("mitosis-kernel-"):
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _kill_kernel(manager: KernelManager) -> None:
+    # Killing the process makes papermill's client raise DeadKernelError promptly, even in
+    # the middle of a cell; a polite shutdown request would wait for the cell to finish.
+    with contextlib.suppress(Exception):
+        manager.provisioner.process.kill()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise TrialInterrupted(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_papermill(
+    notebook: nbformat.NotebookNode,
+    output: Path,
+    parameters: dict[str, Any],
+    manager: KernelManager,
+    progress: bool,
+    outcome: dict[str, Any],
+) -> None:
+    import papermill
+
+    try:
+        outcome["notebook"] = papermill.execute_notebook(
+            notebook,
+            str(output),
+            parameters=parameters,
+            kernel_name=manager.kernel_name,
+            progress_bar=progress,
+            log_output=False,
+            km=manager,
+        )
+    except BaseException as error:  # reported to the supervising thread, which decides
+        outcome["error"] = error
+
+
+def _supervise(worker: threading.Thread, deadline: float | None, on_timeout: Callable[[], None]) -> bool:
+    """Wait for ``worker``; return whether the deadline passed first."""
+    timed_out = False
+    while worker.is_alive():
+        worker.join(0.05)
+        if deadline is not None and not timed_out and time.monotonic() > deadline:
+            timed_out = True
+            on_timeout()
+    return timed_out
+
+
+def execute(
+    notebook: nbformat.NotebookNode,
+    output: Path,
+    parameters: dict[str, Any],
+    root: Path,
+    kernel: str | None = None,
+    timeout: float | None = None,
+    progress: bool = False,
+) -> Execution:
+    """Execute ``notebook`` in a fresh kernel, saving the executed notebook to ``output``.
+
+    Never raises for what happens inside the kernel; ``TrialInterrupted`` and
+    ``KeyboardInterrupt`` are re-raised after the kernel is gone and the outcome recorded
+    in the returned object's place by the caller.
+    """
+    manager = start_kernel(kernel, root)
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=_run_papermill,
+        args=(notebook, output, parameters, manager, progress, outcome),
+        name="mitosis-papermill",
+        daemon=True,
+    )
+    deadline = time.monotonic() + timeout if timeout else None
+    interrupted: BaseException | None = None
+    try:
+        with _sigterm_as_interrupt():
+            worker.start()
+            try:
+                timed_out = _supervise(worker, deadline, lambda: _kill_kernel(manager))
+            except (KeyboardInterrupt, TrialInterrupted) as signal_error:
+                interrupted = signal_error
+                _kill_kernel(manager)
+                worker.join(30)
+                timed_out = False
+    finally:
+        stop_kernel(manager)
+    executed = outcome.get("notebook") or _read_partial(output)
+    result = Execution(notebook=executed, kernel=manager.kernel_name)
+    error = outcome.get("error")
+    if interrupted is not None:
+        result.error_kind, result.exception = "interrupted", interrupted
+    elif timed_out:
+        result.error_kind, result.exception = "timeout", error
+    elif error is not None:
+        result.error_kind = "exception" if _is_cell_error(error) else "kernel_died"
+        result.exception = error
+    return result
+
+
+def _is_cell_error(error: BaseException) -> bool:
+    return type(error).__name__ == "PapermillExecutionError"
+
+
+def _read_partial(output: Path) -> nbformat.NotebookNode | None:
+    try:
+        return nbformat.read(str(output), as_version=4)
+    except Exception:  # absent or half-written: papermill died before saving
+        return None
+
+
+def strip_ansi(text: str) -> str:
+    """Terminal colour codes removed, for records and messages."""
+    return _ANSI.sub("", text)

@@ -1,0 +1,76 @@
+"""Render a trial's notebook from a template: one readable code cell per step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import nbformat
+
+from mitosis.core.steps import StepConfig
+from mitosis.errors import ConfigError
+
+STEPS_TAG = "mitosis-steps"
+PARAMETERS_TAG = "parameters"
+
+
+def packaged_template() -> Path:
+    """The template shipped with mitosis (inside the wheel, or at the source tree's top)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if (candidate / "trial.ipynb").is_file():
+            return candidate / "trial.ipynb"
+    raise ConfigError(f"mitosis-nb's own template is missing next to {package}; reinstall it.")
+
+
+def _tags(cell: nbformat.NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def step_source(step: StepConfig, index: int, count: int, previous: str | None) -> str:
+    """The code of the cell that runs one step, as a researcher would write it by hand.
+
+    ``previous`` is the name of the step before, whose ``"data"`` this step receives first.
+    """
+    alias = f"{step.name}_run"
+    top, _, rest = step.qualname.partition(".")
+    if rest:
+        module = f"{step.name}_module"
+        imports = f"import {step.module} as {module}\n\n{alias} = {module}.{step.qualname}"
+    else:
+        imports = f"from {step.module} import {top} as {alias}"
+    inputs = "" if previous is None else f"{previous}_result['data'], "
+    return (
+        f"# Step {index + 1} of {count}: {step.name} = {step.run}\n"
+        f"{imports}\n\n"
+        f"{step.name}_args = mitosis_trial.arguments({step.name!r})\n"
+        f"{step.name}_result = mitosis_trial.record({step.name!r}, {alias}({inputs}**{step.name}_args))"
+    )
+
+
+def render_notebook(template: Path, steps: Sequence[StepConfig]) -> nbformat.NotebookNode:
+    """Load ``template`` and put the steps' cells where its ``mitosis-steps`` cell is."""
+    try:
+        notebook = nbformat.read(str(template), as_version=4)
+    except FileNotFoundError:
+        raise ConfigError(f"template {template} does not exist; fix --template.") from None
+    except Exception as error:  # nbformat raises many kinds for a file that is not a notebook
+        raise ConfigError(f"template {template} is not a readable notebook: {error}.") from None
+    cells = notebook.cells
+    if not any(PARAMETERS_TAG in _tags(cell) for cell in cells):
+        raise ConfigError(
+            f"template {template} has no cell tagged 'parameters'; papermill needs one."
+        )
+    step_cells = []
+    for index, step in enumerate(steps):
+        previous = steps[index - 1].name if index else None
+        cell = nbformat.v4.new_code_cell(step_source(step, index, len(steps), previous))
+        cell.metadata["mitosis"] = {"step": step.name}
+        cell.metadata["tags"] = ["mitosis-step"]
+        step_cells.append(cell)
+    slot = next((i for i, cell in enumerate(cells) if STEPS_TAG in _tags(cell)), None)
+    if slot is None:
+        notebook.cells = [*cells, *step_cells]
+    else:
+        notebook.cells = [*cells[:slot], *step_cells, *cells[slot + 1 :]]
+    return notebook

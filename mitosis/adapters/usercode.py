@@ -1,0 +1,68 @@
+"""Import the user's callables and lookup dictionaries by ``module:qualname``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mitosis.core.steps import load_object
+from mitosis.errors import UserCodeError
+
+
+def ensure_importable(root: Path) -> None:
+    """Make the investigation's own packages importable, as they are in its kernel."""
+    text = str(root)
+    if text not in sys.path:
+        sys.path.insert(0, text)
+
+
+def import_object(path: str) -> Any:
+    """Import ``module:qualname``, or refuse naming the module and the error."""
+    module_name, _, qualname = path.partition(":")
+    try:
+        importlib.import_module(module_name)
+    except Exception as error:  # the user's module may raise anything while importing
+        raise UserCodeError(
+            f"cannot import module {module_name!r} (for {path}): "
+            f"{type(error).__name__}: {error}; check the name and that it imports."
+        ) from None
+    try:
+        return load_object(path)
+    except AttributeError:
+        raise UserCodeError(
+            f"module {module_name!r} has no {qualname!r} (for {path}); "
+            "check [tool.mitosis.steps]."
+        ) from None
+
+
+def import_callable(path: str) -> Any:
+    """Import a step's callable and check that it can be called."""
+    target = import_object(path)
+    if not callable(target):
+        raise UserCodeError(f"{path} is a {type(target).__name__}, not a callable.")
+    return target
+
+
+def import_lookup(path: str | None) -> Mapping[str, Mapping[str, Any]]:
+    """Import a step's lookup dictionary (argument -> variant -> value); none gives ``{}``."""
+    if path is None:
+        return {}
+    lookup = import_object(path)
+    if not isinstance(lookup, Mapping) or not all(
+        isinstance(variants, Mapping) for variants in lookup.values()
+    ):
+        raise UserCodeError(
+            f"{path} must be a dict mapping argument -> variant name -> value, "
+            f"got {type(lookup).__name__}."
+        )
+    return lookup
+
+
+def module_file(path: str) -> Path | None:
+    """The file that defines ``module:qualname``'s module, if it is a file."""
+    module = sys.modules.get(path.partition(":")[0])
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve() if file else None

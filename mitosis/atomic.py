@@ -1,0 +1,64 @@
+"""The only code that writes into a trials folder.
+
+Readers (``list``, the index, a colleague's browser) may look at any moment, and a
+runner may be killed at any moment, so a file in a trials folder is either absent or
+complete: content goes to a temporary file in the same directory, is flushed to disk,
+then takes its final name with ``os.replace`` (or ``os.link`` when it must not overwrite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+
+
+def _write_temp(directory: Path, name: str, data: bytes) -> Path:
+    temp = directory / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name[:40]}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    return temp
+
+
+def _encode(data: bytes | str) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    temp = _write_temp(path.parent, path.name, _encode(data))
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+def create_exclusive(path: Path, data: bytes | str) -> bool:
+    """Create ``path`` with ``data`` only if it does not exist; return whether we created it.
+
+    ``os.link`` fails when the target exists, atomically, on local disks and on NFS, so of
+    several processes racing to create one file exactly one succeeds, and the winner's file
+    is complete before anyone can read it.
+    """
+    temp = _write_temp(path.parent, path.name, _encode(data))
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return True

@@ -1,0 +1,55 @@
+"""Keep secrets out of records: environment variables and URLs with credentials."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+
+REDACTED = "<redacted>"
+
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW(OR)?D|PASSPHRASE|\bPWD_|_KEY\b|^KEY|APIKEY|API_KEY|CREDENTIAL|AUTH|"
+    r"COOKIE|SESSION|PRIVATE|SIGNATURE|CERT",
+    re.IGNORECASE,
+)
+# scheme://user:password@host -> scheme://<redacted>@host ; also bare tokens as user part.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<cred>[^/@\s]+)@")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable's name suggests its value is a secret."""
+    return bool(_SECRET_NAME.search(name)) or name.upper() == "KEY"
+
+
+def redact_url(text: str) -> str:
+    """Replace the credentials part of every URL in ``text`` (``https://tok@host``)."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def redact_environment(
+    variables: Mapping[str, str],
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> dict[str, str]:
+    """Return the variables to record: secrets redacted, ``exclude`` dropped.
+
+    ``include`` patterns name variables to record verbatim even though their name looks
+    secret (``SESSION_NAME``, say); ``exclude`` patterns drop variables entirely.
+    Credentials inside URL values are always redacted, whatever the name.
+    """
+    include, exclude = list(include), list(exclude)
+    recorded: dict[str, str] = {}
+    for name in sorted(variables):
+        if _matches(name, exclude):
+            continue
+        value = variables[name]
+        if looks_secret(name) and not _matches(name, include):
+            recorded[name] = REDACTED
+        else:
+            recorded[name] = redact_url(value)
+    return recorded

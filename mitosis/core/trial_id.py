@@ -1,0 +1,23 @@
+"""Trial ids: short, sortable by start time, unique once their folder is created."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+TRIAL_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+
+
+def make_trial_id(started: datetime, random_hex: str) -> str:
+    """Return an id like ``20261124-190512-3f9c2a`` from a UTC start time and 6 hex digits."""
+    return f"{started:%Y%m%d-%H%M%S}-{random_hex[:6]}"
+
+
+def is_trial_id(name: str) -> bool:
+    """Whether a folder name is a trial id (and not ``variants``, a temp file, ...)."""
+    return bool(TRIAL_ID_PATTERN.match(name))
+
+
+def matches_id(trial_id: str, query: str) -> bool:
+    """Whether ``query`` designates ``trial_id``: the whole id or a prefix of its random part."""
+    return trial_id == query or (len(query) >= 1 and trial_id.rsplit("-", 1)[-1].startswith(query))

@@ -1,0 +1,122 @@
+"""What runs inside the trial's kernel: resolve parameters, call steps, keep their results.
+
+Imports only the pure core and ``atomic`` so that a kernel's start stays cheap. Values are
+resolved here, from variant names and literal source text, because papermill would turn
+tuples, sets and bytes into strings if values were injected directly.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import pickle
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mitosis.atomic import write_atomic
+from mitosis.core.fingerprint import fingerprint
+from mitosis.core.record import summarize_metrics, summarize_value
+from mitosis.core.steps import load_object
+
+STEP_MIMETYPE = "application/vnd.mitosis.step+json"
+LOG_NAME = "experiment.log"
+
+
+class StepResultError(Exception):
+    """A step returned something other than the dict mitosis expects."""
+
+
+class ValueChangedError(Exception):
+    """A variant resolved to a different value in the kernel than when it was locked in."""
+
+
+def results_name(index: int) -> str:
+    """The file holding step ``index``'s returned dict."""
+    return f"results_{index}.pkl"
+
+
+class KernelTrial:
+    """One trial as seen from inside its kernel."""
+
+    def __init__(self, trial_dir: str, steps: list[dict[str, Any]]) -> None:
+        self.folder = Path(trial_dir)
+        self.steps = {step["name"]: step for step in steps}
+        self.order = [step["name"] for step in steps]
+        self._attach_log()
+
+    def _attach_log(self) -> None:
+        handler = logging.FileHandler(self.folder / LOG_NAME, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+
+    def arguments(self, name: str) -> dict[str, Any]:
+        """The keyword arguments of step ``name``, resolved and checked against the registry."""
+        step = self.steps[name]
+        lookup: Any = load_object(step["lookup"]) if step["lookup"] else {}
+        resolved: dict[str, Any] = {}
+        for param in step["params"]:
+            if param["kind"] == "lookup":
+                value = lookup[param["arg"]][param["text"]]
+            else:
+                value = ast.literal_eval(param["text"])
+            expected = param.get("fingerprint")
+            if expected and fingerprint(value).digest != expected:
+                raise ValueChangedError(
+                    f"{name}.{param['arg']}={param['text']} resolved to "
+                    f"{fingerprint(value).rendering} in the kernel, not the value locked in "
+                    "before the trial started; the lookup dictionary must compute the same "
+                    "value in every process."
+                )
+            resolved[param["arg"]] = value
+        return resolved
+
+    def record(self, name: str, result: Any) -> Any:
+        """Check step ``name``'s returned dict, save it, and show its main result and metrics."""
+        index = self.order.index(name)
+        last = index == len(self.order) - 1
+        if not isinstance(result, Mapping):
+            raise StepResultError(
+                f"step {name!r} returned {type(result).__name__}, not a dict with 'main'."
+            )
+        required = ("main",) if last else ("main", "data")
+        for key in required:
+            if key not in result:
+                raise StepResultError(f"step {name!r} returned no {key!r} key.")
+        metrics = result.get("metrics") or {}
+        if not isinstance(metrics, Mapping):
+            raise StepResultError(f"step {name!r} returned 'metrics' that is not a dict.")
+        try:
+            payload = pickle.dumps(dict(result), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            raise StepResultError(
+                f"step {name!r} returned a dict that cannot be pickled: {error}."
+            ) from None
+        write_atomic(self.folder / results_name(index), payload)
+        summary = {
+            "step": name,
+            "index": index,
+            "main": summarize_value(result["main"]),
+            "metrics": summarize_metrics(metrics),
+        }
+        self._show(summary)
+        return result
+
+    @staticmethod
+    def _show(summary: dict[str, Any]) -> None:
+        from IPython.display import display
+
+        lines = [f"{summary['step']}: main = {summary['main']!r}"]
+        lines += [f"  {key} = {value!r}" for key, value in summary["metrics"].items()]
+        display({STEP_MIMETYPE: summary, "text/plain": "\n".join(lines)}, raw=True)
+
+
+def start(trial_dir: str, steps: list[dict[str, Any]]) -> KernelTrial:
+    """Set up the kernel for a trial: logging to ``experiment.log``, the repo importable."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    return KernelTrial(trial_dir, steps)

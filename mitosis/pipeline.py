@@ -1,0 +1,527 @@
+"""A trial from request to record, as DESIGN section 3 tells it.
+
+``prepare`` checks everything and writes nothing; ``lock_in`` claims the variants;
+``run_plan`` creates the trial folder, executes the notebook and publishes the results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import shlex
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from mitosis import __version__
+from mitosis.adapters import environment, execute, publish, registry, render, store, usercode
+from mitosis.adapters import git as gitstate
+from mitosis.adapters.config import InvestigationConfig, load_config
+from mitosis.atomic import write_atomic
+from mitosis.core.fingerprint import fingerprint
+from mitosis.core.params import (
+    ParamChoice,
+    ParamOption,
+    bind_steps,
+    expand_grid,
+    parse_literal,
+    parse_option,
+    variant_label,
+)
+from mitosis.core.record import SCHEMA_VERSION, summarize_value
+from mitosis.core.steps import StepConfig
+from mitosis.errors import FingerprintError, ParameterError
+from mitosis.kernel_side import LOG_NAME, STEP_MIMETYPE
+from mitosis.trials import Trial
+
+RUNNING_NOTEBOOK = ".running.ipynb"
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """What the user asked for, before anything is checked."""
+
+    steps: tuple[str, ...]
+    options: tuple[ParamOption, ...] = ()
+    debug: bool = False
+    note: str | None = None
+    template: Path | None = None
+    timeout: float | None = None
+    kernel: str | None = None
+    progress: bool = False
+    command: str | None = None
+    config: Path | None = None
+    trials_folder: Path | None = None
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedParam:
+    """A parameter of one trial with its value's fingerprint, known before the kernel starts."""
+
+    choice: ParamChoice
+    rendering: str
+    fingerprint: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        """The parameter's entry in the record's ``steps[].params``."""
+        entry: dict[str, Any] = {"kind": self.choice.kind}
+        if self.choice.kind == "lookup":
+            entry["variant"] = self.choice.text
+        else:
+            entry["source"] = self.choice.text
+        entry.update(value=self.rendering, fingerprint=self.fingerprint, tracked=self.choice.tracked)
+        return entry
+
+    def for_kernel(self) -> dict[str, Any]:
+        """What the kernel needs to resolve and check the value itself."""
+        return {
+            "arg": self.choice.arg,
+            "kind": self.choice.kind,
+            "text": self.choice.text,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One fully checked trial, ready to run."""
+
+    request: TrialRequest
+    config: InvestigationConfig
+    steps: tuple[StepConfig, ...]
+    params: tuple[ResolvedParam, ...]
+    git: gitstate.GitState
+    template: Path
+    trials_folder: Path
+    kernel_name: str
+    source: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def experiment(self) -> str:
+        """Step names joined by ``+``."""
+        return "+".join(step.name for step in self.steps)
+
+    @property
+    def variant(self) -> str:
+        """The trial's tracked parameters, its variant identity."""
+        return variant_label(param.choice for param in self.params)
+
+    def params_of(self, step: str) -> list[ResolvedParam]:
+        """This trial's parameters of one step."""
+        return [param for param in self.params if param.choice.step == step]
+
+
+def _accepted_arguments(function: Any, skip_first: bool) -> tuple[set[str], bool]:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return set(), True
+    parameters = list(signature.parameters.values())
+    if skip_first and parameters:
+        parameters = parameters[1:]
+    names = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _check_argument(step: StepConfig, index: int, arg: str, lookup: Mapping[str, Any]) -> None:
+    names, anything = _accepted_arguments(usercode.import_callable(step.run), skip_first=index > 0)
+    if anything or arg in names:
+        return
+    known = ", ".join(sorted(names | set(lookup))) or "none"
+    raise ParameterError(f"step {step.name!r} has no argument {arg!r}; its arguments: {known}.")
+
+
+def _resolve(choice: ParamChoice, lookup: Mapping[str, Mapping[str, Any]], debug: bool) -> ResolvedParam:
+    if choice.kind == "lookup":
+        variants = lookup.get(choice.arg)
+        if variants is None:
+            known = ", ".join(sorted(lookup)) or "none"
+            raise ParameterError(
+                f"step {choice.step!r} has no variants for argument {choice.arg!r}; "
+                f"arguments with variants: {known} (use -e for a literal value)."
+            )
+        if choice.text not in variants:
+            known = ", ".join(map(str, variants)) or "none"
+            raise ParameterError(
+                f"unknown variant {choice.text!r} of {choice.step}.{choice.arg}; known: {known}."
+            )
+        value = variants[choice.text]
+    else:
+        value = parse_literal(choice.text)
+    try:
+        found = fingerprint(value)
+    except FingerprintError as error:
+        if choice.tracked and not debug:
+            raise FingerprintError(f"{choice.label}: {error.message}") from None
+        return ResolvedParam(choice, summarize_value(value, 120), None)
+    return ResolvedParam(choice, found.rendering, found.digest)
+
+
+def _kernel_name(kernel: str | None) -> str:
+    if kernel is None:
+        return execute.SAME_INTERPRETER
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        known = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
+        raise ParameterError(f"no Jupyter kernel named {kernel!r}; installed: {known}.") from None
+    return kernel
+
+
+def _step_source(step: StepConfig, state: gitstate.GitState) -> dict[str, Any]:
+    path = usercode.module_file(step.run)
+    entry: dict[str, Any] = {"module_file": str(path) if path else None, "repo": None}
+    if path is not None and state.root in path.parents:
+        relative = str(path.relative_to(state.root))
+        entry.update(repo=str(state.root), commit=state.commit, dirty=relative in state.dirty_files)
+    return entry
+
+
+def prepare(request: TrialRequest) -> list[TrialPlan]:
+    """Check the whole request and resolve every trial of it; writes nothing."""
+    config = load_config(request.config, request.cwd)
+    if not request.steps:
+        raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")
+    steps = tuple(config.step(name) for name in request.steps)
+    usercode.ensure_importable(config.root)
+    lookups = {step.name: usercode.import_lookup(step.lookup) for step in steps}
+    for step in steps:
+        usercode.import_callable(step.run)
+    options = bind_steps(request.options, [step.name for step in steps])
+    index_of = {step.name: i for i, step in enumerate(steps)}
+    for option in options:
+        assert option.step is not None
+        _check_argument(config.steps[option.step], index_of[option.step], option.arg, lookups[option.step])
+    trials_folder = (request.trials_folder or config.trials_folder).resolve()
+    state = gitstate.read_state(config.root, ignore=trials_folder)
+    if not request.debug:
+        gitstate.require_clean(state)
+    template = request.template or config.template or render.packaged_template()
+    render.render_notebook(template, steps)
+    kernel_name = _kernel_name(request.kernel)
+    source = {step.name: _step_source(step, state) for step in steps}
+    plans = []
+    for choices in expand_grid(options):
+        params = tuple(_resolve(c, lookups[c.step], request.debug) for c in choices)
+        plans.append(
+            TrialPlan(request, config, steps, params, state, template, trials_folder, kernel_name, source)
+        )
+    return plans
+
+
+def _claims(plan: TrialPlan, trial_id: str) -> list[registry.Claim]:
+    if plan.request.debug:
+        return []
+    return [
+        registry.Claim(p.choice.step, p.choice.arg, p.choice.text, p.fingerprint, p.rendering, trial_id)
+        for p in plan.params
+        if p.choice.kind == "lookup" and p.choice.tracked and p.fingerprint
+    ]
+
+
+def check_lock_in(plans: Sequence[TrialPlan]) -> None:
+    """Refuse before anything is written if any variant already means another value."""
+    for plan in plans:
+        for wanted in _claims(plan, "(this run)"):
+            registry.check_claim(plan.trials_folder, wanted)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _initial_record(plan: TrialPlan, trial_id: str, started: datetime, iteration: int) -> dict[str, Any]:
+    request = plan.request
+    steps = [
+        {
+            "name": step.name,
+            "run": step.run,
+            "lookup": step.lookup,
+            "params": {p.choice.arg: p.as_record() for p in plan.params_of(step.name)},
+            "main": None,
+            "metrics": {},
+            "source": plan.source.get(step.name),
+        }
+        for step in plan.steps
+    ]
+    return {
+        "record": SCHEMA_VERSION,
+        "id": trial_id,
+        "experiment": plan.experiment,
+        "variant": plan.variant,
+        "iteration": iteration,
+        "status": "running",
+        "note": request.note,
+        "pid": os.getpid(),
+        "debug": request.debug,
+        "main": None,
+        "metrics": {},
+        "error": None,
+        "steps": steps,
+        "started": started.isoformat(),
+        "finished": None,
+        "duration_s": None,
+        "timings": {},
+        "git": plan.git.as_record(),
+        "environment": environment.describe_environment(
+            plan.kernel_name, plan.config.env_include, plan.config.env_exclude
+        ),
+        "command": request.command or _describe_call(plan),
+        "mitosis_version": __version__,
+        "reproduces": None,
+    }
+
+
+def _describe_call(plan: TrialPlan) -> str:
+    words = ["mitosis-nb", "run", *(step.name for step in plan.steps)]
+    for p in plan.params:
+        flag = "-p" if p.choice.kind == "lookup" else "-e"
+        words += [flag, ("" if p.choice.tracked else "+") + p.choice.label]
+    return shlex.join(words)
+
+
+def _step_summaries(notebook: nbformat.NotebookNode | None) -> dict[str, dict[str, Any]]:
+    summaries: dict[str, dict[str, Any]] = {}
+    for cell in notebook.cells if notebook is not None else []:
+        for output in cell.get("outputs", []):
+            summary = output.get("data", {}).get(STEP_MIMETYPE)
+            if isinstance(summary, dict) and "step" in summary:
+                # Plain containers: notebook nodes are dict subclasses YAML will not write.
+                summaries[summary["step"]] = json.loads(json.dumps(summary))
+    return summaries
+
+
+def _first_error(notebook: nbformat.NotebookNode | None) -> tuple[str | None, dict[str, Any] | None]:
+    for cell in notebook.cells if notebook is not None else []:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                step = cell.get("metadata", {}).get("mitosis", {}).get("step")
+                return step, output
+    return None, None
+
+
+def _describe_error(
+    plan: TrialPlan, outcome: execute.Execution, summaries: dict[str, dict[str, Any]], timeout: float | None
+) -> dict[str, Any] | None:
+    missing = [step.name for step in plan.steps if step.name not in summaries]
+    if outcome.error_kind is None and not missing:
+        return None
+    failed_step, output = _first_error(outcome.notebook)
+    failed_step = failed_step or (missing[0] if missing else None)
+    kind = outcome.error_kind or "exception"
+    if kind == "exception" and output is not None:
+        return {
+            "kind": kind,
+            "step": failed_step,
+            "type": output.get("ename"),
+            "message": execute.strip_ansi(str(output.get("evalue", ""))),
+            "traceback": execute.strip_ansi("\n".join(output.get("traceback", []))),
+        }
+    messages = {
+        "timeout": f"the trial ran longer than --timeout {timeout} s and its kernel was stopped.",
+        "kernel_died": "the kernel died (os._exit, a crash, or killed, perhaps for memory).",
+        "interrupted": "the trial was interrupted (Ctrl-C or SIGTERM); its kernel was stopped.",
+        "exception": f"step {failed_step!r} ended without returning a result (sys.exit()?).",
+    }
+    exception = outcome.exception
+    return {
+        "kind": kind,
+        "step": failed_step,
+        "type": type(exception).__name__ if exception is not None else "NoResult",
+        "message": messages[kind],
+        "traceback": None,
+    }
+
+
+def _finish_record(
+    record: dict[str, Any],
+    plan: TrialPlan,
+    outcome: execute.Execution,
+    started: datetime,
+    timings: dict[str, float],
+) -> None:
+    summaries = _step_summaries(outcome.notebook)
+    error = _describe_error(plan, outcome, summaries, plan.request.timeout)
+    for entry in record["steps"]:
+        summary = summaries.get(entry["name"], {})
+        entry["main"] = summary.get("main")
+        entry["metrics"] = summary.get("metrics", {})
+    last = record["steps"][-1]
+    record["main"], record["metrics"] = last["main"], last["metrics"]
+    record["error"] = error
+    record["status"] = (
+        "succeeded" if error is None else "interrupted" if error["kind"] == "interrupted" else "failed"
+    )
+    finished = _now()
+    record["finished"] = finished.isoformat()
+    record["duration_s"] = round((finished - started).total_seconds(), 3)
+    record["timings"] = {name: round(value, 3) for name, value in timings.items()}
+
+
+def _publish(folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNode | None) -> None:
+    has_log = (folder / LOG_NAME).is_file()
+    if notebook is not None:
+        write_atomic(folder / "trial.ipynb", nbformat.writes(notebook))
+        page = publish.render_page(notebook, record, has_log)
+    else:
+        page = publish.render_missing_notebook(record)
+    write_atomic(folder / "trial.html", page)
+    with contextlib.suppress(FileNotFoundError):
+        (folder / RUNNING_NOTEBOOK).unlink()
+
+
+def _claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> None:
+    try:
+        for wanted in _claims(plan, trial_id):
+            registry.claim(plan.trials_folder, wanted)
+    except BaseException:
+        # Lost a race for a variant: this trial never happened, so leave no trace of it.
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        raise
+
+
+def _iteration(plan: TrialPlan, trial_id: str) -> int:
+    if plan.request.debug:
+        return 0
+    return registry.take_iteration(plan.trials_folder, plan.experiment, plan.variant, trial_id)
+
+
+def run_plan(plan: TrialPlan) -> Trial:
+    """Run one checked trial: folder, lock-in, running record, kernel, page, final record."""
+    clock = _Timer()
+    store.ensure_folder(plan.trials_folder)
+    started = _now()
+    trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
+    _claim_all(plan, trial_id, folder)
+    record = _initial_record(plan, trial_id, started, _iteration(plan, trial_id))
+    store.write_record(folder, record)
+    if plan.request.debug:
+        write_atomic(folder / "uncommitted.patch", gitstate.uncommitted_patch(plan.git, plan.trials_folder))
+    notebook = render.render_notebook(plan.template, plan.steps)
+    parameters = {
+        "mitosis_trial_dir": str(folder),
+        "mitosis_steps": [
+            {
+                "name": step.name,
+                "lookup": step.lookup,
+                "params": [p.for_kernel() for p in plan.params_of(step.name)],
+            }
+            for step in plan.steps
+        ],
+    }
+    clock.lap("prepare_s")
+    outcome = execute.execute(
+        notebook,
+        folder / RUNNING_NOTEBOOK,
+        parameters,
+        plan.config.root,
+        kernel=plan.request.kernel,
+        timeout=plan.request.timeout,
+        progress=plan.request.progress,
+    )
+    clock.lap("execute_s")
+    _finish_record(record, plan, outcome, started, clock.laps)
+    _publish(folder, record, outcome.notebook)
+    clock.lap("publish_s")
+    record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
+    store.write_record(folder, record)
+    return Trial(record=record, folder=folder)
+
+
+class _Timer:
+    """Where a trial's time goes: preparing, executing, publishing."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+
+def run_plans(plans: Sequence[TrialPlan]) -> list[Trial]:
+    """Lock in every plan's variants, then run the plans one after another."""
+    check_lock_in(plans)
+    trials = []
+    for plan in plans:
+        trial = run_plan(plan)
+        trials.append(trial)
+        if trial.status == "interrupted":
+            break
+    return trials
+
+
+def _options_from_mappings(
+    params: Mapping[str, Any] | None, literals: Mapping[str, Any] | None
+) -> tuple[ParamOption, ...]:
+    options = []
+    for name, variants in (params or {}).items():
+        names = [variants] if isinstance(variants, str) else list(variants)
+        options.append(parse_option(f"{name}={','.join(map(str, names))}", "lookup"))
+    for name, value in (literals or {}).items():
+        source = repr(value)
+        try:
+            same = parse_literal(source) == value
+        except ParameterError:
+            same = False
+        if not same:
+            raise ParameterError(
+                f"literal {name}={source} is not a Python literal; put the value in the "
+                "step's lookup dictionary and pass its variant name in params."
+            )
+        options.append(parse_option(f"{name}={source}", "literal"))
+    return tuple(options)
+
+
+def execute_trial(
+    *steps: str,
+    params: Mapping[str, str | Sequence[str]] | None = None,
+    literals: Mapping[str, Any] | None = None,
+    debug: bool = False,
+    note: str | None = None,
+    trials_folder: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    template: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    kernel: str | None = None,
+) -> Trial:
+    """Run one trial in a fresh kernel, exactly as ``mitosis-nb run`` does, and return it.
+
+    ``params`` maps ``[+][STEP.]ARG`` to a variant name of the step's lookup dictionary;
+    ``literals`` maps ``[+][STEP.]ARG`` to a Python literal. Refusals raise ``MitosisError``;
+    a failing experiment returns a ``Trial`` whose ``status`` is ``"failed"``.
+    """
+    request = TrialRequest(
+        steps=tuple(steps),
+        options=_options_from_mappings(params, literals),
+        debug=debug,
+        note=note,
+        template=Path(template) if template else None,
+        timeout=timeout,
+        kernel=kernel,
+        command=f"execute_trial{steps!r}",
+        config=Path(config) if config else None,
+        trials_folder=Path(trials_folder) if trials_folder else None,
+    )
+    plans = prepare(request)
+    if len(plans) != 1:
+        raise ParameterError("execute_trial runs one trial; give one variant per parameter.")
+    return run_plans(plans)[0]
+

@@ -1,0 +1,132 @@
+"""The public ``Trial``: a finished (or running) trial read back from its folder."""
+
+from __future__ import annotations
+
+import html
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mitosis.adapters import store
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial: its record and where its files are."""
+
+    record: dict[str, Any]
+    folder: Path
+
+    @property
+    def id(self) -> str:
+        """The trial id, e.g. ``20261124-190512-3f9c2a``."""
+        return str(self.record["id"])
+
+    @property
+    def status(self) -> str:
+        """``running``, ``succeeded``, ``failed`` or ``interrupted``."""
+        return str(self.record["status"])
+
+    @property
+    def main(self) -> Any:
+        """The last step's headline result."""
+        return self.record.get("main")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The last step's named metrics."""
+        return dict(self.record.get("metrics") or {})
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """What went wrong, for a failed or interrupted trial."""
+        return self.record.get("error")
+
+    @property
+    def html_path(self) -> Path:
+        """The published page."""
+        return self.folder / "trial.html"
+
+    @property
+    def notebook_path(self) -> Path:
+        """The executed notebook."""
+        return self.folder / "trial.ipynb"
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Each step's returned dict, unpickled: only do this for trials you trust."""
+        return load_trial_data(self)
+
+    def _repr_html_(self) -> str:
+        colour = {"succeeded": "#2a7", "failed": "#c33"}.get(self.status, "#888")
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in self.metrics.items()
+        )
+        link = html.escape(os.path.relpath(self.html_path, Path.cwd()))
+        return (
+            f"<div style='border:1px solid {colour};border-radius:6px;padding:.5em 1em'>"
+            f"<b>{html.escape(str(self.record.get('experiment')))}</b> "
+            f"<code>{html.escape(self.id)}</code> "
+            f"<span style='color:{colour}'>{html.escape(self.status)}</span><br>"
+            f"variant: {html.escape(str(self.record.get('variant') or '(defaults)'))}<br>"
+            f"main: <b>{html.escape(str(self.main))}</b>"
+            f"<table>{rows}</table><a href='{link}' target='_blank'>trial page</a></div>"
+        )
+
+    def __repr__(self) -> str:
+        return f"Trial(id={self.id!r}, status={self.status!r}, main={self.main!r})"
+
+
+def default_trials_folder() -> Path:
+    """The trials folder of the investigation around the current directory."""
+    from mitosis.adapters.config import load_config
+
+    return load_config().trials_folder
+
+
+def load_trial(query: str, trials_folder: str | os.PathLike[str] | None = None) -> Trial:
+    """The trial named by its id or a unique prefix of the id's random part."""
+    folder = store.find_trial(Path(trials_folder) if trials_folder else default_trials_folder(), query)
+    return Trial(record=store.read_record(folder), folder=folder)
+
+
+def load_trial_data(
+    trial: Trial | str, trials_folder: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """Unpickle each step's returned dict. Pickles can run code: load only trusted trials."""
+    if isinstance(trial, str):
+        trial = load_trial(trial, trials_folder)
+    results = []
+    for index in range(len(trial.record.get("steps") or [])):
+        path = trial.folder / f"results_{index}.pkl"
+        if not path.is_file():
+            break
+        with path.open("rb") as handle:
+            results.append(pickle.load(handle))  # noqa: S301 - the documented, explicit opt-in
+    return results
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every trial of a folder: the readable ones, and a warning per unreadable record."""
+
+    trials: list[dict[str, Any]]
+    warnings: list[str]
+
+
+def list_trials(trials_folder: Path) -> Listing:
+    """Read every record; a damaged one is listed as ``unreadable`` with one warning."""
+    from mitosis.errors import RecordError
+
+    rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for folder in store.trial_folders(trials_folder):
+        try:
+            rows.append(store.read_record(folder))
+        except RecordError as error:
+            warnings.append(error.message)
+            rows.append({"id": folder.name, "status": "unreadable", "experiment": None})
+    return Listing(rows, warnings)
