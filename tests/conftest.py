@@ -1,0 +1,146 @@
+"""Shared fixtures: a real investigation in a real temporary git repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TOY_EXPERIMENTS = '''
+"""Small, fast experiments for mitosis-nb's own tests."""
+import logging
+import os
+import sys
+import time
+
+
+class Solver:
+    def __init__(self, tol):
+        self.tol = tol
+
+
+lookup = {
+    "frequency": {"fast": 10, "slow": 1},
+    "solver": {"tight": Solver(1e-8), "loose": Solver(1e-2)},
+    "mode": {"ok": "ok", "boom": "boom", "exit": "exit", "die": "die", "sleep": "sleep",
+             "noresult": "noresult", "nomain": "nomain"},
+}
+
+
+def run(frequency=1, amplitude=1.0, solver=None, mode="ok", tag=None):
+    logging.getLogger("toy").info("running with frequency=%s", frequency)
+    print(f"toy run: frequency={frequency} amplitude={amplitude}")
+    if mode == "boom":
+        raise ValueError("the experiment exploded on purpose")
+    if mode == "exit":
+        sys.exit(0)
+    if mode == "die":
+        os._exit(1)
+    if mode == "sleep":
+        time.sleep(120)
+    if mode == "noresult":
+        return 42
+    if mode == "nomain":
+        return {"metrics": {"x": 1.0}}
+    main = float(frequency) * float(amplitude)
+    return {"main": main, "metrics": {"double": 2 * main, "tol": getattr(solver, "tol", None)}}
+
+
+def generate(length=3, shape="flat"):
+    data = list(range(length))
+    return {"main": float(length), "data": data, "metrics": {"n": length}}
+
+
+def fit(data, scale=1.0, fail=False):
+    if fail:
+        raise RuntimeError("fit failed on purpose")
+    return {"main": sum(data) * scale, "metrics": {"scale": scale}}
+
+
+gen_lookup = {"length": {"short": 3, "long": 10}}
+fit_lookup = {"scale": {"single": 1.0, "double": 2.0}}
+'''
+
+PYPROJECT = """
+[project]
+name = "toy-investigation"
+version = "0.0.1"
+
+[tool.mitosis]
+trials-folder = "trials"
+
+[tool.mitosis.steps]
+toy = ["toy_experiments:run", "toy_experiments:lookup"]
+gen = { run = "toy_experiments:generate", lookup = "toy_experiments:gen_lookup" }
+fit = { run = "toy_experiments:fit", lookup = "toy_experiments:fit_lookup" }
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in ``root`` and return its output."""
+    return subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture(autouse=True)
+def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(name, "Test Researcher")
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(name, "researcher@example.org")
+
+
+def make_investigation(root: Path, experiments: str = TOY_EXPERIMENTS, pyproject: str = PYPROJECT) -> Path:
+    """Write a toy investigation into ``root``, as a git repository with one commit."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(textwrap.dedent(pyproject))
+    (root / "toy_experiments.py").write_text(experiments)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "toy investigation")
+    return root
+
+
+@pytest.fixture
+def investigation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A committed toy investigation; the test runs inside it."""
+    root = make_investigation(tmp_path / "investigation")
+    monkeypatch.chdir(root)
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    yield root
+    sys.path[:] = saved_path
+    for name in set(sys.modules) - saved_modules:
+        if name.startswith("toy_experiments"):
+            del sys.modules[name]
+
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(investigation: Path) -> RunCli:
+    """Run the real ``mitosis-nb`` command line in the investigation."""
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mitosis.cli", *args],
+            cwd=cwd or investigation,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+
+    return run
+
+
+def trial_dirs(trials: Path) -> list[Path]:
+    """The trial folders in a trials folder, oldest first."""
+    return sorted(p for p in trials.iterdir() if p.is_dir() and p.name[:1].isdigit()) if trials.is_dir() else []
