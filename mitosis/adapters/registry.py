@@ -7,6 +7,7 @@ claiming one variant at the same moment exactly one wins, on a local disk and on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -20,20 +21,24 @@ from mitosis.errors import VariantConflictError
 
 REGISTRY_DIR = "variants"
 ITERATIONS_DIR = ".iterations"
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+# Lower case only: on a case-insensitive disk (macOS, Windows) "Fast" and "fast" must not
+# share a file, so upper-case letters are percent-encoded like any other byte.
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _MAX_NAME = 120
 
 
 def encode_name(name: str) -> str:
     """A file name for any Unicode string: no separators, no dots, bounded length.
 
-    Bytes outside ``[A-Za-z0-9_-]`` are percent-encoded, so ``../x`` or a NUL can never
+    Bytes outside ``[a-z0-9_-]`` are percent-encoded, so ``../x`` or a NUL can never
     become a path; very long names keep a readable prefix plus a hash of the whole.
     """
-    encoded = "".join(chr(b) if chr(b) in _SAFE else f"%{b:02X}" for b in name.encode("utf-8"))
+    # surrogatepass: a name decoded from undecodable argv bytes must still get a file name.
+    raw = name.encode("utf-8", "surrogatepass")
+    encoded = "".join(chr(b) if chr(b) in _SAFE else f"%{b:02X}" for b in raw)
     if len(encoded) > _MAX_NAME:
-        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-        encoded = f"{encoded[:_MAX_NAME - 20]}~{digest}"
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        encoded = f"{encoded[: _MAX_NAME - 20]}~{digest}"
     return encoded or "%"
 
 
@@ -55,49 +60,80 @@ class Claim:
 
 def claim_path(trials_folder: Path, step: str, arg: str, variant: str) -> Path:
     """Where the claim of ``step.arg=variant`` lives."""
-    return (
-        trials_folder / REGISTRY_DIR / encode_name(step) / encode_name(arg)
-        / f"{encode_name(variant)}.yaml"
-    )
+    folder = trials_folder / REGISTRY_DIR / encode_name(step) / encode_name(arg)
+    return folder / f"{encode_name(variant)}.yaml"
 
 
 def read_claim(path: Path) -> Claim | None:
-    """The claim stored at ``path``, or None when there is none (or it is unreadable)."""
+    """The claim stored at ``path``, or None when the variant is unclaimed.
+
+    A claim file that exists but cannot be read is refused rather than ignored: ignoring it
+    would silently unlock the variant.
+    """
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Claim(**{field: str(data[field]) for field in Claim.__dataclass_fields__})
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise _unreadable(path, str(error)) from None
+    try:
+        data: Any = yaml.safe_load(text)
+        return Claim(**{field: str(data[field]) for field in Claim.__dataclass_fields__})
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise _unreadable(path, f"{type(error).__name__}: {error}") from None
+
+
+def _unreadable(path: Path, why: str) -> VariantConflictError:
+    return VariantConflictError(
+        f"the variant claim {path} cannot be read ({why}); restore it from a backup or a "
+        "colleague's copy (deleting it lets the next trial lock the variant anew)."
+    )
 
 
 def _conflict(existing: Claim, wanted: Claim) -> VariantConflictError:
+    stored, new = existing.rendering, wanted.rendering
+    if stored == new:
+        # Renderings are short (an array shows only dtype and shape): show what differs.
+        stored, new = f"{stored} [{existing.fingerprint}]", f"{new} [{wanted.fingerprint}]"
     return VariantConflictError(
-        f"variant {wanted.variant!r} of {wanted.step}.{wanted.arg} is locked to "
-        f"{existing.rendering} (by trial {existing.trial}), but now means {wanted.rendering}; "
-        "give the new value a new variant name."
+        f"variant {wanted.variant!r} of step {wanted.step!r}, argument {wanted.arg!r} is "
+        f"locked to {stored} (claimed by trial {existing.trial}), but it now means {new}; "
+        "give the new value a new variant name, or restore the old value."
     )
 
 
 def check_claim(trials_folder: Path, wanted: Claim) -> bool:
     """Raise on a conflicting claim; return whether the variant is claimed already."""
-    existing = read_claim(claim_path(trials_folder, wanted.step, wanted.arg, wanted.variant))
+    path = claim_path(trials_folder, wanted.step, wanted.arg, wanted.variant)
+    existing = read_claim(path)
     if existing is None:
         return False
+    if (existing.step, existing.arg, existing.variant) != (wanted.step, wanted.arg, wanted.variant):
+        # Only a truncated-hash collision or a hand-copied file can get here.
+        raise VariantConflictError(
+            f"the claim file {path} belongs to {existing.step}.{existing.arg}="
+            f"{existing.variant!r}, not {wanted.step}.{wanted.arg}={wanted.variant!r}; "
+            "choose another variant name."
+        )
     if existing.fingerprint != wanted.fingerprint:
         raise _conflict(existing, wanted)
     return True
 
 
-def claim(trials_folder: Path, wanted: Claim) -> None:
-    """Lock ``wanted.variant`` to its value, or raise if it already means something else."""
-    path = claim_path(trials_folder, wanted.step, wanted.arg, wanted.variant)
+def claim(trials_folder: Path, wanted: Claim) -> bool:
+    """Lock ``wanted.variant`` to its value, or raise if it already means something else.
+
+    Returns whether this call created the claim (False: it was already locked to this value).
+    """
     if check_claim(trials_folder, wanted):
-        return
+        return False
+    path = claim_path(trials_folder, wanted.step, wanted.arg, wanted.variant)
     path.parent.mkdir(parents=True, exist_ok=True)
     if create_exclusive(path, wanted.as_yaml()):
-        return
+        return True
     # Another process won the race: its value stands, ours must equal it.
     check_claim(trials_folder, wanted)
+    return False
 
 
 def list_claims(trials_folder: Path) -> list[Claim]:
@@ -109,9 +145,10 @@ def list_claims(trials_folder: Path) -> list[Claim]:
             continue
         for name in sorted(files):
             if name.endswith(".yaml") and not name.startswith("."):
-                found = read_claim(Path(directory) / name)
-                if found is not None:
-                    claims.append(found)
+                with contextlib.suppress(VariantConflictError):
+                    found = read_claim(Path(directory) / name)
+                    if found is not None:
+                        claims.append(found)
     return claims
 
 
