@@ -65,15 +65,25 @@ class KernelTrial:
             else:
                 value = ast.literal_eval(param["text"])
             expected = param.get("fingerprint")
-            if expected and fingerprint(value).digest != expected:
-                raise ValueChangedError(
-                    f"{name}.{param['arg']}={param['text']} resolved to "
-                    f"{fingerprint(value).rendering} in the kernel, not the value locked in "
-                    "before the trial started; the lookup dictionary must compute the same "
-                    "value in every process."
-                )
+            if expected:
+                self._check_unchanged(name, param, value, expected)
             resolved[param["arg"]] = value
         return resolved
+
+    @staticmethod
+    def _check_unchanged(name: str, param: dict[str, Any], value: Any, expected: str) -> None:
+        # The lookup module was imported again in this kernel: a value computed from a
+        # clock, a random source or the process id differs here from what was locked in.
+        found = fingerprint(value)
+        if found.digest == expected:
+            return
+        locked = param.get("rendering", "another value")
+        raise ValueChangedError(
+            f"{name}.{param['arg']}={param['text']} is {found.rendering} in the trial's kernel "
+            f"but was {locked} when it was locked in before the kernel started; the lookup "
+            "dictionary must compute the same value in every process (no clock, random "
+            "numbers or process id in it), or mark the parameter untracked with '+'."
+        )
 
     def record(self, name: str, result: Any) -> Any:
         """Check step ``name``'s returned dict, save it, and show its main result and metrics."""
@@ -83,10 +93,17 @@ class KernelTrial:
             raise StepResultError(
                 f"step {name!r} returned {type(result).__name__}, not a dict with 'main'."
             )
-        required = ("main",) if last else ("main", "data")
-        for key in required:
-            if key not in result:
-                raise StepResultError(f"step {name!r} returned no {key!r} key.")
+        if "main" not in result:
+            raise StepResultError(
+                f"step {name!r} returned no 'main' key; return a dict with the step's main "
+                "result under 'main'."
+            )
+        if not last and "data" not in result:
+            following = self.order[index + 1]
+            raise StepResultError(
+                f"step {name!r} returned no 'data' key; every step but the last must return "
+                f"'data', which step {following!r} receives as its first argument."
+            )
         metrics = result.get("metrics") or {}
         if not isinstance(metrics, Mapping):
             raise StepResultError(f"step {name!r} returned 'metrics' that is not a dict.")

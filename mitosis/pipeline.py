@@ -87,6 +87,7 @@ class ResolvedParam:
             "kind": self.choice.kind,
             "text": self.choice.text,
             "fingerprint": self.fingerprint,
+            "rendering": self.rendering,
         }
 
 
