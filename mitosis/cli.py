@@ -91,7 +91,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not args.json:
             print(f"{trial.status}: {trial.id}  main={trial.main!r}  {trial.html_path}")
         if trial.error and not args.json:
-            print(f"  {trial.error['kind']}: {trial.error['type']}: {trial.error['message']}", file=sys.stderr)
+            error = trial.error
+            where = f" in step {error['step']!r}" if error.get("step") else ""
+            print(f"  {error['kind']}{where}: {error['type']}: {error['message']}", file=sys.stderr)
     statuses = {trial.status for trial in trials}
     if "interrupted" in statuses:
         return EXIT_INTERRUPTED
