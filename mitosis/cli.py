@@ -50,6 +50,13 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-F", "--trials-folder", type=Path)
         sub.add_argument("--config", type=Path, metavar="PYPROJECT")
         sub.add_argument("--json", action="store_true")
+
+    experiments = commands.add_parser(
+        "experiments", help="the steps, their arguments and variant names (the vocabulary)"
+    )
+    experiments.add_argument("-F", "--trials-folder", type=Path)
+    experiments.add_argument("--config", type=Path, metavar="PYPROJECT")
+    experiments.add_argument("--json", action="store_true")
     return parser
 
 
@@ -137,11 +144,25 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _experiments(args: argparse.Namespace) -> int:
+    from mitosis.adapters.config import load_config
+    from mitosis.vocabulary import describe_as_text, describe_investigation
+
+    config = load_config(args.config)
+    entries = describe_investigation(config, args.trials_folder)
+    if args.json:
+        _print_json([entry.as_dict() for entry in entries])
+    else:
+        print(describe_as_text(entries))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mitosis-nb``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
     handlers = {"run": lambda: _run(args, argv), "show": lambda: _show(args), "list": lambda: _list(args)}
+    handlers["experiments"] = lambda: _experiments(args)
     try:
         return handlers[args.command]()
     except MitosisError as error:
