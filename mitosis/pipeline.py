@@ -82,11 +82,12 @@ class ResolvedParam:
 
     def for_kernel(self) -> dict[str, Any]:
         """What the kernel needs to resolve and check the value itself."""
+        # Untracked values (a GPU id, an output path) may differ between processes.
         return {
             "arg": self.choice.arg,
             "kind": self.choice.kind,
             "text": self.choice.text,
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.fingerprint if self.choice.tracked else None,
             "rendering": self.rendering,
         }
 
