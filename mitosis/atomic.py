@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
@@ -62,3 +63,24 @@ def create_exclusive(path: Path, data: bytes | str) -> bool:
         with contextlib.suppress(OSError):
             temp.unlink()
     return True
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` to build a file in (a database, say).
+
+    When the block ends without an exception the file is flushed to disk and takes the
+    name ``path`` atomically; otherwise it is removed and ``path`` is left as it was.
+    """
+    temp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{path.name[:40]}"
+    try:
+        yield temp
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()

@@ -20,8 +20,17 @@ from typing import Any
 
 import nbformat
 
-from mitosis import __version__
-from mitosis.adapters import environment, execute, publish, registry, render, store, usercode
+from mitosis import __version__, catalog
+from mitosis.adapters import (
+    environment,
+    execute,
+    processes,
+    publish,
+    registry,
+    render,
+    store,
+    usercode,
+)
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.atomic import write_atomic
@@ -269,6 +278,7 @@ def _initial_record(plan: TrialPlan, trial_id: str, started: datetime, iteration
         "status": "running",
         "note": request.note,
         "pid": os.getpid(),
+        "pid_start": processes.start_token(os.getpid()),
         "debug": request.debug,
         "main": None,
         "metrics": {},
@@ -442,6 +452,7 @@ def run_plan(plan: TrialPlan) -> Trial:
     clock.lap("publish_s")
     record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
     store.write_record(folder, record)
+    catalog.record_trial(plan.trials_folder, record)  # warns, never raises
     return Trial(record=record, folder=folder)
 
 

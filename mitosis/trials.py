@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mitosis import catalog
 from mitosis.adapters import store
+from mitosis.catalog import Listing, settle_record
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,9 @@ def default_trials_folder() -> Path:
 
 def load_trial(query: str, trials_folder: str | os.PathLike[str] | None = None) -> Trial:
     """The trial named by its id or a unique prefix of the id's random part."""
-    folder = store.find_trial(Path(trials_folder) if trials_folder else default_trials_folder(), query)
-    return Trial(record=store.read_record(folder), folder=folder)
+    folder = Path(trials_folder) if trials_folder else default_trials_folder()
+    folder = store.find_trial(folder, query)
+    return Trial(record=settle_record(folder, store.read_record(folder)), folder=folder)
 
 
 def load_trial_data(
@@ -109,24 +112,10 @@ def load_trial_data(
     return results
 
 
-@dataclass(frozen=True)
-class Listing:
-    """Every trial of a folder: the readable ones, and a warning per unreadable record."""
-
-    trials: list[dict[str, Any]]
-    warnings: list[str]
-
-
 def list_trials(trials_folder: Path) -> Listing:
-    """Read every record; a damaged one is listed as ``unreadable`` with one warning."""
-    from mitosis.errors import RecordError
+    """Every trial, oldest first: from ``index.sqlite`` where it is current, else the records.
 
-    rows: list[dict[str, Any]] = []
-    warnings: list[str] = []
-    for folder in store.trial_folders(trials_folder):
-        try:
-            rows.append(store.read_record(folder))
-        except RecordError as error:
-            warnings.append(error.message)
-            rows.append({"id": folder.name, "status": "unreadable", "experiment": None})
-    return Listing(rows, warnings)
+    A damaged record is listed as ``unreadable`` with a warning; a ``running`` trial whose
+    runner died on this host is re-recorded as ``interrupted``.
+    """
+    return catalog.list_trials(trials_folder)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mitosis.atomic import write_atomic
-from mitosis.core.record import check_record
+from mitosis.atomic import TEMP_PREFIX, write_atomic
+from mitosis.core.record import record_problem
 from mitosis.core.trial_id import is_trial_id, make_trial_id, matches_id
 from mitosis.errors import RecordError, TrialNotFoundError, TrialsFolderError
 
@@ -74,23 +74,57 @@ def write_record(folder: Path, record: dict[str, Any]) -> None:
     write_atomic(folder / RECORD_NAME, dump_yaml(record))
 
 
+def _safe_load(text: str) -> Any:
+    # libyaml's safe loader where installed: the same safe subset as yaml.safe_load, and
+    # several times faster, which `list` and `index` over thousands of records need.
+    if yaml.__with_libyaml__:
+        return yaml.load(text, Loader=yaml.CSafeLoader)
+    return yaml.safe_load(text)
+
+
+def _line_of(text: str, field: str | None) -> int:
+    found = re.search(rf"^{re.escape(field)}\s*:", text, re.MULTILINE) if field else None
+    return text.count("\n", 0, found.start()) + 1 if found else 1
+
+
+def _missing(path: Path) -> str:
+    temps = sorted(p.name for p in path.parent.glob(f"{TEMP_PREFIX}*"))
+    if temps:
+        return (
+            f"{path} is missing; only the partly written {temps[0]} is there "
+            "(its runner was stopped while writing it)."
+        )
+    return f"{path} is missing."
+
+
 def read_record(folder: Path) -> dict[str, Any]:
     """Read and check a trial's record; ``RecordError`` names the file and line if broken."""
     path = folder / RECORD_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise RecordError(f"{path} is missing.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise RecordError(f"{path} cannot be read: {error}.") from None
+        raise RecordError(_missing(path)) from None
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read: {error.strerror}.") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise RecordError(f"{path} (line {line}) is not UTF-8 text.") from None
+    if not text.strip():
+        raise RecordError(f"{path} (line 1) is empty.")
+    try:
+        data = _safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
+        line = mark.line + 1 if mark is not None else 1
         problem = getattr(error, "problem", None) or "invalid YAML"
-        raise RecordError(f"{path} is not a valid record{line}: {problem}.") from None
-    return check_record(data, str(path))
+        raise RecordError(f"{path} (line {line}) is not valid YAML: {problem}.") from None
+    problem = record_problem(data)
+    if problem is not None:
+        field, what = problem
+        raise RecordError(f"{path} (line {_line_of(text, field)}) {what}.")
+    return data  # type: ignore[no-any-return]
 
 
 def trial_folders(trials_folder: Path) -> Iterator[Path]:
@@ -112,3 +146,16 @@ def find_trial(trials_folder: Path, query: str) -> Path:
         shown = ", ".join(folder.name for folder in matches[:5])
         raise TrialNotFoundError(f"{query!r} matches several trials ({shown}); give more of it.")
     return matches[0]
+
+
+def record_stamp(folder: Path) -> tuple[int, int, int] | None:
+    """The record's modification time (ns), size and inode; None if it is absent.
+
+    Records are only ever replaced whole (a new inode each time), so any rewrite changes
+    the stamp, even one within the file system's timestamp granularity.
+    """
+    try:
+        stat = os.stat(folder / RECORD_NAME)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino

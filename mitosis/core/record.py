@@ -35,20 +35,29 @@ def summarize_metrics(metrics: Mapping[Any, Any]) -> dict[str, Any]:
     return {str(name): summarize_value(value) for name, value in metrics.items()}
 
 
+def record_problem(data: Any) -> tuple[str | None, str] | None:
+    """What makes ``data`` unreadable as a record: ``(field or None, problem)``, or None."""
+    if not isinstance(data, dict):
+        return None, "is not a trial record (expected a mapping)"
+    for field, kind in REQUIRED_FIELDS.items():
+        value = data.get(field)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return (field if field in data else None), f"has no valid {field!r} field"
+    if data["record"] > SCHEMA_VERSION:
+        return "record", (
+            f"uses record schema {data['record']}, newer than this mitosis-nb "
+            f"understands ({SCHEMA_VERSION}); upgrade mitosis-nb"
+        )
+    if data["status"] not in STATUSES:
+        return "status", f"has an unknown status {data['status']!r}"
+    return None
+
+
 def check_record(data: Any, source: str) -> dict[str, Any]:
     """Return ``data`` if it is a record this version can read, else raise ``RecordError``."""
     from mitosis.errors import RecordError
 
-    if not isinstance(data, dict):
-        raise RecordError(f"{source} is not a trial record (expected a mapping).")
-    for field, kind in REQUIRED_FIELDS.items():
-        if not isinstance(data.get(field), kind):
-            raise RecordError(f"{source} has no valid {field!r} field.")
-    if data["record"] > SCHEMA_VERSION:
-        raise RecordError(
-            f"{source} uses record schema {data['record']}, newer than this mitosis-nb "
-            f"understands ({SCHEMA_VERSION}); upgrade mitosis-nb."
-        )
-    if data["status"] not in STATUSES:
-        raise RecordError(f"{source} has an unknown status {data['status']!r}.")
-    return data
+    problem = record_problem(data)
+    if problem is not None:
+        raise RecordError(f"{source} {problem[1]}.")
+    return data  # type: ignore[no-any-return]

@@ -1,0 +1,175 @@
+"""``index.sqlite``: a cache of every trial's summary, so ``list`` need not parse every record.
+
+The records stay the truth. Each row keeps the size and modification time of the
+``trial.yaml`` it was read from (its *stamp*), so a reader can tell a row that a
+later write, a copy or a lost update made stale and read that one record again.
+The file may vanish or be damaged at any time: every failure here is an
+``IndexUnavailable``, and callers fall back to the records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from mitosis.atomic import replacing
+from mitosis.core.summary import TrialSummary
+
+INDEX_NAME = "index.sqlite"
+INDEX_VERSION = "1"
+# Long enough to wait out another process's update or rebuild, short enough to fall back.
+BUSY_TIMEOUT_S = 30.0
+
+Stamp = tuple[int, int, int]  # the record file's mtime_ns, size, inode
+
+_JSON_COLUMNS = {"main", "metrics"}
+_COLUMNS = [f.name for f in fields(TrialSummary)]
+_QUOTED = ", ".join(f'"{name}"' for name in _COLUMNS)  # "commit" is an SQL keyword
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    f"CREATE TABLE trials ({_QUOTED}, "
+    "record_mtime_ns INTEGER, record_size INTEGER, record_inode INTEGER, PRIMARY KEY (id));"
+    "CREATE INDEX trials_started ON trials (started);"
+)
+# Column names come from TrialSummary's own fields, never from data.
+_INSERT = (
+    f"INSERT OR REPLACE INTO trials ({_QUOTED}, record_mtime_ns, record_size, record_inode) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 3))})"
+)
+
+
+class IndexUnavailable(Exception):
+    """``index.sqlite`` is missing, damaged, locked too long, or from another version."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A trial's summary and the stamp of the record it was read from (None: no record)."""
+
+    summary: TrialSummary
+    stamp: Stamp | None
+
+
+def index_path(trials_folder: Path) -> Path:
+    """Where a trials folder's index lives."""
+    return trials_folder / INDEX_NAME
+
+
+def _connect(path: Path, mode: str) -> sqlite3.Connection:
+    # mode=rw and mode=ro never create the file: a deleted index stays deleted until rebuilt.
+    uri = f"{path.resolve().as_uri()}?mode={mode}"
+    connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    return connection
+
+
+@contextlib.contextmanager
+def _opened(trials_folder: Path, mode: str) -> Iterator[sqlite3.Connection]:
+    path = index_path(trials_folder)
+    if not path.is_file():
+        raise IndexUnavailable(f"{path} is missing")
+    try:
+        connection = _connect(path, mode)
+    except sqlite3.Error as error:
+        raise IndexUnavailable(f"{path} cannot be opened ({error})") from None
+    try:
+        version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        if version is None or version[0] != INDEX_VERSION:
+            raise IndexUnavailable(f"{path} was built by another version of mitosis-nb")
+        yield connection
+    except sqlite3.Error as error:
+        raise IndexUnavailable(f"{path} is damaged or locked ({error})") from None
+    finally:
+        connection.close()
+
+
+def _row(entry: Entry) -> tuple[Any, ...]:
+    data = entry.summary.as_dict()
+    values = [json.dumps(data[n]) if n in _JSON_COLUMNS else data[n] for n in _COLUMNS]
+    stamp = entry.stamp or (None, None, None)
+    return (*values, *stamp)
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    values = {n: json.loads(row[n]) if n in _JSON_COLUMNS else row[n] for n in _COLUMNS}
+    values["debug"] = bool(values["debug"])
+    values["has_page"] = bool(values["has_page"])
+    values["has_notebook"] = bool(values["has_notebook"])
+    stamp = (row["record_mtime_ns"], row["record_size"], row["record_inode"])
+    return Entry(TrialSummary(**values), None if None in stamp else stamp)
+
+
+def read(trials_folder: Path) -> dict[str, Entry]:
+    """Every cached entry, by trial id; ``IndexUnavailable`` if the index cannot be used."""
+    with _opened(trials_folder, "ro") as connection:
+        connection.row_factory = sqlite3.Row
+        try:
+            return {row["id"]: _entry(row) for row in connection.execute("SELECT * FROM trials")}
+        except (TypeError, ValueError, KeyError) as error:  # rows someone else wrote
+            path = index_path(trials_folder)
+            raise IndexUnavailable(f"{path} holds rows it cannot read ({error})") from None
+
+
+def update(trials_folder: Path, entries: Iterable[Entry], remove: Iterable[str] = ()) -> None:
+    """Insert or replace ``entries`` and drop the ``remove`` ids, in one transaction.
+
+    Several processes may update at once: ``BEGIN IMMEDIATE`` takes the write lock up
+    front and the busy timeout waits for it, so no update is half-applied.
+    """
+    rows = [_row(entry) for entry in entries]
+    gone = [(trial_id,) for trial_id in remove]
+    with _opened(trials_folder, "rw") as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(_INSERT, rows)
+            connection.executemany("DELETE FROM trials WHERE id = ?", gone)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+
+def _build(path: Path, entries: Iterable[Entry]) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        # A private file nobody else sees yet: no journal, no syncs; `replacing` syncs it once.
+        connection.execute("PRAGMA journal_mode = OFF")
+        connection.execute("PRAGMA synchronous = OFF")
+        connection.executescript(_SCHEMA)
+        connection.execute("BEGIN")
+        connection.execute("INSERT INTO meta VALUES ('version', ?)", (INDEX_VERSION,))
+        connection.executemany(_INSERT, (_row(entry) for entry in entries))
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+def _lock_old(path: Path) -> sqlite3.Connection | None:
+    # Holding the old file's write lock while replacing it: a crashed writer's journal is
+    # rolled back first (never onto the new file), and no one writes mid-replace.
+    try:
+        connection = _connect(path, "rw")
+        connection.execute("BEGIN EXCLUSIVE")
+        return connection
+    except sqlite3.Error:
+        return None
+
+
+def rebuild(trials_folder: Path, entries: Iterable[Entry]) -> None:
+    """Write a fresh index of exactly ``entries``, replacing the old one atomically."""
+    path = index_path(trials_folder)
+    with replacing(path) as temp:
+        _build(temp, entries)
+        old = _lock_old(path) if path.is_file() else None
+        if old is None:
+            # The old file is damaged or absent: a journal beside it belongs to nothing.
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + "-journal").unlink()
+    if old is not None:
+        with contextlib.suppress(sqlite3.Error):
+            old.execute("ROLLBACK")
+        old.close()

@@ -1,0 +1,212 @@
+"""The trials folder as a catalogue: listing, dead runs, and keeping the index and site current.
+
+Records are the truth; ``index.sqlite`` makes listing fast and ``index.html`` shows it
+in a browser. Listing trusts an index row only while its record's stamp is unchanged,
+so a trial copied in, hand-edited, or whose index update was lost is read again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mitosis.adapters import index_cache, processes, site, store
+from mitosis.adapters.index_cache import Entry, IndexUnavailable
+from mitosis.core.summary import UNREADABLE, TrialSummary, summarize_record, unreadable_summary
+from mitosis.errors import RecordError
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every trial of a folder, oldest first, and the warnings a reader should see."""
+
+    trials: list[dict[str, Any]]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """Every trial's summary, oldest first; ``index_problem`` if the index could not be used."""
+
+    summaries: list[TrialSummary]
+    index_problem: str | None
+
+    def warnings(self) -> list[str]:
+        """One warning for a missing or damaged index, one per unreadable record."""
+        found = []
+        if self.index_problem is not None:
+            found.append(
+                f"{self.index_problem}; read every trial.yaml instead "
+                "(`mitosis-nb index` rebuilds it)."
+            )
+        found += [s.problem or s.id for s in self.summaries if s.status == UNREADABLE]
+        return found
+
+
+def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
+    """A trial's summary from its record (read unless given) and the files beside it."""
+    stamp = store.record_stamp(folder)
+    try:
+        data = store.read_record(folder) if record is None else record
+    except RecordError as error:
+        return Entry(unreadable_summary(folder.name, error.message), stamp)
+    has_page = (folder / "trial.html").is_file()
+    has_notebook = (folder / "trial.ipynb").is_file()
+    return Entry(summarize_record(folder.name, data, has_page, has_notebook), stamp)
+
+
+def _died_error(record: dict[str, Any], now: datetime) -> dict[str, Any]:
+    host = (record.get("environment") or {}).get("hostname")
+    return {
+        "kind": "interrupted",
+        "step": None,
+        "type": "RunnerDied",
+        "message": (
+            f"the runner process (pid {record.get('pid')} on {host}) died before the trial "
+            f"finished; mitosis-nb found it gone at {now:%Y-%m-%d %H:%M:%S} UTC."
+        ),
+        "traceback": None,
+    }
+
+
+def _mark_interrupted(folder: Path) -> dict[str, Any]:
+    # Read again: the runner, now known dead, wrote its last record before dying, and that
+    # record (perhaps final after all) is what gets rewritten, never an older copy.
+    record = store.read_record(folder)
+    if record["status"] == "running":
+        record["status"] = "interrupted"
+        record["error"] = _died_error(record, datetime.now(timezone.utc))
+        store.write_record(folder, record)
+    return record
+
+
+def runner_flag(summary: TrialSummary) -> str | None:
+    """Why a ``running`` trial cannot be checked from here, or None."""
+    state = processes.runner_state(summary.hostname, summary.pid, summary.pid_start)
+    if state == "elsewhere":
+        return (
+            f"running on host {summary.hostname} (pid {summary.pid}): its runner cannot be "
+            "checked from here; it may have died."
+        )
+    if state == "unknown":
+        return "running, but the record does not say which process runs it."
+    return None
+
+
+def settle_record(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The record as it stands: a ``running`` one whose runner died here becomes ``interrupted``."""
+    if record.get("status") != "running":
+        return record
+    summary = summarize_record(folder.name, record)
+    if processes.runner_state(summary.hostname, summary.pid, summary.pid_start) != "dead":
+        return record
+    return _mark_interrupted(folder)
+
+
+def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
+    """Re-record a dead run; flag one that cannot be checked. True if the record changed."""
+    summary = entry.summary
+    if summary.status != "running":
+        return entry, False
+    state = processes.runner_state(summary.hostname, summary.pid, summary.pid_start)
+    if state == "dead":
+        folder = trials_folder / summary.id
+        try:
+            return _entry(folder, _mark_interrupted(folder)), True
+        except (RecordError, OSError):
+            return _entry(folder), False
+    flag = runner_flag(summary)
+    return (Entry(summary.flagged(flag), entry.stamp) if flag else entry), False
+
+
+def _read_cached(trials_folder: Path) -> tuple[dict[str, Entry] | None, str | None]:
+    try:
+        return index_cache.read(trials_folder), None
+    except IndexUnavailable as error:
+        return None, str(error)
+
+
+def _store_entries(trials_folder: Path, entries: Iterable[Entry], remove: Iterable[str]) -> None:
+    # Best effort: a read-only or busy index only means the next reader reads records again.
+    with contextlib.suppress(IndexUnavailable, OSError):
+        index_cache.update(trials_folder, entries, remove)
+
+
+def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
+    """Every trial's summary: from the index where its record is unchanged, else the record."""
+    folders = list(store.trial_folders(trials_folder))
+    cached, problem = _read_cached(trials_folder) if use_index else ({}, None)
+    if not folders:
+        problem = None  # nothing to list: a missing index is no news
+    known = cached or {}
+    entries, fresh, died = [], [], []
+    for folder in folders:
+        entry = known.get(folder.name)
+        if entry is None or entry.stamp is None or entry.stamp != store.record_stamp(folder):
+            entry = _entry(folder)
+            fresh.append(entry)
+        entry, changed = _settle(trials_folder, entry)
+        if changed:
+            died.append(entry)
+        entries.append(entry)
+    if cached is not None:
+        gone = set(cached) - {folder.name for folder in folders}
+        if fresh or died or gone:
+            _store_entries(trials_folder, [*fresh, *died], gone)
+    summaries = [entry.summary for entry in entries]
+    if died:
+        with contextlib.suppress(OSError):
+            site.write_index(trials_folder, summaries)
+    return Summaries(summaries, problem)
+
+
+def list_trials(trials_folder: Path) -> Listing:
+    """Every trial as a plain dict, oldest first; damaged ones listed as ``unreadable``."""
+    found = collect(trials_folder)
+    return Listing([s.as_dict() for s in found.summaries], found.warnings())
+
+
+def rebuild(trials_folder: Path) -> Summaries:
+    """Rebuild ``index.sqlite`` and ``index.html`` from the records alone."""
+    store.ensure_folder(trials_folder)
+    entries = [
+        _settle(trials_folder, _entry(folder))[0] for folder in store.trial_folders(trials_folder)
+    ]
+    # The index keeps records as they are; flags are worked out afresh by each reader.
+    index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
+    summaries = [entry.summary for entry in entries]
+    site.write_index(trials_folder, summaries)
+    return Summaries(summaries, None)
+
+
+def _unflagged(entry: Entry) -> Entry:
+    if entry.summary.status == UNREADABLE or entry.summary.problem is None:
+        return entry
+    return Entry(replace(entry.summary, problem=None), entry.stamp)
+
+
+def _warn(message: str) -> None:
+    print(f"mitosis-nb: warning: {message}", file=sys.stderr)
+
+
+def record_trial(trials_folder: Path, record: dict[str, Any]) -> None:
+    """After a trial's final record: update the index and rewrite the site. Never raises.
+
+    A trial has happened whatever befalls its index entry, so failures here only warn;
+    the next ``list`` or ``index`` catches up from the records.
+    """
+    try:
+        entry = _entry(trials_folder / str(record["id"]), record)
+        try:
+            index_cache.update(trials_folder, [entry])
+        except IndexUnavailable:
+            rebuild(trials_folder)
+            return
+        site.write_index(trials_folder, collect(trials_folder).summaries)
+    except Exception as error:  # whatever it is, the trial itself stands
+        _warn(f"could not update the index of {trials_folder}: {error}")

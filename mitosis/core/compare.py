@@ -1,0 +1,110 @@
+"""What differs between two trial records: the pure logic behind ``mitosis-nb compare``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# The order sections are shown in: what the trial was, what it gave, where and how it ran.
+SECTIONS = (
+    "trial",
+    "params",
+    "main",
+    "metrics",
+    "commit",
+    "patch",
+    "environment",
+    "packages",
+    "variables",
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field that differs; ``None`` on a side means the field is absent there."""
+
+    section: str
+    name: str
+    a: Any
+    b: Any
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything that differs between trials ``a`` and ``b``, in ``SECTIONS`` order."""
+
+    a: str
+    b: str
+    differences: tuple[Difference, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"a": id, "b": id, "differences": {section: {name: [a, b]}}}``, for ``--json``."""
+        sections: dict[str, dict[str, list[Any]]] = {}
+        for difference in self.differences:
+            sections.setdefault(difference.section, {})[difference.name] = [
+                difference.a,
+                difference.b,
+            ]
+        return {"a": self.a, "b": self.b, "differences": sections}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _param_text(param: Mapping[str, Any]) -> str:
+    untracked = "" if param.get("tracked", True) else " (untracked)"
+    if param.get("kind") == "lookup":
+        return f"{param.get('variant')} = {param.get('value')}{untracked}"
+    return f"{param.get('source', param.get('value'))}{untracked}"
+
+
+def _params(record: Mapping[str, Any]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    steps = record.get("steps")
+    for step in steps if isinstance(steps, list) else []:
+        step = _mapping(step)
+        for arg, param in _mapping(step.get("params")).items():
+            params[f"{step.get('name')}.{arg}"] = _param_text(_mapping(param))
+    return params
+
+
+def _sections(record: Mapping[str, Any], patch: str | None) -> dict[str, Mapping[str, Any]]:
+    git = _mapping(record.get("git"))
+    environment = _mapping(record.get("environment"))
+    return {
+        "trial": {key: record.get(key) for key in ("experiment", "variant", "status", "debug")},
+        "params": _params(record),
+        "main": {"main": record.get("main")},
+        "metrics": _mapping(record.get("metrics")),
+        "commit": {key: git.get(key) for key in ("commit", "branch", "dirty")},
+        "patch": {"uncommitted.patch": patch},
+        "environment": {
+            key: environment.get(key) for key in ("python", "platform", "hostname", "kernel")
+        },
+        "packages": _mapping(environment.get("packages")),
+        "variables": _mapping(environment.get("variables")),
+    }
+
+
+def _differences(section: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> Iterator[Difference]:
+    for name in sorted(set(a) | set(b), key=str):
+        if a.get(name) != b.get(name) or (name in a) != (name in b):
+            yield Difference(section, str(name), a.get(name), b.get(name))
+
+
+def compare_records(
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    patch_a: str | None = None,
+    patch_b: str | None = None,
+) -> Comparison:
+    """Only what differs between two records (and their ``uncommitted.patch`` texts)."""
+    sections_a, sections_b = _sections(a, patch_a), _sections(b, patch_b)
+    differences = tuple(
+        difference
+        for section in SECTIONS
+        for difference in _differences(section, sections_a[section], sections_b[section])
+    )
+    return Comparison(str(a.get("id")), str(b.get("id")), differences)

@@ -1,0 +1,96 @@
+"""A trial's summary: the few fields of its record that listing, the index and the site show."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One row of ``list``, of ``index.sqlite`` and of ``index.html``.
+
+    ``problem`` says why a trial is ``unreadable``, or flags a run that cannot be checked
+    (running on another host). ``has_page``/``has_notebook`` say which files exist, so the
+    site never links to a page a dead run never published.
+    """
+
+    id: str
+    status: str
+    started: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    iteration: int | None = None
+    note: str | None = None
+    main: Any = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None
+    commit: str | None = None
+    debug: bool = False
+    error_kind: str | None = None
+    hostname: str | None = None
+    pid: int | None = None
+    pid_start: str | None = None
+    has_page: bool = False
+    has_notebook: bool = False
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields, for ``list --json`` and the site."""
+        data = asdict(self)
+        data["metrics"] = dict(self.metrics)
+        return data
+
+    def flagged(self, problem: str) -> TrialSummary:
+        """The same summary with a flag a reader should see."""
+        return replace(self, problem=problem)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def summarize_record(
+    trial_id: str, record: Mapping[str, Any], has_page: bool = False, has_notebook: bool = False
+) -> TrialSummary:
+    """The summary of a checked record; ``trial_id`` is its folder's name."""
+    git, environment, error = (_mapping(record.get(key)) for key in ("git", "environment", "error"))
+    metrics = record.get("metrics")
+    pid = record.get("pid")
+    iteration = record.get("iteration")
+    return TrialSummary(
+        id=trial_id,
+        status=str(record["status"]),
+        started=_text(record.get("started")),
+        experiment=_text(record.get("experiment")),
+        variant=_text(record.get("variant")),
+        iteration=iteration if isinstance(iteration, int) else None,
+        note=_text(record.get("note")),
+        main=record.get("main"),
+        metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
+        duration_s=_number(record.get("duration_s")),
+        commit=_text(git.get("commit")),
+        debug=bool(record.get("debug")),
+        error_kind=_text(error.get("kind")),
+        hostname=_text(environment.get("hostname")),
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        pid_start=_text(record.get("pid_start")),
+        has_page=has_page,
+        has_notebook=has_notebook,
+    )
+
+
+def unreadable_summary(trial_id: str, problem: str) -> TrialSummary:
+    """The row of a trial whose record cannot be read."""
+    return TrialSummary(id=trial_id, status=UNREADABLE, problem=problem)
