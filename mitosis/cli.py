@@ -40,16 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="PYPROJECT")
     run.add_argument("--json", action="store_true")
 
-    for name, helptext in (("list", "list the trials"), ("show", "show one trial")):
-        sub = commands.add_parser(name, help=helptext)
-        if name == "show":
-            sub.add_argument("id")
-        else:
-            sub.add_argument("--experiment")
-            sub.add_argument("--status")
-        sub.add_argument("-F", "--trials-folder", type=Path)
-        sub.add_argument("--config", type=Path, metavar="PYPROJECT")
-        sub.add_argument("--json", action="store_true")
+    _add_browse_parsers(commands)
 
     experiments = commands.add_parser(
         "experiments", help="the steps, their arguments and variant names (the vocabulary)"
@@ -58,6 +49,31 @@ def _build_parser() -> argparse.ArgumentParser:
     experiments.add_argument("--config", type=Path, metavar="PYPROJECT")
     experiments.add_argument("--json", action="store_true")
     return parser
+
+
+def _add_browse_parsers(commands: Any) -> None:
+    """``list``, ``show``, ``compare``, ``index`` and ``serve``: looking at trials."""
+
+    def browse(name: str, helptext: str, json_output: bool = True) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(name, help=helptext)
+        sub.add_argument("-F", "--trials-folder", type=Path)
+        sub.add_argument("--config", type=Path, metavar="PYPROJECT")
+        if json_output:
+            sub.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+        return sub
+
+    listing = browse("list", "list the trials, oldest first")
+    listing.add_argument("--experiment", metavar="NAME")
+    statuses = "running, succeeded, failed, interrupted or unreadable"
+    listing.add_argument("--status", metavar="S", help=statuses)
+    browse("show", "show one trial").add_argument("id", metavar="ID")
+    compare = browse("compare", "show only what differs between two trials")
+    compare.add_argument("a", metavar="ID")
+    compare.add_argument("b", metavar="ID")
+    browse("index", "rebuild index.sqlite and index.html from the records", json_output=False)
+    serve = browse("serve", "serve the trials folder over HTTP", json_output=False)
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
+    serve.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS", help="default 127.0.0.1")
 
 
 def _trials_folder(args: argparse.Namespace) -> Path:
@@ -108,24 +124,30 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from mitosis.catalog import runner_flag
+    from mitosis.core.summary import summarize_record
     from mitosis.trials import load_trial
+    from mitosis.views import trial_text
 
     trial = load_trial(args.id, _trials_folder(args))
     if args.json:
         _print_json(trial.record)
         return EXIT_OK
-    from mitosis.adapters.store import dump_yaml
-
-    print(dump_yaml(trial.record), end="")
+    running = trial.status == "running"
+    flag = runner_flag(summarize_record(trial.id, trial.record)) if running else None
+    print(trial_text(trial.record, str(trial.html_path), flag))
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
+    import shutil
+
     from mitosis.trials import list_trials
+    from mitosis.views import trial_table
 
     listing = list_trials(_trials_folder(args))
     for warning in listing.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     rows = [
         row
         for row in listing.trials
@@ -135,12 +157,66 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return EXIT_OK
-    print(f"{'ID':<23} {'STATUS':<11} {'EXPERIMENT':<16} {'VARIANT':<40} MAIN")
-    for row in rows:
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    print(trial_table(rows, width) if rows else "no trials.")
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mitosis.core.compare import compare_records
+    from mitosis.trials import load_trial
+    from mitosis.views import comparison_text
+
+    folder = _trials_folder(args)
+    a, b = load_trial(args.a, folder), load_trial(args.b, folder)
+    patches = [trial.folder / "uncommitted.patch" for trial in (a, b)]
+    texts = [p.read_text("utf-8", errors="replace") if p.is_file() else None for p in patches]
+    comparison = compare_records(a.record, b.record, *texts)
+    if args.json:
+        _print_json(comparison.as_dict())
+    else:
+        print(comparison_text(comparison))
+    return EXIT_OK
+
+
+def _index(args: argparse.Namespace) -> int:
+    from mitosis.catalog import rebuild
+
+    folder = _trials_folder(args)
+    rebuilt = rebuild(folder)
+    for warning in rebuilt.warnings():
+        print(f"mitosis-nb: warning: {warning}", file=sys.stderr)
+    count = len(rebuilt.summaries)
+    print(f"indexed {count} trial{'' if count == 1 else 's'}: {folder / 'index.html'}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mitosis.adapters.server import ALL_INTERFACES, serve
+    from mitosis.catalog import rebuild
+    from mitosis.errors import TrialsFolderError
+
+    folder = _trials_folder(args)
+    if not folder.is_dir():
+        raise TrialsFolderError(f"no trials folder at {folder}; run a trial first or pass -F DIR.")
+    if not (folder / "index.html").is_file():
+        rebuild(folder)
+    if args.bind in ALL_INTERFACES:
         print(
-            f"{row['id']:<23} {row['status']:<11} {str(row.get('experiment')):<16} "
-            f"{str(row.get('variant') or ''):<40} {row.get('main')!r}"
+            f"mitosis-nb: warning: serving on all interfaces ({args.bind or '*'}): anyone who can "
+            "reach this machine can read these trials; prefer an SSH tunnel to 127.0.0.1.",
+            file=sys.stderr,
         )
+
+    def announce(url: str) -> None:
+        print(f"serving {folder} at {url}  (Ctrl-C stops)", flush=True)
+
+    try:
+        serve(folder, args.port, args.bind, announce)
+    except OSError as error:
+        raise TrialsFolderError(
+            f"cannot listen on {args.bind}:{args.port}: {error.strerror}; try another --port."
+        ) from None
     return EXIT_OK
 
 
@@ -163,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"run": lambda: _run(args, argv), "show": lambda: _show(args), "list": lambda: _list(args)}
     handlers["experiments"] = lambda: _experiments(args)
+    handlers.update(
+        compare=lambda: _compare(args), index=lambda: _index(args), serve=lambda: _serve(args)
+    )
     try:
         return handlers[args.command]()
     except MitosisError as error:

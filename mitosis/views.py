@@ -1,0 +1,130 @@
+"""Plain-text views for a terminal: the trial table, one trial, a comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mitosis.core.compare import Comparison
+
+_LIST_COLUMNS = ("id", "started", "experiment", "variant", "status", "main", "note")
+_HEADINGS = {"started": "STARTED (UTC)"}
+# Columns that give way, widest first, when the table is wider than the terminal.
+_SHRINKABLE = ("note", "variant", "experiment")
+
+
+def _number(value: float) -> str:
+    text = f"{value:.6g}"
+    return f"{text}.0" if text.lstrip("-").isdigit() else text  # 10.0 stays a float
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """A value on one line, cut with an ellipsis past ``limit`` characters."""
+    text = _number(value) if isinstance(value, float) else "" if value is None else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def _cell(row: Mapping[str, Any], column: str) -> str:
+    value = row.get(column)
+    if column == "started" and value:
+        return str(value)[:19].replace("T", " ")
+    if column == "status" and row.get("problem") and value != "unreadable":
+        return f"{value}?"
+    if column == "note" and row.get("status") == "unreadable":
+        return short(row.get("problem"), 10_000)
+    if column == "variant" and value is None and row.get("status") != "unreadable":
+        return "(defaults)"
+    return short(value, 10_000)
+
+
+def trial_table(rows: Sequence[Mapping[str, Any]], width: int | None) -> str:
+    """The ``list`` table; with a ``width`` the long columns are cut to fit it."""
+    cells = [[_cell(row, column) for column in _LIST_COLUMNS] for row in rows]
+    headings = [_HEADINGS.get(c, c.upper()) for c in _LIST_COLUMNS]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headings)]
+    if width is not None:
+        for column in _SHRINKABLE:
+            index = _LIST_COLUMNS.index(column)
+            excess = sum(widths) + 2 * (len(widths) - 1) - width
+            if excess > 0:
+                widths[index] = max(len(headings[index]), widths[index] - excess)
+    lines = []
+    for line in [headings, *cells]:
+        parts = [short(text, widths[i]).ljust(widths[i]) for i, text in enumerate(line)]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _params(record: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for step in record.get("steps") or []:
+        for arg, param in (step.get("params") or {}).items():
+            given = param.get("variant") if param.get("kind") == "lookup" else "literal"
+            tracked = "" if param.get("tracked", True) else "  (untracked)"
+            value = short(param.get("value"))
+            lines.append(f"  {step.get('name')}.{arg} = {given}: {value}{tracked}")
+    return lines
+
+
+def trial_text(record: Mapping[str, Any], page: str, flag: str | None) -> str:
+    """``show``: what a researcher looks for first, then where the rest is."""
+    git = record.get("git") or {}
+    environment = record.get("environment") or {}
+    metrics = record.get("metrics") or {}
+    status = f"{record.get('status')}{' (debug)' if record.get('debug') else ''}"
+    lines = [
+        f"{record.get('id')}  {record.get('experiment')}  {status}",
+        f"variant:  {record.get('variant') or '(defaults)'}  (iteration {record.get('iteration')})",
+    ]
+    if flag:
+        lines.append(f"warning:  {flag}")
+    if record.get("note"):
+        lines.append(f"note:     {short(record['note'], 500)}")
+    lines.append(f"main:     {short(record.get('main'), 500)}")
+    if metrics:
+        lines.append(
+            "metrics:  "
+            + "  ".join(
+                f"{k}={short(v, 40) if v is not None else None}" for k, v in metrics.items()
+            )
+        )
+    error = record.get("error")
+    if error:
+        where = f" in step {error.get('step')}" if error.get("step") else ""
+        what = f"{error.get('type')}: {error.get('message')}"
+        lines.append(f"error:    {error.get('kind')}{where}: {what}")
+    params = _params(record)
+    if params:
+        lines += ["params:", *params]
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    lines += [
+        f"commit:   {git.get('commit')} ({git.get('branch')}){dirty}",
+        f"started:  {record.get('started')}  duration {record.get('duration_s')} s",
+        f"ran on:   {environment.get('hostname')}, python {environment.get('python')}, "
+        f"kernel {environment.get('kernel')}",
+        f"command:  {record.get('command')}",
+        f"page:     {page}",
+    ]
+    return "\n".join(lines)
+
+
+def _side(section: str, value: Any) -> str:
+    if section == "patch":
+        return "(none)" if value is None else f"{len(str(value).splitlines())} lines"
+    return "(absent)" if value is None else short(value, 80)
+
+
+def comparison_text(comparison: Comparison) -> str:
+    """``compare``: only what differs, section by section, ``A -> B``."""
+    lines = [f"A = {comparison.a}", f"B = {comparison.b}"]
+    if not comparison.differences:
+        return "\n".join([*lines, "no differences (besides ids and times)"])
+    section = None
+    for difference in comparison.differences:
+        if difference.section != section:
+            section = difference.section
+            lines.append(f"{section}:")
+        a, b = _side(section, difference.a), _side(section, difference.b)
+        lines.append(f"  {difference.name}: {a}  ->  {b}")
+    return "\n".join(lines)
