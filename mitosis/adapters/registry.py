@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 
 from mitosis.atomic import create_exclusive
-from mitosis.errors import VariantConflictError
+from mitosis.errors import TrialsFolderError, VariantConflictError
 
 REGISTRY_DIR = "variants"
 ITERATIONS_DIR = ".iterations"
@@ -128,9 +129,10 @@ def claim(trials_folder: Path, wanted: Claim) -> bool:
     if check_claim(trials_folder, wanted):
         return False
     path = claim_path(trials_folder, wanted.step, wanted.arg, wanted.variant)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if create_exclusive(path, wanted.as_yaml()):
-        return True
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if create_exclusive(path, wanted.as_yaml()):
+            return True
     # Another process won the race: its value stands, ours must equal it.
     check_claim(trials_folder, wanted)
     return False
@@ -158,10 +160,24 @@ def take_iteration(trials_folder: Path, experiment: str, variant: str, trial_id:
     Each trial creates the first free numbered file in the variant's counter folder,
     exclusively, so two concurrent trials can never get the same number.
     """
-    key = hashlib.sha256(f"{experiment}\0{variant}".encode()).hexdigest()[:24]
+    identity = f"{experiment}\0{variant}".encode("utf-8", "surrogatepass")
+    key = hashlib.sha256(identity).hexdigest()[:24]
     folder = trials_folder / REGISTRY_DIR / ITERATIONS_DIR / key
-    folder.mkdir(parents=True, exist_ok=True)
-    number = sum(1 for name in os.listdir(folder) if name.isdigit())
-    while not create_exclusive(folder / str(number), trial_id):
-        number += 1
+    with _writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        number = sum(1 for name in os.listdir(folder) if name.isdigit())
+        while not create_exclusive(folder / str(number), trial_id):
+            number += 1
     return number
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a full disk or a read-only share into a refusal that names the place."""
+    try:
+        yield
+    except OSError as error:
+        raise TrialsFolderError(
+            f"cannot write the variant registry at {path}: {error.strerror or error}; "
+            "check the trials folder's permissions and free space."
+        ) from None
