@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import RunCli, git, trial_dirs
+from conftest import RunCli, git, make_investigation, trial_dirs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -280,3 +280,31 @@ def test_debug_trials_and_untracked_parameters_claim_nothing(
     assert registry.list_claims(trials) == []
     claims = [p for p in (trials / registry.REGISTRY_DIR).rglob("*.yaml")]
     assert claims == []
+
+
+UNNAMEABLE = """
+lookup = {"transform": {"square": lambda x: x * x}}
+
+
+def run(transform=None):
+    return {"main": 1.0}
+"""
+
+
+def test_a_value_without_a_fingerprint_cannot_be_locked(tmp_path: Path) -> None:
+    pyproject = '[tool.mitosis.steps]\nsq = ["toy_experiments:run", "toy_experiments:lookup"]\n'
+    root = make_investigation(tmp_path / "lambdas", UNNAMEABLE, pyproject)
+
+    run = subprocess.run(
+        [sys.executable, "-m", "mitosis.cli", "run", "sq", "-p", "transform=square"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert run.returncode == 2
+    assert "sq.transform=square" in run.stderr
+    assert "lambda" in run.stderr
+    assert "'+'" in run.stderr  # the way out: mark it untracked
+    assert not (root / "trials").exists()
