@@ -129,7 +129,8 @@ class KernelTrial:
 
         lines = [f"{summary['step']}: main = {summary['main']!r}"]
         lines += [f"  {key} = {value!r}" for key, value in summary["metrics"].items()]
-        display({STEP_MIMETYPE: summary, "text/plain": "\n".join(lines)}, raw=True)
+        bundle = {STEP_MIMETYPE: summary, "text/plain": "\n".join(lines)}
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]  # IPython ships no types
 
 
 def start(trial_dir: str, steps: list[dict[str, Any]]) -> KernelTrial:
