@@ -1,0 +1,106 @@
+"""Synthetic trial records, written the way the pipeline writes them, for listing at scale."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mitosis.adapters import environment, store
+from mitosis.core.trial_id import make_trial_id
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> dict[str, Any]:
+    # This machine's real package list and variables: records as large as real ones.
+    return dict(environment.describe_environment("python3"))
+
+
+def make_record(index: int, **fields: Any) -> dict[str, Any]:
+    """A complete, valid record; ``fields`` override top-level fields."""
+    started = START + timedelta(seconds=index)
+    trial_id = make_trial_id(started, f"{index:06x}")
+    experiment = ("sine", "cosine", "dmd")[index % 3]
+    frequency = ("fast", "slow", "medium")[index % 3]
+    main = float(index % 97) / 7
+    record: dict[str, Any] = {
+        "record": 1,
+        "id": trial_id,
+        "experiment": experiment,
+        "variant": f"{experiment}.amplitude={index % 5},{experiment}.frequency={frequency}",
+        "iteration": index // 15,
+        "status": "failed" if index % 11 == 0 else "succeeded",
+        "note": f"synthetic trial {index}",
+        "pid": 1,
+        "pid_start": None,
+        "debug": False,
+        "main": main,
+        "metrics": {"err": main / 3, "n": index % 13},
+        "error": None,
+        "steps": [
+            {
+                "name": experiment,
+                "run": f"{experiment}_experiment:run",
+                "lookup": f"{experiment}_experiment:lookup",
+                "params": {
+                    "frequency": {
+                        "kind": "lookup",
+                        "variant": frequency,
+                        "value": "10",
+                        "fingerprint": "sha256:" + "0" * 64,
+                        "tracked": True,
+                    },
+                },
+                "main": main,
+                "metrics": {"err": main / 3},
+                "source": None,
+            }
+        ],
+        "started": started.isoformat(),
+        "finished": (started + timedelta(seconds=3)).isoformat(),
+        "duration_s": 3.0,
+        "timings": {},
+        "git": {"commit": f"{index:040x}", "branch": "main", "dirty": False, "remote": None},
+        "environment": {**_environment(), "hostname": socket.gethostname()},
+        "command": "mitosis-nb run sine",
+        "mitosis_version": "0.1.0",
+        "reproduces": None,
+    }
+    if record["status"] == "failed":
+        record["error"] = {
+            "kind": "exception",
+            "step": experiment,
+            "type": "ValueError",
+            "message": "exploded",
+            "traceback": None,
+        }
+    record.update(fields)
+    return record
+
+
+def write_trial(trials: Path, index: int, **fields: Any) -> Path:
+    """Write one synthetic trial's folder and record; returns the folder."""
+    record = make_record(index, **fields)
+    folder = trials / record["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    store.write_record(folder, record)
+    return folder
+
+
+def write_trials(trials: Path, count: int) -> list[Path]:
+    """``count`` synthetic trials, oldest first."""
+    trials.mkdir(parents=True, exist_ok=True)
+    return [write_trial(trials, index) for index in range(count)]
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

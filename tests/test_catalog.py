@@ -1,0 +1,206 @@
+"""Listing trials: index.sqlite as a disposable cache, damaged records, dead runs."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import RunCli
+from synthetic import dead_pid, make_record, write_trial, write_trials
+
+from mitosis import catalog
+from mitosis.adapters import index_cache, processes, store
+
+
+@pytest.fixture
+def trials(tmp_path: Path) -> Path:
+    """A trials folder of 12 synthetic trials, indexed."""
+    folder = tmp_path / "trials"
+    write_trials(folder, 12)
+    catalog.rebuild(folder)
+    return folder
+
+
+def listed(cli: RunCli, trials: Path, *args: str) -> tuple[list[dict], list[str]]:
+    result = cli("list", "-F", str(trials), "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr.splitlines()
+
+
+def test_list_reads_the_index_and_filters(cli: RunCli, trials: Path) -> None:
+    rows, warnings = listed(cli, trials)
+    assert warnings == []
+    assert [row["id"] for row in rows] == sorted(
+        p.name for p in trials.iterdir() if p.is_dir() and p.name[0] == "2"
+    )
+    assert rows[1]["metrics"] == {"err": pytest.approx(1 / 21), "n": 1}
+    failed, _ = listed(cli, trials, "--status", "failed")
+    assert {row["id"] for row in failed} == {rows[0]["id"], rows[11]["id"]}
+    dmd, _ = listed(cli, trials, "--experiment", "dmd")
+    assert all(row["experiment"] == "dmd" for row in dmd) and len(dmd) == 4
+    table = cli("list", "-F", str(trials))
+    assert "STATUS" in table.stdout and rows[3]["id"] in table.stdout
+    assert not table.stdout.lstrip().startswith("[")
+
+
+def test_list_uses_the_index_not_the_records(trials: Path) -> None:
+    # A row whose record is unchanged comes from the index: change only the index, and see it.
+    entries = index_cache.read(trials)
+    first = next(iter(entries.values()))
+    changed = index_cache.Entry(first.summary.flagged("from the index"), first.stamp)
+    index_cache.update(trials, [changed])
+    rows = catalog.list_trials(trials).trials
+    assert rows[0]["problem"] == "from the index"
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage", "truncate"])
+def test_damaged_index_falls_back_with_one_warning_and_index_rebuilds_it(
+    cli: RunCli, trials: Path, damage: str
+) -> None:
+    path = trials / "index.sqlite"
+    if damage == "delete":
+        path.unlink()
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(4096))
+    else:
+        path.write_bytes(path.read_bytes()[:1000])
+    rows, warnings = listed(cli, trials)
+    assert len(rows) == 12
+    assert (
+        len(warnings) == 1 and "index.sqlite" in warnings[0] and "mitosis-nb index" in warnings[0]
+    )
+    rebuilt = cli("index", "-F", str(trials))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "12 trials" in rebuilt.stdout
+    again, warnings = listed(cli, trials)
+    assert warnings == [] and again == rows
+
+
+def test_a_trial_added_or_rewritten_behind_the_index_is_still_listed_right(trials: Path) -> None:
+    write_trial(trials, 50, status="failed", note="copied in from a colleague")
+    folder = store.trial_folders(trials)
+    first = next(iter(folder))
+    record = store.read_record(first)
+    store.write_record(first, {**record, "note": "edited by hand"})
+    rows = {row["id"]: row for row in catalog.list_trials(trials).trials}
+    assert len(rows) == 13
+    assert rows[first.name]["note"] == "edited by hand"
+    assert any(row["note"] == "copied in from a colleague" for row in rows.values())
+    # ...and listing healed the index, so the next reader trusts it again.
+    assert len(index_cache.read(trials)) == 13
+
+
+def _update_many(trials: Path, start: int) -> None:
+    for index in range(start, start + 10):
+        catalog.record_trial(trials, store.read_record(write_trial(trials, index)))
+
+
+def test_concurrent_updaters_lose_nothing(trials: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_update_many, args=(trials, 100 + 10 * k)) for k in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert len(index_cache.read(trials)) == 52
+    listing = catalog.list_trials(trials)
+    assert len(listing.trials) == 52 and listing.warnings == []
+
+
+DAMAGE = {
+    "empty": (b"", "line 1", "empty"),
+    "truncated": (b"record: 1\nid: x\nexperiment: [sine\n", "line 4", "not valid YAML"),
+    "garbage": (b"record: 1\n\xff\xfe\x00garbage", "line 2", "not UTF-8"),
+    "schema": (
+        b"record: 1\nid: x\nexperiment: sine\nstatus: exploded\n",
+        "line 4",
+        "unknown status",
+    ),
+    "newer": (
+        b"record: 99\nid: x\nexperiment: sine\nstatus: running\n",
+        "line 1",
+        "upgrade mitosis-nb",
+    ),
+    "unsafe": (
+        b"record: !!python/object/apply:os.system ['echo pwned']\n",
+        "line 1",
+        "not valid YAML",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_a_damaged_record_is_listed_unreadable_and_show_names_file_and_line(
+    cli: RunCli, trials: Path, kind: str
+) -> None:
+    content, line, problem = DAMAGE[kind]
+    folder = sorted(store.trial_folders(trials))[5]
+    (folder / "trial.yaml").write_bytes(content)
+    rows, warnings = listed(cli, trials)
+    assert len(rows) == 12
+    assert rows[5]["status"] == "unreadable" and rows[5]["id"] == folder.name
+    assert len(warnings) == 1 and str(folder / "trial.yaml") in warnings[0]
+    shown = cli("show", folder.name, "-F", str(trials))
+    assert shown.returncode == 2
+    assert (
+        str(folder / "trial.yaml") in shown.stderr
+        and line in shown.stderr
+        and problem in shown.stderr
+    )
+    assert "Traceback" not in shown.stderr
+
+
+def test_a_stray_temp_file_without_its_record_is_named(cli: RunCli, tmp_path: Path) -> None:
+    trials = tmp_path / "trials"
+    folder = write_trial(trials, 1)
+    (folder / "trial.yaml").rename(folder / ".tmp-0123456789ab-trial.yaml")
+    (trials / ".tmp-feedbeef0000-index.html").write_text("<html>half")
+    rows, warnings = listed(cli, trials)
+    assert [row["status"] for row in rows] == ["unreadable"]
+    assert len(warnings) == 2  # no index yet, and the one damaged trial
+    assert any(".tmp-0123456789ab-trial.yaml" in warning for warning in warnings)
+
+
+def test_a_dead_runner_is_recorded_as_interrupted(cli: RunCli, trials: Path) -> None:
+    folder = write_trial(trials, 70, status="running", pid=dead_pid(), main=None, error=None)
+    rows, _ = listed(cli, trials)
+    row = next(row for row in rows if row["id"] == folder.name)
+    assert row["status"] == "interrupted" and row["error_kind"] == "interrupted"
+    record = yaml.safe_load((folder / "trial.yaml").read_text())
+    assert record["status"] == "interrupted"
+    assert record["error"]["kind"] == "interrupted" and "died" in record["error"]["message"]
+    assert index_cache.read(trials)[folder.name].summary.status == "interrupted"
+
+
+def test_a_reused_pid_is_a_dead_runner(trials: Path) -> None:
+    # Our own pid is alive, but the record says its runner started at another moment.
+    folder = write_trial(trials, 71, status="running", pid=os.getpid(), pid_start="other-boot/1")
+    record = catalog.settle_record(folder, store.read_record(folder))
+    assert record["status"] == "interrupted"
+
+
+def test_a_live_runner_stays_running(trials: Path) -> None:
+    token = processes.start_token(os.getpid())
+    folder = write_trial(trials, 72, status="running", pid=os.getpid(), pid_start=token)
+    rows = {row["id"]: row for row in catalog.list_trials(trials).trials}
+    assert rows[folder.name]["status"] == "running" and rows[folder.name]["problem"] is None
+
+
+def test_another_hosts_running_trial_is_flagged_never_rewritten(cli: RunCli, trials: Path) -> None:
+    elsewhere = {**make_record(73)["environment"], "hostname": "not-" + socket.gethostname()}
+    folder = write_trial(trials, 73, status="running", pid=dead_pid(), environment=elsewhere)
+    before = (folder / "trial.yaml").read_bytes()
+    rows, _ = listed(cli, trials)
+    row = next(row for row in rows if row["id"] == folder.name)
+    assert row["status"] == "running" and "not-" in row["problem"]
+    table = cli("list", "-F", str(trials))
+    assert "running?" in table.stdout
+    shown = cli("show", folder.name, "-F", str(trials))
+    assert shown.returncode == 0 and "cannot be checked" in shown.stdout
+    assert (folder / "trial.yaml").read_bytes() == before
