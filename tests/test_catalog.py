@@ -35,9 +35,7 @@ def listed(cli: RunCli, trials: Path, *args: str) -> tuple[list[dict], list[str]
 def test_list_reads_the_index_and_filters(cli: RunCli, trials: Path) -> None:
     rows, warnings = listed(cli, trials)
     assert warnings == []
-    assert [row["id"] for row in rows] == sorted(
-        p.name for p in trials.iterdir() if p.is_dir() and p.name[0] == "2"
-    )
+    assert [row["id"] for row in rows] == [p.name for p in store.trial_folders(trials)]
     assert rows[1]["metrics"] == {"err": pytest.approx(1 / 21), "n": 1}
     failed, _ = listed(cli, trials, "--status", "failed")
     assert {row["id"] for row in failed} == {rows[0]["id"], rows[11]["id"]}
@@ -113,6 +111,7 @@ def test_concurrent_updaters_lose_nothing(trials: Path) -> None:
     assert len(listing.trials) == 52 and listing.warnings == []
 
 
+HEAD = b"record: 1\nid: x\nexperiment: sine\n"
 DAMAGE = {
     "empty": (b"", "line 1", "empty"),
     "truncated": (b"record: 1\nid: x\nexperiment: [sine\n", "line 4", "not valid YAML"),
