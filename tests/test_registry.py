@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from mitosis.adapters import registry
 from mitosis.adapters.registry import Claim, claim_path, encode_name, read_claim
+from mitosis.core.params import parse_option
 from mitosis.errors import VariantConflictError
+from mitosis.pipeline import TrialRequest, check_lock_in, prepare, run_plan
 
 SAFE_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789_-%ABCDEF~")
 
@@ -144,6 +146,7 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     from mitosis.adapters import registry
     from mitosis.errors import VariantConflictError
+from mitosis.pipeline import TrialRequest, check_lock_in, prepare, run_plan
 
     folder, action, me = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     for round_number, fd in enumerate(map(int, sys.argv[4:])):
@@ -308,3 +311,18 @@ def test_a_value_without_a_fingerprint_cannot_be_locked(tmp_path: Path) -> None:
     assert "lambda" in run.stderr
     assert "'+'" in run.stderr  # the way out: mark it untracked
     assert not (root / "trials").exists()
+
+
+def test_a_race_lost_after_the_check_leaves_no_trial_behind(investigation: Path) -> None:
+    request = TrialRequest(steps=("toy",), options=(parse_option("frequency=fast", "lookup"),))
+    (plan,) = prepare(request)
+    check_lock_in([plan])
+    trials = investigation / "trials"
+    # Another researcher's trial claims "fast" for another value in the meantime.
+    registry.claim(trials, Claim("toy", "frequency", "fast", "sha256:other", "99", "theirs"))
+
+    with pytest.raises(VariantConflictError, match="locked to 99"):
+        run_plan(plan)
+
+    assert trial_dirs(trials) == []
+    assert not (trials / registry.REGISTRY_DIR / registry.ITERATIONS_DIR).exists()
