@@ -146,7 +146,6 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     from mitosis.adapters import registry
     from mitosis.errors import VariantConflictError
-from mitosis.pipeline import TrialRequest, check_lock_in, prepare, run_plan
 
     folder, action, me = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     for round_number, fd in enumerate(map(int, sys.argv[4:])):
