@@ -121,7 +121,11 @@ def values(leaves: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
 
 SMALL_VALUES = values(SMALL_LEAVES)
 WIDE_VALUES = values(WIDE_LEAVES)
+# Flat lists of short lists: where a missing length prefix would make [[], 1] equal [[1]].
+SHALLOW_LISTS = st.lists(SMALL_LEAVES | st.lists(SMALL_LEAVES, max_size=2), max_size=3)
 PAIRS = st.one_of(
+    st.tuples(SMALL_LEAVES, SMALL_LEAVES),
+    st.tuples(SHALLOW_LISTS, SHALLOW_LISTS),
     st.tuples(SMALL_VALUES, SMALL_VALUES),
     SMALL_VALUES.map(lambda v: (v, copy.deepcopy(v))),
     SMALL_VALUES.map(lambda v: (v, reordered(v))),
@@ -228,6 +232,7 @@ OTHER_NAN = struct.unpack(">d", b"\x7f\xf8\x00\x00\x00\x00\x00\x01")[0]
         ({}, set()),
         (set(), frozenset()),
         ([[1], 2], [1, [2]]),
+        ([[], 1], [[1]]),
         ([None], []),
         ({"a": 1, "b": 2}, {"a": 2, "b": 1}),
         ({1: 2}, {(1, 2)}),
@@ -238,6 +243,20 @@ OTHER_NAN = struct.unpack(">d", b"\x7f\xf8\x00\x00\x00\x00\x00\x01")[0]
 )
 def test_different_values_never_collide(first: object, second: object) -> None:
     assert digest(first) != digest(second)
+
+
+CONFUSABLE = [
+    0, 1, -1, 0.0, 1.0, -0.0, True, False, 0j, 1 + 0j, None, "", "0", "1", "None", "True",
+    b"", b"1", bytearray(), bytearray(b"1"), (), [], {}, set(), frozenset(), (1,), [1],
+    {1}, frozenset({1}), {1: None}, {None: 1}, ("1",), [True], [1.0], [[]], [[], []], [()],
+]  # fmt: skip
+
+
+def test_values_that_python_confuses_all_differ() -> None:
+    digests = [digest(value) for value in CONFUSABLE]
+    assert len(set(digests)) == len(CONFUSABLE)
+    wrapped = [digest([value]) for value in CONFUSABLE] + [digest((v,)) for v in CONFUSABLE]
+    assert len(set(wrapped)) == 2 * len(CONFUSABLE)
 
 
 def test_every_nan_is_the_same_value() -> None:

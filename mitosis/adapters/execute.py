@@ -24,7 +24,8 @@ from typing import Any
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 
 SAME_INTERPRETER = "mitosis-same-python"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -69,35 +70,35 @@ def kernel_environment(root: Path) -> dict[str, str]:
     return env
 
 
-def start_kernel(kernel: str | None, root: Path) -> KernelManager:
+def start_kernel(kernel: str | None, root: Path) -> AsyncKernelManager:
     """Start a fresh kernel in ``root``: this interpreter, or the named kernelspec."""
     name = kernel or SAME_INTERPRETER
     # IPC sockets in a private directory: no TCP ports to clash between parallel trials,
     # and no unencrypted-TCP warning from the kernel.
     sockets = Path(tempfile.mkdtemp(prefix="mitosis-kernel-"))
-    manager = KernelManager(
+    manager = AsyncKernelManager(
         kernel_name=name,
         kernel_spec_manager=_SameInterpreterSpecs(),
         transport="ipc",
         ip=str(sockets / "kernel"),
     )
-    manager.start_kernel(cwd=str(root), env=kernel_environment(root))
+    run_sync(manager.start_kernel)(cwd=str(root), env=kernel_environment(root))
     return manager
 
 
-def stop_kernel(manager: KernelManager) -> None:
+def stop_kernel(manager: AsyncKernelManager) -> None:
     """Shut the kernel down for good, even when it is busy or already dead."""
     with contextlib.suppress(Exception):
         if manager.has_kernel:
-            manager.shutdown_kernel(now=True)
+            run_sync(manager.shutdown_kernel)(now=True)
     with contextlib.suppress(Exception):
-        manager.cleanup_resources()
+        run_sync(manager.cleanup_resources)()
     sockets = Path(manager.ip).parent
     if manager.transport == "ipc" and sockets.name.startswith("mitosis-kernel-"):
         shutil.rmtree(sockets, ignore_errors=True)
 
 
-def _kill_kernel(manager: KernelManager) -> None:
+def _kill_kernel(manager: AsyncKernelManager) -> None:
     # Killing the process makes papermill's client raise DeadKernelError promptly, even in
     # the middle of a cell; a polite shutdown request would wait for the cell to finish.
     with contextlib.suppress(Exception):
@@ -124,7 +125,7 @@ def _run_papermill(
     notebook: nbformat.NotebookNode,
     output: Path,
     parameters: dict[str, Any],
-    manager: KernelManager,
+    manager: AsyncKernelManager,
     progress: bool,
     outcome: dict[str, Any],
 ) -> None:

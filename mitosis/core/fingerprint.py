@@ -32,10 +32,10 @@ _SCHEME = b"mitosis-fingerprint/1\n"
 # NaN has many bit patterns; they must all lock in as the same value.
 _CANONICAL_NAN = b"\x7f\xf8\x00\x00\x00\x00\x00\x00"
 _UNTRACK = "mark the parameter untracked with a leading '+'"
+_MOVE = f"move it to an importable module, or {_UNTRACK}"
 # Pickle's reconstructors for plain objects; typeshed does not declare them.
 _NEWOBJ = vars(copyreg)["__newobj__"]
 _NEWOBJ_EX = vars(copyreg)["__newobj_ex__"]
-_MOVE = f"move it to an importable module, or {_UNTRACK}"
 
 
 @dataclass(frozen=True)
@@ -391,8 +391,9 @@ class _Encoder:
         get_params = getattr(value, "get_params", None)
         if callable(get_params):
             path = _importable_path(kind, what)
+            named = _call_get_params(get_params, what)
             try:
-                params = self._keywords(_call_get_params(get_params, what), attributes=False)
+                params = self._keywords(named, attributes=False)
             except _Refusal as refusal:
                 refusal.steps.append(".get_params()")
                 raise
