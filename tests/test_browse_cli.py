@@ -1,0 +1,99 @@
+"""Real trials, then list / show / compare / index over them; the site's escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import RunCli, git, trial_dirs
+from synthetic import make_record
+
+from mitosis.adapters import site
+from mitosis.core.compare import compare_records
+from mitosis.core.summary import summarize_record
+
+
+def test_real_trials_are_indexed_listed_shown_and_compared(
+    cli: RunCli, investigation: Path
+) -> None:
+    ran = cli("run", "toy", "-p", "frequency=fast,slow", "--note", "first sweep")
+    assert ran.returncode == 0, ran.stderr
+    (investigation / "toy_experiments.py").write_text(
+        (investigation / "toy_experiments.py").read_text() + "\n# tweak\n"
+    )
+    debug = cli("run", "toy", "-p", "frequency=fast", "--debug")
+    assert debug.returncode == 0, debug.stderr
+    trials = investigation / "trials"
+    fast, slow, tweaked = (folder.name for folder in trial_dirs(trials))
+
+    # The index and the page were updated after every trial, without `index`.
+    html = (trials / "index.html").read_text()
+    assert all(trial_id in html for trial_id in (fast, slow, tweaked))
+    listed = cli("list", "--json")
+    rows = json.loads(listed.stdout)
+    assert listed.stderr == "" and [row["id"] for row in rows] == [fast, slow, tweaked]
+    assert [row["main"] for row in rows] == [10.0, 1.0, 10.0]
+    assert rows[2]["debug"] is True and rows[0]["note"] == "first sweep"
+
+    shown = cli("show", slow[-6:])
+    assert shown.returncode == 0
+    assert "toy.frequency=slow" in shown.stdout and "main:     1.0" in shown.stdout
+    assert json.loads(cli("show", slow, "--json").stdout)["id"] == slow
+
+    compared = json.loads(cli("compare", fast, slow, "--json").stdout)["differences"]
+    assert compared["params"] == {"toy.frequency": ["fast = 10", "slow = 1"]}
+    assert compared["main"] == {"main": [10.0, 1.0]}
+    assert "packages" not in compared and "commit" not in compared
+    against_debug = json.loads(cli("compare", fast, tweaked, "--json").stdout)["differences"]
+    assert "params" not in against_debug and "main" not in against_debug
+    assert against_debug["commit"]["dirty"] == [False, True]
+    assert against_debug["patch"]["uncommitted.patch"][0] is None
+    assert "# tweak" in against_debug["patch"]["uncommitted.patch"][1]
+    text = cli("compare", fast, slow).stdout
+    assert "toy.frequency: fast = 10  ->  slow = 1" in text and "packages" not in text
+
+    (trials / "index.sqlite").unlink()
+    (trials / "index.html").unlink()
+    rebuilt = cli("index")
+    assert rebuilt.returncode == 0 and "3 trials" in rebuilt.stdout
+    assert (trials / "index.sqlite").is_file() and fast in (trials / "index.html").read_text()
+    git(investigation, "status")  # the trials folder's churn never needs a commit
+
+
+def test_compare_shows_only_what_differs() -> None:
+    a = make_record(1)
+    b = make_record(1, main=2.5, metrics={"err": 0.1, "extra": 3})
+    b["environment"] = {
+        **a["environment"],
+        "packages": {**a["environment"]["packages"], "numpy": "9.9.9"},
+        "variables": {**a["environment"]["variables"], "OMP_NUM_THREADS": "8"},
+    }
+    found = compare_records(a, b).as_dict()["differences"]
+    assert set(found) == {"main", "metrics", "packages", "variables"}
+    assert found["metrics"] == {
+        "err": [a["metrics"]["err"], 0.1],
+        "n": [1, None],
+        "extra": [None, 3],
+    }
+    assert found["packages"]["numpy"][1] == "9.9.9"
+    assert found["variables"] == {
+        "OMP_NUM_THREADS": [a["environment"]["variables"].get("OMP_NUM_THREADS"), "8"]
+    }
+    assert compare_records(a, a).differences == ()
+
+
+def test_the_site_escapes_every_user_string() -> None:
+    hostile = "</script><script>alert(1)</script><img src=x onerror=alert(2)>&amp;"
+    record = make_record(3, variant=hostile, note=hostile, experiment=hostile)
+    page = site.render_index(
+        [summarize_record(record["id"], record)], title=hostile, generated=site.datetime(2026, 1, 1)
+    )
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;/script&gt;" in page  # the title, escaped by the template
+    data = re.search(
+        r'<script type="application/json" id="mitosis-data">(.*?)</script>', page, re.S
+    )
+    assert data is not None
+    assert json.loads(data.group(1))["rows"][0][3] == hostile  # intact once parsed
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from afar
