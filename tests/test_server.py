@@ -72,7 +72,7 @@ def test_a_symlink_leading_outside_is_refused(served: tuple[str, Path]) -> None:
 def test_binding_all_interfaces_warns(tmp_path: Path) -> None:
     trials = tmp_path / "trials"
     write_trials(trials, 1)
-    server, url = _start(trials, "--bind", "0.0.0.0")
+    server, _ = _start(trials, "--bind", "0.0.0.0")
     server.terminate()
     _, stderr = server.communicate(timeout=10)
     assert "all interfaces" in stderr
