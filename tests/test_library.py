@@ -1,0 +1,92 @@
+"""The library: `execute_trial`, `load_trial`, `load_trial_data`, `Trial`, from a script and a notebook."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import git, trial_dirs
+from nbclient import NotebookClient
+
+import mitosis
+from mitosis import MitosisError, execute_trial, load_trial, load_trial_data
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "investigation"
+
+
+def test_execute_trial_from_a_script_returns_the_trial(investigation: Path) -> None:
+    trial = execute_trial("toy", params={"frequency": "fast", "solver": "tight"}, literals={"amplitude": 3})
+    assert trial.status == "succeeded"
+    assert trial.main == 30.0 and trial.metrics["tol"] == 1e-8
+    assert trial.html_path.is_file() and trial.html_path.parent.parent == investigation / "trials"
+    assert trial.record["variant"] == "toy.amplitude=3,toy.frequency=fast,toy.solver=tight"
+    (result,) = trial.results
+    assert result["main"] == 30.0
+    again = load_trial(trial.id.rsplit("-", 1)[1])
+    assert again.id == trial.id and again.main == 30.0
+    assert load_trial_data(trial.id)[0]["metrics"]["double"] == 60.0
+    card = trial._repr_html_()
+    assert trial.id in card and "succeeded" in card and "30.0" in card
+
+
+def test_execute_trial_failures_are_results_and_refusals_are_errors(investigation: Path) -> None:
+    failed = execute_trial("toy", params={"mode": "boom"})
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error["type"] == "ValueError"
+    with pytest.raises(MitosisError, match="unknown variant 'medium'"):
+        execute_trial("toy", params={"frequency": "medium"})
+    with pytest.raises(MitosisError, match="not a Python literal"):
+        execute_trial("toy", literals={"amplitude": object()})
+    assert len(trial_dirs(investigation / "trials")) == 1
+
+
+def test_a_trial_card_escapes_what_the_user_typed(investigation: Path) -> None:
+    trial = execute_trial("toy", note="<script>alert(1)</script>", debug=False)
+    record = dict(trial.record, variant="<b>bold</b>")
+    card = type(trial)(record=record, folder=trial.folder)._repr_html_()
+    assert "<b>bold</b>" not in card and "&lt;b&gt;bold&lt;/b&gt;" in card
+
+
+def test_execute_trial_from_inside_a_running_notebook(investigation: Path) -> None:
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "from mitosis import execute_trial\n"
+                "trial = execute_trial('toy', params={'frequency': 'slow'}, literals={'amplitude': 7})\n"
+                "print('STATUS', trial.status, trial.main)"
+            ),
+            nbformat.v4.new_code_cell("trial"),
+        ]
+    )
+    client = NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(investigation)}}
+    )
+    client.execute()
+    printed = "".join(o.get("text", "") for o in notebook.cells[0].outputs)
+    assert "STATUS succeeded 7.0" in printed
+    shown = notebook.cells[1].outputs[0]["data"]
+    assert "text/html" in shown and "succeeded" in shown["text/html"]
+    (folder,) = trial_dirs(investigation / "trials")
+    assert (folder / "trial.html").is_file()
+
+
+def test_the_example_investigation_publishes_a_page_with_its_plot(tmp_path: Path) -> None:
+    root = tmp_path / "investigation"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("trials", "__pycache__"))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "example")
+    done = subprocess.run(
+        [sys.executable, "-m", "mitosis", "run", "sine", "-p", "frequency=fast", "-e", "amplitude=2"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (folder,) = trial_dirs(root / "trials")
+    page = (folder / "trial.html").read_text()
+    assert "data:image/png;base64" in page  # the plot, embedded
+    assert "sine.frequency" in page and "fast" in page and "rmse" in page
+    assert mitosis.__version__ in (folder / "trial.yaml").read_text()

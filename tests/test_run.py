@@ -1,0 +1,289 @@
+"""`mitosis-nb run` end to end: real kernels, real git repositories, real files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import RunCli, git, trial_dirs
+
+RECORD_FIELDS = {
+    "record", "id", "experiment", "variant", "iteration", "status", "note", "pid", "debug",
+    "main", "metrics", "error", "steps", "started", "finished", "duration_s", "git",
+    "environment", "command", "mitosis_version", "reproduces",
+}
+
+
+def only_trial(root: Path) -> Path:
+    (folder,) = trial_dirs(root / "trials")
+    return folder
+
+
+def record_of(folder: Path) -> dict:
+    return yaml.safe_load((folder / "trial.yaml").read_text())
+
+
+def test_a_trial_publishes_notebook_page_record_results_and_log(investigation: Path, cli: RunCli) -> None:
+    done = cli("run", "toy", "-p", "frequency=fast", "-e", "amplitude=2", "--note", "first try")
+    assert done.returncode == 0, done.stderr
+    folder = only_trial(investigation)
+    assert folder.name in done.stdout
+    record = record_of(folder)
+    assert RECORD_FIELDS <= set(record)
+    assert record["status"] == "succeeded"
+    assert record["main"] == 20.0 and record["metrics"]["double"] == 40.0
+    assert record["variant"] == "toy.amplitude=2,toy.frequency=fast"
+    assert record["note"] == "first try" and record["debug"] is False
+    assert record["git"]["commit"] == git(investigation, "rev-parse", "HEAD").strip()
+    assert record["git"]["dirty"] is False
+    assert record["environment"]["interpreter"] == sys.executable
+    assert "papermill" in record["environment"]["packages"]
+    frequency = record["steps"][0]["params"]["frequency"]
+    assert frequency["kind"] == "lookup" and frequency["variant"] == "fast"
+    assert frequency["value"] == "10" and frequency["fingerprint"].startswith("sha256:")
+    assert record["duration_s"] > 0 and record["finished"] > record["started"]
+    assert "running with frequency=10" in (folder / "experiment.log").read_text()
+    assert (folder / "results_0.pkl").is_file()
+    page = (folder / "trial.html").read_text()
+    for visible in ("succeeded", "20.0", "toy.frequency", "fast", record["git"]["commit"], "first try"):
+        assert visible in page
+    assert "toy run: frequency=10 amplitude=2" in page  # the printed output
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_the_kernel_runs_the_runners_interpreter(investigation: Path, cli: RunCli) -> None:
+    (investigation / "which.py").write_text(
+        "import sys\n\ndef run():\n    return {'main': sys.executable}\n"
+    )
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'which = ["which:run"]\n')
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-qm", "which")
+    done = cli("run", "which")
+    assert done.returncode == 0, done.stderr
+    assert record_of(only_trial(investigation))["main"] == sys.executable
+
+
+def test_secrets_never_reach_the_trials_folder(investigation: Path, cli: RunCli) -> None:
+    secrets = {
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-value-123",
+        "GITHUB_TOKEN": "ghp_tokenvalue456",
+        "MY_PASSWORD": "hunter2-password",
+        "DATABASE_URL": "postgres://alice:dbpass789@db.example.org/lab",
+    }
+    done = cli("run", "toy", "-p", "frequency=slow", env=secrets)
+    assert done.returncode == 0, done.stderr
+    variables = record_of(only_trial(investigation))["environment"]["variables"]
+    assert variables["AWS_SECRET_ACCESS_KEY"] == "<redacted>"
+    assert variables["DATABASE_URL"] == "postgres://<redacted>@db.example.org/lab"
+    for path in (investigation / "trials").rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for value in secrets.values():
+                assert value.split("//")[-1].encode() not in content, (path, value)
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind", "error_type"),
+    [
+        ("boom", "exception", "ValueError"),
+        ("exit", "exception", "SystemExit"),
+        ("die", "kernel_died", "DeadKernelError"),
+        ("noresult", "exception", "StepResultError"),
+    ],
+)
+def test_a_failing_experiment_gets_a_failed_record_and_its_page(
+    investigation: Path, cli: RunCli, mode: str, kind: str, error_type: str
+) -> None:
+    done = cli("run", "toy", "-p", f"mode={mode}")
+    assert done.returncode == 1
+    folder = only_trial(investigation)
+    record = record_of(folder)
+    assert record["status"] == "failed"
+    assert record["error"]["kind"] == kind and record["error"]["type"] == error_type
+    assert record["error"]["step"] == "toy"
+    assert record["main"] is None
+    page = (folder / "trial.html").read_text()
+    assert "failed" in page and error_type in page
+    if mode == "boom":
+        assert "exploded on purpose" in record["error"]["message"]
+        assert "ValueError" in record["error"]["traceback"]
+        assert "exploded on purpose" in page
+
+
+def test_timeout_stops_the_kernel(investigation: Path, cli: RunCli) -> None:
+    started = time.monotonic()
+    done = cli("run", "toy", "-p", "mode=sleep", "--timeout", "2")
+    assert done.returncode == 1
+    assert time.monotonic() - started < 60
+    record = record_of(only_trial(investigation))
+    assert record["status"] == "failed" and record["error"]["kind"] == "timeout"
+    assert not kernels_in(investigation)
+
+
+def kernels_in(root: Path) -> list[int]:
+    """Kernel processes whose working directory is ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"ipykernel" in cmdline and Path(cwd) == root:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_interrupt_and_leave_no_kernel(investigation: Path, signum: int) -> None:
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mitosis.cli", "run", "toy", "-p", "mode=sleep"],
+        cwd=investigation, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not kernels_in(investigation) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # let the step start sleeping
+    runner.send_signal(signum)
+    _, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == 130, stderr
+    record = record_of(only_trial(investigation))
+    assert record["status"] == "interrupted" and record["error"]["kind"] == "interrupted"
+    time.sleep(1)
+    assert not kernels_in(investigation)
+
+
+def test_dirty_tree_is_refused_listing_files_and_debug_runs_anyway(
+    investigation: Path, cli: RunCli
+) -> None:
+    source = investigation / "toy_experiments.py"
+    source.write_text(source.read_text() + "\n# an uncommitted idea\n")
+    (investigation / "scratch.py").write_text("x = 1\n")
+    (investigation / "trials").mkdir()
+    (investigation / "trials" / "stray.txt").write_text("inside the trials folder\n")
+    refused = cli("run", "toy")
+    assert refused.returncode == 2
+    assert "toy_experiments.py" in refused.stderr and "scratch.py" in refused.stderr
+    assert "stray.txt" not in refused.stderr
+    assert not trial_dirs(investigation / "trials")
+    done = cli("run", "toy", "-p", "frequency=fast", "--debug")
+    assert done.returncode == 0, done.stderr
+    folder = only_trial(investigation)
+    record = record_of(folder)
+    assert record["debug"] is True and record["git"]["dirty"] is True
+    patch = (folder / "uncommitted.patch").read_text()
+    assert "an uncommitted idea" in patch and "scratch.py" in patch
+    assert not (investigation / "trials" / "variants" / "toy").exists()
+
+
+def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> None:
+    done = cli("run", "toy", "-p", "+frequency=fast", "-e", "tag={'a': 1, 'b': 'x=y'}", "-e", "amplitude=0.5")
+    assert done.returncode == 0, done.stderr
+    record = record_of(only_trial(investigation))
+    params = record["steps"][0]["params"]
+    assert params["frequency"]["tracked"] is False
+    assert params["tag"]["kind"] == "literal" and params["tag"]["source"] == "{'a': 1, 'b': 'x=y'}"
+    assert record["variant"] == "toy.amplitude=0.5,toy.tag={'a': 1, 'b': 'x=y'}"
+    assert record["main"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "nope"], "unknown step 'nope'"),
+        (["run", "toy", "-p", "frequency=medium"], "unknown variant 'medium'"),
+        (["run", "toy", "-p", "colour=red"], "no argument 'colour'"),
+        (["run", "toy", "-e", "amplitude=__import__('os').system('touch pwned')"], "not a Python literal"),
+        (["run", "toy", "-e", "amplitude=two"], "not a Python literal"),
+        (["run", "gen", "fit", "-p", "length=short"], "needs its step"),
+        (["run", "toy", "--kernel", "no-such-kernel"], "no Jupyter kernel named"),
+        (["run", "toy", "-p", "frequency"], "[STEP.]ARG=VALUE"),
+    ],
+)
+def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
+    investigation: Path, cli: RunCli, args: list[str], message: str
+) -> None:
+    done = cli(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+    assert not (investigation / "trials").exists()
+    assert not (investigation / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "message"),
+    [
+        ("[tool.mitosis\nsteps = 1\n", "line 1"),
+        ("[project]\nname = 'x'\n", "no [tool.mitosis] table"),
+        ("[tool.mitosis]\ntrials-folder = 'trials'\n", "no [tool.mitosis.steps] table"),
+        ('[tool.mitosis.steps]\ntoy = ["missing_module:run"]\n', "cannot import module 'missing_module'"),
+        ('[tool.mitosis.steps]\ntoy = ["toy_experiments:nothing"]\n', "has no 'nothing'"),
+    ],
+)
+def test_bad_configuration_exits_2(investigation: Path, cli: RunCli, pyproject: str, message: str) -> None:
+    (investigation / "pyproject.toml").write_text(pyproject)
+    git(investigation, "commit", "-qam", "broken config")
+    done = cli("run", "toy", "--debug")
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (investigation / "trials").exists()
+
+
+def test_outside_a_git_repository_is_refused(tmp_path: Path, cli: RunCli) -> None:
+    bare = tmp_path / "not-a-repo"
+    bare.mkdir()
+    done = cli("run", "toy", cwd=bare)
+    assert done.returncode == 2 and "not inside a git repository" in done.stderr
+    done = cli("run", "toy", "--config", str(bare / "pyproject.toml"), cwd=bare)
+    assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_own_template_from_config_and_a_template_without_parameters(
+    investigation: Path, cli: RunCli
+) -> None:
+    import nbformat
+
+    template = nbformat.read(
+        str(Path(__file__).resolve().parent.parent / "templates" / "trial.ipynb"), as_version=4
+    )
+    template.cells.append(nbformat.v4.new_markdown_cell("## Our lab's closing remarks"))
+    (investigation / "templates").mkdir()
+    nbformat.write(template, str(investigation / "templates" / "lab.ipynb"))
+    no_parameters = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(no_parameters, str(investigation / "templates" / "bad.ipynb"))
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        'trials-folder = "trials"', 'trials-folder = "trials"\ntemplate = "templates/lab.ipynb"'
+    ))
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-qm", "our template")
+    done = cli("run", "toy")
+    assert done.returncode == 0, done.stderr
+    assert "closing remarks" in (only_trial(investigation) / "trial.ipynb").read_text()
+    refused = cli("run", "toy", "--template", "templates/bad.ipynb")
+    assert refused.returncode == 2 and "no cell tagged 'parameters'" in refused.stderr
+
+
+def test_show_and_list_find_the_trial(investigation: Path, cli: RunCli) -> None:
+    assert cli("run", "toy", "-p", "frequency=fast").returncode == 0
+    trial_id = only_trial(investigation).name
+    import json
+
+    shown = cli("show", trial_id.rsplit("-", 1)[1][:4], "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == trial_id
+    listed = cli("list", "--json")
+    assert [row["id"] for row in json.loads(listed.stdout)] == [trial_id]
+    missing = cli("show", "ffffff")
+    assert missing.returncode == 2 and "no trial" in missing.stderr
