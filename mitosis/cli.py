@@ -18,20 +18,30 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
-        self.exit(EXIT_USAGE, f"mitosis-nb: {message}; see mitosis-nb {self.prog.split()[-1]} --help.\n")
+        self.exit(
+            EXIT_USAGE, f"mitosis-nb: {message}; see mitosis-nb {self.prog.split()[-1]} --help.\n"
+        )
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mitosis-nb", description="Every experiment a reproducible, browsable trial.")
+    parser = _Parser(
+        prog="mitosis-nb", description="Every experiment a reproducible, browsable trial."
+    )
     parser.add_argument("--version", action="version", version=f"mitosis-nb {__version__}")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run one trial, or a sweep of trials")
     run.add_argument("steps", nargs="+", metavar="STEP")
-    run.add_argument("-p", dest="lookups", action="append", default=[], metavar="[+][STEP.]ARG=VARIANT")
-    run.add_argument("-e", dest="literals", action="append", default=[], metavar="[+][STEP.]ARG=LITERAL")
-    run.add_argument("--debug", action="store_true", help="run with uncommitted changes; lock nothing")
+    run.add_argument(
+        "-p", dest="lookups", action="append", default=[], metavar="[+][STEP.]ARG=VARIANT"
+    )
+    run.add_argument(
+        "-e", dest="literals", action="append", default=[], metavar="[+][STEP.]ARG=LITERAL"
+    )
+    run.add_argument(
+        "--debug", action="store_true", help="run with uncommitted changes; lock nothing"
+    )
     run.add_argument("-F", "--trials-folder", type=Path)
     run.add_argument("--template", type=Path)
     run.add_argument("--timeout", type=float, metavar="S")
@@ -237,7 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mitosis-nb``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
-    handlers = {"run": lambda: _run(args, argv), "show": lambda: _show(args), "list": lambda: _list(args)}
+    handlers = {
+        "run": lambda: _run(args, argv),
+        "show": lambda: _show(args),
+        "list": lambda: _list(args),
+    }
     handlers["experiments"] = lambda: _experiments(args)
     handlers.update(
         compare=lambda: _compare(args), index=lambda: _index(args), serve=lambda: _serve(args)

@@ -86,7 +86,9 @@ class ResolvedParam:
             entry["variant"] = self.choice.text
         else:
             entry["source"] = self.choice.text
-        entry.update(value=self.rendering, fingerprint=self.fingerprint, tracked=self.choice.tracked)
+        entry.update(
+            value=self.rendering, fingerprint=self.fingerprint, tracked=self.choice.tracked
+        )
         return entry
 
     def for_kernel(self) -> dict[str, Any]:
@@ -154,7 +156,9 @@ def _check_argument(step: StepConfig, index: int, arg: str, lookup: Mapping[str,
     raise ParameterError(f"step {step.name!r} has no argument {arg!r}; its arguments: {known}.")
 
 
-def _resolve(choice: ParamChoice, lookup: Mapping[str, Mapping[str, Any]], debug: bool) -> ResolvedParam:
+def _resolve(
+    choice: ParamChoice, lookup: Mapping[str, Mapping[str, Any]], debug: bool
+) -> ResolvedParam:
     if choice.kind == "lookup":
         variants = lookup.get(choice.arg)
         if variants is None:
@@ -216,7 +220,9 @@ def prepare(request: TrialRequest) -> list[TrialPlan]:
     index_of = {step.name: i for i, step in enumerate(steps)}
     for option in options:
         assert option.step is not None
-        _check_argument(config.steps[option.step], index_of[option.step], option.arg, lookups[option.step])
+        _check_argument(
+            config.steps[option.step], index_of[option.step], option.arg, lookups[option.step]
+        )
     trials_folder = (request.trials_folder or config.trials_folder).resolve()
     state = gitstate.read_state(config.root, ignore=trials_folder)
     if not request.debug:
@@ -229,7 +235,9 @@ def prepare(request: TrialRequest) -> list[TrialPlan]:
     for choices in expand_grid(options):
         params = tuple(_resolve(c, lookups[c.step], request.debug) for c in choices)
         plans.append(
-            TrialPlan(request, config, steps, params, state, template, trials_folder, kernel_name, source)
+            TrialPlan(
+                request, config, steps, params, state, template, trials_folder, kernel_name, source
+            )
         )
     return plans
 
@@ -238,7 +246,9 @@ def _claims(plan: TrialPlan, trial_id: str) -> list[registry.Claim]:
     if plan.request.debug:
         return []
     return [
-        registry.Claim(p.choice.step, p.choice.arg, p.choice.text, p.fingerprint, p.rendering, trial_id)
+        registry.Claim(
+            p.choice.step, p.choice.arg, p.choice.text, p.fingerprint, p.rendering, trial_id
+        )
         for p in plan.params
         if p.choice.kind == "lookup" and p.choice.tracked and p.fingerprint
     ]
@@ -255,7 +265,9 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _initial_record(plan: TrialPlan, trial_id: str, started: datetime, iteration: int) -> dict[str, Any]:
+def _initial_record(
+    plan: TrialPlan, trial_id: str, started: datetime, iteration: int
+) -> dict[str, Any]:
     request = plan.request
     steps = [
         {
@@ -317,7 +329,9 @@ def _step_summaries(notebook: nbformat.NotebookNode | None) -> dict[str, dict[st
     return summaries
 
 
-def _first_error(notebook: nbformat.NotebookNode | None) -> tuple[str | None, dict[str, Any] | None]:
+def _first_error(
+    notebook: nbformat.NotebookNode | None,
+) -> tuple[str | None, dict[str, Any] | None]:
     for cell in notebook.cells if notebook is not None else []:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
@@ -327,7 +341,10 @@ def _first_error(notebook: nbformat.NotebookNode | None) -> tuple[str | None, di
 
 
 def _describe_error(
-    plan: TrialPlan, outcome: execute.Execution, summaries: dict[str, dict[str, Any]], timeout: float | None
+    plan: TrialPlan,
+    outcome: execute.Execution,
+    summaries: dict[str, dict[str, Any]],
+    timeout: float | None,
 ) -> dict[str, Any] | None:
     missing = [step.name for step in plan.steps if step.name not in summaries]
     if outcome.error_kind is None and not missing:
@@ -376,7 +393,11 @@ def _finish_record(
     record["main"], record["metrics"] = last["main"], last["metrics"]
     record["error"] = error
     record["status"] = (
-        "succeeded" if error is None else "interrupted" if error["kind"] == "interrupted" else "failed"
+        "succeeded"
+        if error is None
+        else "interrupted"
+        if error["kind"] == "interrupted"
+        else "failed"
     )
     finished = _now()
     record["finished"] = finished.isoformat()
@@ -423,7 +444,9 @@ def run_plan(plan: TrialPlan) -> Trial:
     record = _initial_record(plan, trial_id, started, _iteration(plan, trial_id))
     store.write_record(folder, record)
     if plan.request.debug:
-        write_atomic(folder / "uncommitted.patch", gitstate.uncommitted_patch(plan.git, plan.trials_folder))
+        write_atomic(
+            folder / "uncommitted.patch", gitstate.uncommitted_patch(plan.git, plan.trials_folder)
+        )
     notebook = render.render_notebook(plan.template, plan.steps)
     parameters = {
         "mitosis_trial_dir": str(folder),
@@ -537,4 +560,3 @@ def execute_trial(
     if len(plans) != 1:
         raise ParameterError("execute_trial runs one trial; give one variant per parameter.")
     return run_plans(plans)[0]
-

@@ -96,7 +96,9 @@ def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "researcher@example.org")
 
 
-def make_investigation(root: Path, experiments: str = TOY_EXPERIMENTS, pyproject: str = PYPROJECT) -> Path:
+def make_investigation(
+    root: Path, experiments: str = TOY_EXPERIMENTS, pyproject: str = PYPROJECT
+) -> Path:
     """Write a toy investigation into ``root``, as a git repository with one commit."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text(textwrap.dedent(pyproject))
@@ -127,8 +129,9 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 def cli(investigation: Path) -> RunCli:
     """Run the real ``mitosis-nb`` command line in the investigation."""
 
-    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "mitosis.cli", *args],
             cwd=cwd or investigation,
@@ -143,4 +146,8 @@ def cli(investigation: Path) -> RunCli:
 
 def trial_dirs(trials: Path) -> list[Path]:
     """The trial folders in a trials folder, oldest first."""
-    return sorted(p for p in trials.iterdir() if p.is_dir() and p.name[:1].isdigit()) if trials.is_dir() else []
+    return (
+        sorted(p for p in trials.iterdir() if p.is_dir() and p.name[:1].isdigit())
+        if trials.is_dir()
+        else []
+    )

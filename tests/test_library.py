@@ -1,4 +1,4 @@
-"""The library: `execute_trial`, `load_trial`, `load_trial_data`, `Trial`, from a script and a notebook."""
+"""The library: execute_trial, load_trial, load_trial_data and Trial, from scripts and notebooks."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "investigation"
 
 
 def test_execute_trial_from_a_script_returns_the_trial(investigation: Path) -> None:
-    trial = execute_trial("toy", params={"frequency": "fast", "solver": "tight"}, literals={"amplitude": 3})
+    trial = execute_trial(
+        "toy", params={"frequency": "fast", "solver": "tight"}, literals={"amplitude": 3}
+    )
     assert trial.status == "succeeded"
     assert trial.main == 30.0 and trial.metrics["tol"] == 1e-8
     assert trial.html_path.is_file() and trial.html_path.parent.parent == investigation / "trials"
@@ -56,14 +58,19 @@ def test_execute_trial_from_inside_a_running_notebook(investigation: Path) -> No
         cells=[
             nbformat.v4.new_code_cell(
                 "from mitosis import execute_trial\n"
-                "trial = execute_trial('toy', params={'frequency': 'slow'}, literals={'amplitude': 7})\n"
+                "trial = execute_trial(\n"
+                "    'toy', params={'frequency': 'slow'}, literals={'amplitude': 7}\n"
+                ")\n"
                 "print('STATUS', trial.status, trial.main)"
             ),
             nbformat.v4.new_code_cell("trial"),
         ]
     )
     client = NotebookClient(
-        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(investigation)}}
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(investigation)}},
     )
     client.execute()
     printed = "".join(o.get("text", "") for o in notebook.cells[0].outputs)
@@ -81,8 +88,21 @@ def test_the_example_investigation_publishes_a_page_with_its_plot(tmp_path: Path
     git(root, "add", "-A")
     git(root, "commit", "-qm", "example")
     done = subprocess.run(
-        [sys.executable, "-m", "mitosis", "run", "sine", "-p", "frequency=fast", "-e", "amplitude=2"],
-        cwd=root, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mitosis",
+            "run",
+            "sine",
+            "-p",
+            "frequency=fast",
+            "-e",
+            "amplitude=2",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     (folder,) = trial_dirs(root / "trials")

@@ -35,7 +35,7 @@ class TrialInterrupted(BaseException):
     """Ctrl-C or SIGTERM reached the runner while a trial was executing."""
 
 
-class _SameInterpreterSpecs(KernelSpecManager):  # type: ignore[misc]
+class _SameInterpreterSpecs(KernelSpecManager):
     """Offers a kernel that runs this very interpreter, whatever kernelspecs are installed."""
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
@@ -101,8 +101,10 @@ def stop_kernel(manager: AsyncKernelManager) -> None:
 def _kill_kernel(manager: AsyncKernelManager) -> None:
     # Killing the process makes papermill's client raise DeadKernelError promptly, even in
     # the middle of a cell; a polite shutdown request would wait for the cell to finish.
-    with contextlib.suppress(Exception):
-        manager.provisioner.process.kill()
+    process = getattr(manager.provisioner, "process", None)
+    if process is not None:
+        with contextlib.suppress(OSError):
+            process.kill()
 
 
 @contextlib.contextmanager
@@ -145,7 +147,9 @@ def _run_papermill(
         outcome["error"] = error
 
 
-def _supervise(worker: threading.Thread, deadline: float | None, on_timeout: Callable[[], None]) -> bool:
+def _supervise(
+    worker: threading.Thread, deadline: float | None, on_timeout: Callable[[], None]
+) -> bool:
     """Wait for ``worker``; return whether the deadline passed first."""
     timed_out = False
     while worker.is_alive():
@@ -212,9 +216,10 @@ def _is_cell_error(error: BaseException) -> bool:
 
 def _read_partial(output: Path) -> nbformat.NotebookNode | None:
     try:
-        return nbformat.read(str(output), as_version=4)
+        notebook: nbformat.NotebookNode = nbformat.read(str(output), as_version=4)
     except Exception:  # absent or half-written: papermill died before saving
         return None
+    return notebook
 
 
 def strip_ansi(text: str) -> str:

@@ -47,4 +47,5 @@ def render_page(notebook: nbformat.NotebookNode, record: dict[str, Any], has_log
 def render_missing_notebook(record: dict[str, Any]) -> str:
     """A page for a trial whose notebook never came back (the kernel could not start)."""
     header = render_header(record, has_log=False)
-    return f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{record['id']}</title></head><body>{header}</body></html>\n"
+    head = f"<head><meta charset='utf-8'><title>{record['id']}</title></head>"
+    return f"<!DOCTYPE html>\n<html>{head}<body>{header}</body></html>\n"

@@ -44,14 +44,15 @@ def step_source(step: StepConfig, index: int, count: int, previous: str | None) 
         f"# Step {index + 1} of {count}: {step.name} = {step.run}\n"
         f"{imports}\n\n"
         f"{step.name}_args = mitosis_trial.arguments({step.name!r})\n"
-        f"{step.name}_result = mitosis_trial.record({step.name!r}, {alias}({inputs}**{step.name}_args))"
+        f"{step.name}_result = mitosis_trial.record(\n"
+        f"    {step.name!r}, {alias}({inputs}**{step.name}_args)\n)"
     )
 
 
 def render_notebook(template: Path, steps: Sequence[StepConfig]) -> nbformat.NotebookNode:
     """Load ``template`` and put the steps' cells where its ``mitosis-steps`` cell is."""
     try:
-        notebook = nbformat.read(str(template), as_version=4)
+        notebook: nbformat.NotebookNode = nbformat.read(str(template), as_version=4)
     except FileNotFoundError:
         raise ConfigError(f"template {template} does not exist; fix --template.") from None
     except Exception as error:  # nbformat raises many kinds for a file that is not a notebook

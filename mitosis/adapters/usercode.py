@@ -33,8 +33,7 @@ def import_object(path: str) -> Any:
         return load_object(path)
     except AttributeError:
         raise UserCodeError(
-            f"module {module_name!r} has no {qualname!r} (for {path}); "
-            "check [tool.mitosis.steps]."
+            f"module {module_name!r} has no {qualname!r} (for {path}); check [tool.mitosis.steps]."
         ) from None
 
 
