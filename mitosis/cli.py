@@ -165,7 +165,9 @@ def _list(args: argparse.Namespace) -> int:
         and (args.status is None or row.get("status") == args.status)
     ]
     if args.json:
-        _print_json(rows)
+        # One trial per line: grep-able, and json's fast C encoder (indent= is pure Python).
+        lines = ",\n".join(json.dumps(row, default=str) for row in rows)
+        print(f"[\n{lines}\n]" if rows else "[]")
         return EXIT_OK
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     print(trial_table(rows, width) if rows else "no trials.")
