@@ -80,6 +80,11 @@ def _add_browse_parsers(commands: Any) -> None:
     compare = browse("compare", "show only what differs between two trials")
     compare.add_argument("a", metavar="ID")
     compare.add_argument("b", metavar="ID")
+    reproduce = browse("reproduce", "re-run a trial at its recorded commit; check its results")
+    reproduce.add_argument("id", metavar="ID")
+    reproduce.add_argument(
+        "--rtol", type=float, default=1e-9, metavar="R", help="relative tolerance (1e-9)"
+    )
     browse("index", "rebuild index.sqlite and index.html from the records", json_output=False)
     serve = browse("serve", "serve the trials folder over HTTP", json_output=False)
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
@@ -191,6 +196,28 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mitosis.reproduce import reproduce_trial
+    from mitosis.views import reproduction_text
+
+    reproduction = reproduce_trial(
+        args.id,
+        rtol=args.rtol,
+        trials_folder=args.trials_folder,
+        config=args.config,
+        command=shlex.join(["mitosis-nb", *argv]),
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    report = reproduction.as_dict()
+    if args.json:
+        _print_json(report)
+    else:
+        print(reproduction_text(report))
+    if reproduction.trial.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if reproduction.reproduced else EXIT_FAILED
+
+
 def _index(args: argparse.Namespace) -> int:
     from mitosis.catalog import rebuild
 
@@ -258,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.update(
         compare=lambda: _compare(args), index=lambda: _index(args), serve=lambda: _serve(args)
     )
+    handlers["reproduce"] = lambda: _reproduce(args, argv)
     try:
         return handlers[args.command]()
     except MitosisError as error:

@@ -20,7 +20,7 @@ from typing import Any
 
 import nbformat
 
-from mitosis import __version__, catalog
+from mitosis import __version__, catalog, provenance
 from mitosis.adapters import (
     environment,
     execute,
@@ -69,6 +69,7 @@ class TrialRequest:
     config: Path | None = None
     trials_folder: Path | None = None
     cwd: Path | None = None
+    reproduces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,15 +198,6 @@ def _kernel_name(kernel: str | None) -> str:
     return kernel
 
 
-def _step_source(step: StepConfig, state: gitstate.GitState) -> dict[str, Any]:
-    path = usercode.module_file(step.run)
-    entry: dict[str, Any] = {"module_file": str(path) if path else None, "repo": None}
-    if path is not None and state.root in path.parents:
-        relative = str(path.relative_to(state.root))
-        entry.update(repo=str(state.root), commit=state.commit, dirty=relative in state.dirty_files)
-    return entry
-
-
 def prepare(request: TrialRequest) -> list[TrialPlan]:
     """Check the whole request and resolve every trial of it; writes nothing."""
     config = load_config(request.config, request.cwd)
@@ -230,7 +222,10 @@ def prepare(request: TrialRequest) -> list[TrialPlan]:
     template = request.template or config.template or render.packaged_template()
     render.render_notebook(template, steps)
     kernel_name = _kernel_name(request.kernel)
-    source = {step.name: _step_source(step, state) for step in steps}
+    traced = provenance.trace_steps(steps, state, trials_folder)
+    if not request.debug:
+        traced.require_clean()  # a step from another repository needs a clean tree too
+    source = traced.sources
     plans = []
     for choices in expand_grid(options):
         params = tuple(_resolve(c, lookups[c.step], request.debug) for c in choices)
@@ -306,7 +301,7 @@ def _initial_record(
         ),
         "command": request.command or _describe_call(plan),
         "mitosis_version": __version__,
-        "reproduces": None,
+        "reproduces": request.reproduces,
     }
 
 

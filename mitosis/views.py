@@ -128,3 +128,44 @@ def comparison_text(comparison: Comparison) -> str:
         a, b = _side(section, difference.a), _side(section, difference.b)
         lines.append(f"  {difference.name}: {a}  ->  {b}")
     return "\n".join(lines)
+
+
+def reproduction_text(report: Mapping[str, Any]) -> str:
+    """``reproduce``: the verdict, what differs, where it ran and what changed around it."""
+    verdict = "REPRODUCED" if report["reproduced"] else "DIVERGED"
+    lines = [f"{verdict}: trial {report['original']} re-ran as {report['trial']}"]
+    differences: Mapping[str, Any] = report["differences"]
+    compared = ", ".join(report["compared"])
+    if differences:
+        lines.append(f"differs (original -> new, rtol {report['rtol']:g}):")
+        lines += [
+            f"  {name}: {short(a, 60)}  ->  {short(b, 60)}" for name, (a, b) in differences.items()
+        ]
+    else:
+        lines.append(f"same {compared} (rtol {report['rtol']:g})")
+    if report["worktree"]:
+        lines.append(
+            f"ran at the recorded commit {report['commit']} in a temporary git worktree "
+            f"(your checkout, at {report['head']}, was not touched)"
+        )
+    for section, title in (
+        ("sources", "step sources"),
+        ("vcs_packages", "packages installed from git"),
+        ("submodules", "submodules"),
+    ):
+        changed = report["provenance"].get(section, {})
+        if changed:
+            lines.append(f"{title} that differ (original -> now):")
+            lines += [
+                f"  {name}: {_side(section, a)}  ->  {_side(section, b)}"
+                for name, (a, b) in changed.items()
+            ]
+    packages: Mapping[str, Any] = report["packages"]
+    if packages:
+        lines.append("package versions that differ (original -> now):")
+        lines += [
+            f"  {name}: {a or '(absent)'}  ->  {b or '(absent)'}"
+            for name, (a, b) in packages.items()
+        ]
+    lines.append(f"page: {report['page']}")
+    return "\n".join(lines)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import getpass
 import importlib.metadata
+import json
 import os
 import platform
 import socket
 import sys
 from collections.abc import Iterable
 
-from mitosis.core.redact import redact_environment
+from mitosis.core.redact import redact_environment, redact_url
 
 
 def installed_packages() -> dict[str, str]:
@@ -20,6 +21,39 @@ def installed_packages() -> dict[str, str]:
         name = distribution.metadata["Name"]
         if name and name not in packages:
             packages[name] = distribution.version
+    return dict(sorted(packages.items(), key=lambda item: item[0].lower()))
+
+
+def _vcs_origin(distribution: importlib.metadata.Distribution) -> dict[str, str] | None:
+    try:
+        origin = json.loads(distribution.read_text("direct_url.json") or "null")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(origin, dict) or not isinstance(origin.get("vcs_info"), dict):
+        return None
+    vcs = origin["vcs_info"]
+    found = {
+        "url": redact_url(str(origin.get("url", ""))),
+        "vcs": str(vcs.get("vcs", "")),
+        "commit": str(vcs.get("commit_id", "")),
+    }
+    if vcs.get("requested_revision"):
+        found["requested_revision"] = str(vcs["requested_revision"])
+    return found
+
+
+def vcs_packages() -> dict[str, dict[str, str]]:
+    """Distributions installed from a version control URL (PEP 610): URL, vcs and commit."""
+    packages: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata["Name"]
+        if name and name not in seen:
+            # The first distribution of a name on sys.path is the one that imports.
+            seen.add(name)
+            origin = _vcs_origin(distribution)
+            if origin is not None:
+                packages[name] = origin
     return dict(sorted(packages.items(), key=lambda item: item[0].lower()))
 
 
@@ -44,5 +78,6 @@ def describe_environment(
         "user": _user(),
         "kernel": kernel,
         "packages": installed_packages(),
+        "vcs_packages": vcs_packages(),
         "variables": redact_environment(os.environ, include, exclude),
     }

@@ -1,8 +1,15 @@
-"""What git says about the investigation: commit, branch, remote, and what is uncommitted."""
+"""What git says about the investigation: commit, branch, remote, and what is uncommitted.
+
+Also where any source file came from, and temporary worktrees at a recorded commit.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +28,7 @@ class GitState:
     branch: str | None
     remote: str | None
     dirty_files: tuple[str, ...]
+    submodules: tuple[tuple[str, str], ...] = ()
 
     @property
     def dirty(self) -> bool:
@@ -34,6 +42,7 @@ class GitState:
             "branch": self.branch,
             "dirty": self.dirty,
             "remote": self.remote,
+            "submodules": dict(self.submodules),
         }
 
 
@@ -74,7 +83,10 @@ def read_state(path: Path, ignore: Path | None = None) -> GitState:
         if ignore is not None and _inside((root / name).resolve(), ignore.resolve()):
             continue
         dirty.append(name)
-    return GitState(root, commit, branch, remote, tuple(sorted(set(dirty))))
+    submodules = submodule_commits(root) if (root / ".gitmodules").is_file() else {}
+    return GitState(
+        root, commit, branch, remote, tuple(sorted(set(dirty))), tuple(sorted(submodules.items()))
+    )
 
 
 def require_clean(state: GitState) -> None:
@@ -106,3 +118,127 @@ def uncommitted_patch(state: GitState, ignore: Path | None = None) -> str:
         )
         parts.append(completed.stdout)
     return "".join(parts)
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """Where one source file came from: its repository, commit and whether it is modified."""
+
+    file: Path
+    state: GitState | None
+    identity: Path | None
+    relative: str | None
+
+    def as_record(self) -> dict[str, object]:
+        """A step's ``source.run`` or ``source.lookup`` entry of a trial record."""
+        if self.state is None or self.relative is None:
+            return {"file": str(self.file), "repo": None}
+        return {
+            "file": self.relative,
+            "repo": str(self.identity),
+            "commit": self.state.commit,
+            "dirty": self.relative in self.state.dirty_files,
+            "remote": self.state.remote,
+        }
+
+
+def _identity(repo: git.Repo, root: Path) -> Path:
+    # A linked worktree (a reproduction's, say) is the same repository as its main checkout:
+    # name the main checkout, so records of one repository agree wherever it was checked out.
+    common = Path(repo.common_dir).resolve()
+    return common.parent if common.name == ".git" else root
+
+
+def locate_file(file: Path, states: dict[Path, GitState], ignore: Path | None = None) -> FileSource:
+    """The repository that holds ``file``; ``states`` caches each repository's state by root.
+
+    A file git ignores (a virtualenv's site-packages inside a repository) belongs to none.
+    """
+    file = file.resolve()
+    try:
+        repo = git.Repo(file.parent, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return FileSource(file, None, None, None)
+    root = Path(repo.working_tree_dir or file.parent).resolve()
+    if root not in states:
+        try:
+            states[root] = read_state(root, ignore)
+        except GitStateError:  # a repository without a commit tells nothing reproducible
+            return FileSource(file, None, None, None)
+    state = states[root]
+    relative = file.relative_to(root).as_posix()
+    if relative not in state.dirty_files and not repo.git.ls_files("--", relative):
+        return FileSource(file, None, None, None)
+    return FileSource(file, state, _identity(repo, root), relative)
+
+
+def submodule_commits(root: Path) -> dict[str, str]:
+    """Each submodule's path and the commit checked out there (or recorded, if not cloned)."""
+    output = git.Repo(root).git.submodule("status", "--recursive")
+    commits: dict[str, str] = {}
+    for line in output.splitlines():
+        # " <sha> path (describe)"; the first column is ' ', '+', '-' or 'U'.
+        fields = line[1:].split()
+        if len(fields) >= 2:
+            commits[fields[1]] = fields[0]
+    return commits
+
+
+def _git(root: Path, *args: str) -> str:
+    completed = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise GitStateError(
+            f"`git {' '.join(args)}` failed in {root}: {completed.stderr.strip()}; "
+            "check the repository and try again."
+        )
+    return completed.stdout
+
+
+@contextlib.contextmanager
+def worktree(root: Path, commit: str) -> Iterator[Path]:
+    """A temporary checkout of ``commit`` beside the user's, removed afterwards on every path.
+
+    The user's checkout (HEAD, files, index) is never touched: ``git worktree`` only adds an
+    entry under ``.git/worktrees``, which ``remove`` takes away again.
+    """
+    repo = _open(root)
+    try:
+        repo.commit(commit)
+    except (ValueError, git.BadName):
+        raise GitStateError(
+            f"commit {commit} is not in the repository at {root}; fetch it (git fetch) first."
+        ) from None
+    parent = Path(tempfile.mkdtemp(prefix="mitosis-worktree-"))
+    path = parent / Path(repo.working_tree_dir or root).name
+    try:
+        _git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+        if (path / ".gitmodules").is_file():
+            _git(path, "submodule", "update", "--init", "--recursive", "--quiet")
+        yield path
+    finally:
+        with contextlib.suppress(GitStateError):
+            _git(root, "worktree", "remove", "--force", str(path))
+        shutil.rmtree(parent, ignore_errors=True)
+        with contextlib.suppress(GitStateError):
+            _git(root, "worktree", "prune")
+
+
+def apply_patch(root: Path, patch: str) -> None:
+    """Apply a recorded ``uncommitted.patch`` to a checkout."""
+    if not patch.strip():
+        return
+    completed = subprocess.run(
+        ["git", "apply", "--binary", "--whitespace=nowarn", "-"],
+        cwd=root,
+        input=patch,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise GitStateError(
+            f"the recorded uncommitted.patch does not apply at its commit: "
+            f"{completed.stderr.strip()}; the trial cannot be reproduced exactly."
+        )

@@ -13,9 +13,12 @@ SECTIONS = (
     "main",
     "metrics",
     "commit",
+    "sources",
+    "submodules",
     "patch",
     "environment",
     "packages",
+    "vcs_packages",
     "variables",
 )
 
@@ -70,20 +73,56 @@ def _params(record: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
+def _source_text(entry: Mapping[str, Any]) -> str | None:
+    if not entry:
+        return None
+    if not entry.get("repo"):
+        return f"{entry.get('file')} (not in a git repository)"
+    dirty = " (dirty)" if entry.get("dirty") else ""
+    return f"{entry.get('file')} @ {entry.get('commit')} in {entry.get('repo')}{dirty}"
+
+
+def _sources(record: Mapping[str, Any]) -> dict[str, str | None]:
+    """Where each step's callable and lookup dictionary came from: file, commit, repository."""
+    sources: dict[str, str | None] = {}
+    steps = record.get("steps")
+    for step in steps if isinstance(steps, list) else []:
+        step = _mapping(step)
+        source = _mapping(step.get("source"))
+        for part in ("run", "lookup"):
+            if part in source:
+                sources[f"{step.get('name')}.{part}"] = _source_text(_mapping(source[part]))
+    return sources
+
+
+def _vcs_packages(environment: Mapping[str, Any]) -> dict[str, str]:
+    packages = _mapping(environment.get("vcs_packages"))
+    return {
+        str(name): f"{_mapping(origin).get('url')} @ {_mapping(origin).get('commit')}"
+        for name, origin in packages.items()
+    }
+
+
 def _sections(record: Mapping[str, Any], patch: str | None) -> dict[str, Mapping[str, Any]]:
     git = _mapping(record.get("git"))
     environment = _mapping(record.get("environment"))
     return {
-        "trial": {key: record.get(key) for key in ("experiment", "variant", "status", "debug")},
+        "trial": {
+            key: record.get(key)
+            for key in ("experiment", "variant", "status", "debug", "reproduces")
+        },
         "params": _params(record),
         "main": {"main": record.get("main")},
         "metrics": _mapping(record.get("metrics")),
         "commit": {key: git.get(key) for key in ("commit", "branch", "dirty")},
+        "sources": _sources(record),
+        "submodules": _mapping(git.get("submodules")),
         "patch": {"uncommitted.patch": patch},
         "environment": {
             key: environment.get(key) for key in ("python", "platform", "hostname", "kernel")
         },
         "packages": _mapping(environment.get("packages")),
+        "vcs_packages": _vcs_packages(environment),
         "variables": _mapping(environment.get("variables")),
     }
 

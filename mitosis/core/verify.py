@@ -1,0 +1,164 @@
+"""Did a re-run reproduce a trial? The pure logic behind ``mitosis-nb reproduce``.
+
+A record holds everything needed to ask for the same trial again (step names, variant
+names, literal source text, which parameters were untracked, the debug flag) and the
+results to check the new trial against (``main`` and every metric).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mitosis.core.params import ParamOption
+from mitosis.errors import RecordError
+
+DEFAULT_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What a record says was asked for: enough to ask for it again."""
+
+    steps: tuple[str, ...]
+    options: tuple[ParamOption, ...]
+    debug: bool
+    commit: str
+    kernel: str | None
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One result that differs between the original trial and its re-run."""
+
+    name: str
+    original: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the re-run reproduced the original, and what differs."""
+
+    original: str
+    trial: str
+    rtol: float
+    reproduced: bool
+    mismatches: tuple[Mismatch, ...]
+    compared: tuple[str, ...]
+    packages: tuple[Mismatch, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary, for ``reproduce --json``."""
+        return {
+            "original": self.original,
+            "trial": self.trial,
+            "reproduced": self.reproduced,
+            "rtol": self.rtol,
+            "compared": list(self.compared),
+            "differences": {m.name: [m.original, m.new] for m in self.mismatches},
+            "packages": {m.name: [m.original, m.new] for m in self.packages},
+        }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _option(step: str, arg: str, param: Mapping[str, Any], trial: str) -> ParamOption:
+    kind = param.get("kind")
+    text = param.get("variant") if kind == "lookup" else param.get("source")
+    if kind not in ("lookup", "literal") or not isinstance(text, str):
+        raise RecordError(
+            f"trial {trial} records parameter {step}.{arg} without its variant name or literal "
+            "source, so it cannot be asked for again; re-run it with mitosis-nb run instead."
+        )
+    return ParamOption(step, arg, kind, (text,), bool(param.get("tracked", True)))
+
+
+def recorded_request(record: Mapping[str, Any]) -> RecordedRequest:
+    """The steps, parameters, debug flag, commit and kernel a record was run with."""
+    trial = str(record.get("id"))
+    steps = record.get("steps")
+    commit = _mapping(record.get("git")).get("commit")
+    if not isinstance(steps, list) or not steps or not isinstance(commit, str):
+        raise RecordError(f"trial {trial} records no steps or no commit; it cannot be re-run.")
+    names: list[str] = []
+    options: list[ParamOption] = []
+    for step in map(_mapping, steps):
+        name = str(step.get("name"))
+        names.append(name)
+        for arg, param in _mapping(step.get("params")).items():
+            options.append(_option(name, str(arg), _mapping(param), trial))
+    kernel = _mapping(record.get("environment")).get("kernel")
+    return RecordedRequest(
+        steps=tuple(names),
+        options=tuple(options),
+        debug=bool(record.get("debug")),
+        commit=commit,
+        kernel=kernel if isinstance(kernel, str) else None,
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def same_result(original: Any, new: Any, rtol: float) -> bool:
+    """Equal, with numbers equal within the relative tolerance ``rtol`` (NaN equals NaN)."""
+    if _is_number(original) and _is_number(new):
+        if math.isnan(original) and math.isnan(new):
+            return True
+        return math.isclose(original, new, rel_tol=rtol, abs_tol=0.0)
+    if isinstance(original, (list, tuple)) and isinstance(new, (list, tuple)):
+        return len(original) == len(new) and all(
+            same_result(a, b, rtol) for a, b in zip(original, new, strict=True)
+        )
+    if isinstance(original, Mapping) and isinstance(new, Mapping):
+        return set(original) == set(new) and all(
+            same_result(original[key], new[key], rtol) for key in original
+        )
+    return bool(original == new)
+
+
+def _results(record: Mapping[str, Any]) -> dict[str, Any]:
+    results: dict[str, Any] = {"status": record.get("status"), "main": record.get("main")}
+    for name, value in _mapping(record.get("metrics")).items():
+        results[f"metrics.{name}"] = value
+    return results
+
+
+def changed_packages(original: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Mismatch, ...]:
+    """Packages whose version differs between two records (``None``: not installed)."""
+    a = _mapping(_mapping(original.get("environment")).get("packages"))
+    b = _mapping(_mapping(new.get("environment")).get("packages"))
+    return tuple(
+        Mismatch(name, a.get(name), b.get(name))
+        for name in sorted(set(a) | set(b), key=str.lower)
+        if a.get(name) != b.get(name)
+    )
+
+
+def verify(
+    original: Mapping[str, Any], new: Mapping[str, Any], rtol: float = DEFAULT_RTOL
+) -> Verdict:
+    """Compare the re-run ``new`` with ``original``: status, ``main`` and every metric."""
+    expected, found = _results(original), _results(new)
+    names = tuple(sorted(set(expected) | set(found), key=lambda n: (n != "status", n != "main", n)))
+    mismatches = tuple(
+        Mismatch(name, expected.get(name), found.get(name))
+        for name in names
+        if (name in expected) != (name in found)
+        or not same_result(expected.get(name), found.get(name), rtol)
+    )
+    return Verdict(
+        original=str(original.get("id")),
+        trial=str(new.get("id")),
+        rtol=rtol,
+        reproduced=not mismatches and new.get("status") == "succeeded",
+        mismatches=mismatches,
+        compared=names,
+        packages=changed_packages(original, new),
+    )
