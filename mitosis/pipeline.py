@@ -11,6 +11,8 @@ import inspect
 import json
 import os
 import shlex
+import shutil
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -405,6 +407,7 @@ def _publish(folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNo
     if notebook is not None:
         write_atomic(folder / "trial.ipynb", nbformat.writes(notebook))
         page = publish.render_page(notebook, record, has_log)
+        publish.write_assets(folder.parent)
     else:
         page = publish.render_missing_notebook(record)
     write_atomic(folder / "trial.html", page)
@@ -423,19 +426,86 @@ def _claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A sweep trial's id and folder, allocated by the submitting process before any trial runs."""
+
+    trial_id: str
+    folder: Path
+
+
+def lock_in_sweep(plans: Sequence[TrialPlan]) -> list[Reservation]:
+    """Claim every variant of a sweep once, and allocate each trial's id and folder.
+
+    A conflict refuses the whole sweep before anything is written; a claim lost to a
+    concurrent run removes the allocated folders again: every trial may run, or none.
+    """
+    check_lock_in(plans)
+    reservations: list[Reservation] = []
+    if not plans:
+        return reservations
+    store.ensure_folder(plans[0].trials_folder)
+    started = _now()
+    try:
+        for plan in plans:
+            reservations.append(Reservation(*store.create_trial_folder(plan.trials_folder, started)))
+        claimed: set[tuple[str, str, str]] = set()
+        for plan, reservation in zip(plans, reservations):
+            for wanted in _claims(plan, reservation.trial_id):
+                if (wanted.step, wanted.arg, wanted.variant) not in claimed:
+                    registry.claim(plan.trials_folder, wanted)
+                    claimed.add((wanted.step, wanted.arg, wanted.variant))
+    except BaseException:
+        release(reservations)
+        raise
+    return reservations
+
+
+def release(reservations: Sequence[Reservation]) -> None:
+    """Remove the folders of reserved trials that never started (only empty ones go)."""
+    for reservation in reservations:
+        with contextlib.suppress(OSError):
+            reservation.folder.rmdir()
+
+
+def _take_reserved(reservation: Reservation) -> tuple[str, Path]:
+    # A rerun of a trial (its Dask worker died) starts again from an empty folder, so one
+    # trial id never ends up with a mix of two attempts' files.
+    for child in list(reservation.folder.iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                child.unlink()
+    return reservation.trial_id, reservation.folder
+
+
 def _iteration(plan: TrialPlan, trial_id: str) -> int:
     if plan.request.debug:
         return 0
     return registry.take_iteration(plan.trials_folder, plan.experiment, plan.variant, trial_id)
 
 
-def run_plan(plan: TrialPlan) -> Trial:
-    """Run one checked trial: folder, lock-in, running record, kernel, page, final record."""
+def run_plan(
+    plan: TrialPlan,
+    reservation: Reservation | None = None,
+    cancel: threading.Event | None = None,
+    update_index: bool = True,
+) -> Trial:
+    """Run one checked trial: folder, lock-in, running record, kernel, page, final record.
+
+    A sweep trial comes with its ``reservation`` (variants claimed already) and a ``cancel``
+    event that stops it like Ctrl-C; Dask tasks pass ``update_index=False`` because the
+    submitting process keeps the index.
+    """
     clock = _Timer()
-    store.ensure_folder(plan.trials_folder)
     started = _now()
-    trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
-    _claim_all(plan, trial_id, folder)
+    if reservation is None:
+        store.ensure_folder(plan.trials_folder)
+        trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
+        _claim_all(plan, trial_id, folder)
+    else:
+        trial_id, folder = _take_reserved(reservation)
     record = _initial_record(plan, trial_id, started, _iteration(plan, trial_id))
     store.write_record(folder, record)
     if plan.request.debug:
@@ -463,6 +533,7 @@ def run_plan(plan: TrialPlan) -> Trial:
         kernel=plan.request.kernel,
         timeout=plan.request.timeout,
         progress=plan.request.progress,
+        cancel=cancel,
     )
     clock.lap("execute_s")
     _finish_record(record, plan, outcome, started, clock.laps)
@@ -470,7 +541,8 @@ def run_plan(plan: TrialPlan) -> Trial:
     clock.lap("publish_s")
     record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
     store.write_record(folder, record)
-    catalog.record_trial(plan.trials_folder, record)  # warns, never raises
+    if update_index:
+        catalog.record_trial(plan.trials_folder, record)  # warns, never raises
     return Trial(record=record, folder=folder)
 
 
