@@ -183,6 +183,8 @@ def test_ctrl_c_and_sigterm_interrupt_and_leave_no_kernel(investigation: Path, s
     while not kernels_in(investigation) and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(2)  # let the step start sleeping
+    running = record_of(only_trial(investigation))
+    assert running["status"] == "running" and running["pid"] == runner.pid
     runner.send_signal(signum)
     _, stderr = runner.communicate(timeout=60)
     assert runner.returncode == 130, stderr
