@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mitosis import __version__
-from mitosis.errors import MitosisError
+from mitosis.errors import MitosisError, ParameterError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -49,6 +49,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--note")
     run.add_argument("--config", type=Path, metavar="PYPROJECT")
     run.add_argument("--json", action="store_true")
+    run.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="run N trials at once on this machine"
+    )
+    run.add_argument(
+        "--scheduler", metavar="ADDR", help="run the trials on a Dask cluster (tcp://HOST:8786)"
+    )
+    run.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip trials whose variant already succeeded at this commit",
+    )
 
     _add_browse_parsers(commands)
 
@@ -122,7 +133,16 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         config=args.config,
         trials_folder=args.trials_folder,
     )
-    trials = run_plans(prepare(request))
+    if args.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, not {args.workers}.")
+    if args.scheduler and args.workers != 1:
+        raise ParameterError(
+            "give --workers or --scheduler, not both: a cluster's workers set its parallelism."
+        )
+    plans = prepare(request)
+    if len(plans) > 1 or args.workers > 1 or args.scheduler or args.skip_existing:
+        return _run_sweep(args, plans)
+    trials = run_plans(plans)
     if args.json:
         _print_json([trial.record for trial in trials])
     for trial in trials:
@@ -136,6 +156,26 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if "interrupted" in statuses:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if statuses - {"succeeded"} else EXIT_OK
+
+
+def _run_sweep(args: argparse.Namespace, plans: Sequence[Any]) -> int:
+    from mitosis.progress import SweepPrinter, summary_table
+    from mitosis.sweeps import SKIPPED, SUCCEEDED, SweepOptions, run_sweep
+
+    printer = SweepPrinter(bar=sys.stderr.isatty(), quiet=args.json)
+    options = SweepOptions(args.workers, args.scheduler, args.skip_existing)
+    try:
+        result = run_sweep(plans, options, printer)
+    finally:
+        printer.close()
+    if args.json:
+        _print_json([outcome.trial.record for outcome in result.outcomes if outcome.trial])
+    else:
+        print(summary_table(result))
+    if result.stopped:
+        return EXIT_INTERRUPTED
+    failed = [o for o in result.outcomes if o.status not in (SUCCEEDED, SKIPPED)]
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _show(args: argparse.Namespace) -> int:

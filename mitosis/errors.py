@@ -56,3 +56,7 @@ class RecordError(MitosisError):
 
 class TrialsFolderError(MitosisError):
     """The trials folder cannot be created or written."""
+
+
+class SchedulerError(MitosisError):
+    """The Dask scheduler of ``--scheduler`` cannot be used (not installed or not reachable)."""

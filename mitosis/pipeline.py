@@ -448,9 +448,10 @@ def lock_in_sweep(plans: Sequence[TrialPlan]) -> list[Reservation]:
     started = _now()
     try:
         for plan in plans:
-            reservations.append(Reservation(*store.create_trial_folder(plan.trials_folder, started)))
+            trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
+            reservations.append(Reservation(trial_id, folder))
         claimed: set[tuple[str, str, str]] = set()
-        for plan, reservation in zip(plans, reservations):
+        for plan, reservation in zip(plans, reservations, strict=True):
             for wanted in _claims(plan, reservation.trial_id):
                 if (wanted.step, wanted.arg, wanted.variant) not in claimed:
                     registry.claim(plan.trials_folder, wanted)

@@ -108,7 +108,8 @@ def _kill_kernel(manager: AsyncKernelManager) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
+    """In the main thread, turn SIGTERM into ``TrialInterrupted`` for the block's duration."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -148,12 +149,19 @@ def _run_papermill(
 
 
 def _supervise(
-    worker: threading.Thread, deadline: float | None, on_timeout: Callable[[], None]
+    worker: threading.Thread,
+    deadline: float | None,
+    on_timeout: Callable[[], None],
+    cancel: threading.Event | None,
 ) -> bool:
     """Wait for ``worker``; return whether the deadline passed first."""
     timed_out = False
     while worker.is_alive():
         worker.join(0.05)
+        if cancel is not None and cancel.is_set():
+            # A sweep was stopped: signals reach only the main thread, so trials running
+            # in other threads learn of it here and end exactly as a Ctrl-C would end them.
+            raise TrialInterrupted("the sweep was stopped")
         if deadline is not None and not timed_out and time.monotonic() > deadline:
             timed_out = True
             on_timeout()
@@ -168,28 +176,30 @@ def execute(
     kernel: str | None = None,
     timeout: float | None = None,
     progress: bool = False,
+    cancel: threading.Event | None = None,
 ) -> Execution:
     """Execute ``notebook`` in a fresh kernel, saving the executed notebook to ``output``.
 
-    Never raises for what happens inside the kernel; ``TrialInterrupted`` and
-    ``KeyboardInterrupt`` are re-raised after the kernel is gone and the outcome recorded
-    in the returned object's place by the caller.
+    Never raises for what happens inside the kernel. ``KeyboardInterrupt``, SIGTERM (in
+    the main thread) and a set ``cancel`` event stop the kernel and end the execution as
+    ``interrupted``.
     """
     manager = start_kernel(kernel, root)
     outcome: dict[str, Any] = {}
     worker = threading.Thread(
         target=_run_papermill,
         args=(notebook, output, parameters, manager, progress, outcome),
-        name="mitosis-papermill",
+        # A unique name: jupyter_core keeps one event-loop runner per thread *name*.
+        name=f"mitosis-papermill-{output.parent.name}",
         daemon=True,
     )
     deadline = time.monotonic() + timeout if timeout else None
     interrupted: BaseException | None = None
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             worker.start()
             try:
-                timed_out = _supervise(worker, deadline, lambda: _kill_kernel(manager))
+                timed_out = _supervise(worker, deadline, lambda: _kill_kernel(manager), cancel)
             except (KeyboardInterrupt, TrialInterrupted) as signal_error:
                 interrupted = signal_error
                 _kill_kernel(manager)

@@ -158,14 +158,20 @@ def take_iteration(trials_folder: Path, experiment: str, variant: str, trial_id:
     """How many earlier non-debug trials ran this variant; concurrency-safe.
 
     Each trial creates the first free numbered file in the variant's counter folder,
-    exclusively, so two concurrent trials can never get the same number.
+    exclusively, so two concurrent trials can never get the same number. A trial that
+    asks again (a Dask task rerun after its worker died) gets the number it already has.
     """
     identity = f"{experiment}\0{variant}".encode("utf-8", "surrogatepass")
     key = hashlib.sha256(identity).hexdigest()[:24]
     folder = trials_folder / REGISTRY_DIR / ITERATIONS_DIR / key
     with _writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        number = sum(1 for name in os.listdir(folder) if name.isdigit())
+        numbers = [name for name in os.listdir(folder) if name.isdigit()]
+        for name in numbers:
+            with contextlib.suppress(OSError):
+                if (folder / name).read_text(encoding="utf-8") == trial_id:
+                    return int(name)
+        number = len(numbers)
         while not create_exclusive(folder / str(number), trial_id):
             number += 1
     return number

@@ -1,0 +1,116 @@
+"""A Dask distributed cluster as a place to run trials: connect, submit, collect, stop.
+
+Imported only by a ``--scheduler`` sweep, so mitosis-nb needs Dask only for that
+(``pip install 'mitosis-nb[dask]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from mitosis.errors import SchedulerError
+
+# How often a running task asks the scheduler whether its sweep was stopped.
+STOP_POLL_S = 0.5
+CONNECT_TIMEOUT_S = 10
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise SchedulerError(
+            "--scheduler needs Dask distributed, which is not installed; "
+            "pip install 'mitosis-nb[dask]' (or run without --scheduler)."
+        ) from None
+    return distributed
+
+
+class DaskCluster:
+    """A connection to a running Dask scheduler, through which trials are submitted."""
+
+    def __init__(self, address: str) -> None:
+        distributed = _distributed()
+        try:
+            self._client = distributed.Client(
+                address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
+            )
+        except (OSError, TimeoutError, ValueError) as error:
+            raise SchedulerError(
+                f"cannot reach the Dask scheduler at {address} ({error}); start one "
+                "(`dask scheduler`) or check the address, e.g. tcp://HOST:8786."
+            ) from None
+        self._distributed = distributed
+
+    def threads(self) -> int:
+        """How many tasks the cluster's workers run at once."""
+        return max(1, int(sum(self._client.nthreads().values())))
+
+    def submit(self, key: str, function: Callable[..., Any], *args: Any) -> Any:
+        """Submit ``function(*args)`` as the task ``key``.
+
+        A key names exactly one task on the scheduler: submitting it again while it is
+        known does not run it twice, and a task lost with its worker is rerun under the
+        same key.
+        """
+        return self._client.submit(function, *args, key=key, pure=False)
+
+    def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
+        """The futures as they finish, successfully or not."""
+        return iter(self._distributed.as_completed(list(futures)))
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:
+        """Wait up to ``timeout`` seconds; return the futures that finished."""
+        futures = list(futures)
+        with contextlib.suppress(TimeoutError, self._distributed.TimeoutError):
+            self._distributed.wait(futures, timeout=timeout)
+        return [future for future in futures if future.done()]
+
+    @staticmethod
+    def error_of(future: Any) -> BaseException | None:
+        """The exception a finished task raised, or None."""
+        if future.status == "cancelled":
+            return RuntimeError("the task was cancelled by the scheduler")
+        if future.status != "error":
+            return None
+        error: BaseException = future.exception()
+        return error
+
+    def stop(self, name: str) -> None:
+        """Tell every task watching ``name`` to stop (see ``watch_stop``)."""
+        self._distributed.Event(name, client=self._client).set()
+
+    def close(self) -> None:
+        """Disconnect; the cluster itself keeps running."""
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+
+@contextlib.contextmanager
+def watch_stop(name: str) -> Iterator[threading.Event]:
+    """Inside a task: an event that is set once the submitter stops the sweep ``name``."""
+    distributed = _distributed()
+    remote = distributed.Event(name)  # bound to this worker's client, in the task's thread
+    stopped = threading.Event()
+    finished = threading.Event()
+
+    def poll() -> None:
+        while not finished.wait(STOP_POLL_S):
+            with contextlib.suppress(Exception):  # a busy scheduler: ask again next time
+                if remote.is_set():
+                    stopped.set()
+                    return
+
+    with contextlib.suppress(Exception):
+        if remote.is_set():
+            stopped.set()
+    watcher = threading.Thread(target=poll, name=f"mitosis-stop-{name}", daemon=True)
+    watcher.start()
+    try:
+        yield stopped
+    finally:
+        finished.set()
+        watcher.join()

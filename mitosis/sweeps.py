@@ -1,0 +1,350 @@
+"""Sweeps: the trials of one request, run on this machine's threads or on a Dask cluster.
+
+The submitting process claims every variant and allocates every trial's id and folder
+before any trial starts (``pipeline.lock_in_sweep``); trials then run wherever the
+executor puts them, each finished one is reported back here, and Ctrl-C or SIGTERM
+stops the running ones (recorded ``interrupted``) and never starts the pending ones.
+
+Local trials run in threads, not processes: a trial's work happens in its kernel, a
+separate process already, so a runner thread mostly waits on it; threads share one
+registry and index writer, and a stop reaches them through one ``threading.Event``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mitosis import catalog
+from mitosis.adapters import execute
+from mitosis.errors import MitosisError, ParameterError
+from mitosis.pipeline import Reservation, TrialPlan, lock_in_sweep, release, run_plan
+from mitosis.trials import Trial
+
+SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
+SKIPPED, NOT_STARTED = "skipped", "not started"
+# How long a stopped sweep waits for its running trials to stop their kernels and record.
+DRAIN_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Where and how a sweep runs."""
+
+    workers: int = 1
+    scheduler: str | None = None
+    skip_existing: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one trial of a sweep."""
+
+    plan: TrialPlan
+    status: str  # succeeded | failed | interrupted | skipped | not started
+    trial_id: str | None = None
+    trial: Trial | None = None
+    message: str | None = None  # why it was skipped, or the refusal that stopped it
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Every trial's outcome, in the order of the sweep, and whether it was stopped."""
+
+    outcomes: list[Outcome]
+    stopped: bool
+
+    def with_status(self, status: str) -> list[Outcome]:
+        """The outcomes with one status."""
+        return [outcome for outcome in self.outcomes if outcome.status == status]
+
+
+class SweepObserver(Protocol):
+    """What the command line shows while a sweep runs; called in the submitting thread."""
+
+    def start(self, total: int) -> None:
+        """Every variant is claimed; ``total`` trials will run."""
+
+    def progress(self, finished: int, failed: int, running: int) -> None:
+        """The counts changed (or time passed: an ETA moves)."""
+
+    def finished(self, outcome: Outcome) -> None:
+        """One trial ended."""
+
+
+class _Silent:
+    def start(self, total: int) -> None:
+        pass
+
+    def progress(self, finished: int, failed: int, running: int) -> None:
+        pass
+
+    def finished(self, outcome: Outcome) -> None:
+        pass
+
+
+def find_existing(plans: Sequence[TrialPlan]) -> dict[int, str]:
+    """For each plan a succeeded non-debug trial already covers, that trial's id.
+
+    Covered means same experiment, same tracked variant, same commit. A debug sweep runs
+    uncommitted code, so nothing at its commit covers it.
+    """
+    if not plans or plans[0].request.debug:
+        return {}
+    done: dict[tuple[str | None, str | None, str | None], str] = {}
+    for summary in catalog.collect(plans[0].trials_folder).summaries:
+        if summary.status == SUCCEEDED and not summary.debug:
+            done[(summary.experiment, summary.variant, summary.commit)] = summary.id
+    found = {}
+    for index, plan in enumerate(plans):
+        existing = done.get((plan.experiment, plan.variant, plan.git.commit))
+        if existing is not None:
+            found[index] = existing
+    return found
+
+
+def run_sweep(
+    plans: Sequence[TrialPlan], options: SweepOptions, observer: SweepObserver | None = None
+) -> SweepResult:
+    """Lock in, then run every plan not skipped, ``options.workers`` at a time or on Dask."""
+    if options.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, not {options.workers}.")
+    observer = observer or _Silent()
+    # One progress bar for the sweep: papermill's per-cell bars would fight over the terminal.
+    plans = [
+        dataclasses.replace(plan, request=dataclasses.replace(plan.request, progress=False))
+        for plan in plans
+    ]
+    existing = find_existing(plans) if options.skip_existing else {}
+    skipped = {
+        index: Outcome(plan, SKIPPED, existing[index], message="already succeeded at this commit")
+        for index, plan in enumerate(plans)
+        if index in existing
+    }
+    todo = [(index, plan) for index, plan in enumerate(plans) if index not in existing]
+    cluster = _connect(options.scheduler) if options.scheduler else None  # before any write
+    try:
+        reservations = lock_in_sweep([plan for _, plan in todo])
+        jobs = [
+            (plan, reservation) for (_, plan), reservation in zip(todo, reservations, strict=True)
+        ]
+        observer.start(len(jobs))
+        if cluster is not None:
+            ran, stopped = _run_on_dask(cluster, jobs, observer)
+        else:
+            ran, stopped = _run_on_threads(jobs, options.workers, observer)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    release([o.reservation for o in ran if o.outcome.status == NOT_STARTED])
+    by_index = {index: job.outcome for (index, _), job in zip(todo, ran, strict=True)}
+    by_index.update(skipped)
+    return SweepResult([by_index[index] for index in range(len(plans))], stopped)
+
+
+@dataclass(frozen=True)
+class _Ran:
+    reservation: Reservation
+    outcome: Outcome
+
+
+def _outcome(plan: TrialPlan, reservation: Reservation, trial: Trial | None) -> Outcome:
+    if trial is None:
+        return Outcome(plan, NOT_STARTED, reservation.trial_id)
+    return Outcome(plan, trial.status, trial.id, trial)
+
+
+def _refused(plan: TrialPlan, reservation: Reservation, error: BaseException) -> Outcome:
+    # run_plan refused or crashed (a full disk, a vanished folder): the trial failed, and
+    # the sweep goes on with the others.
+    message = (
+        error.message if isinstance(error, MitosisError) else f"{type(error).__name__}: {error}"
+    )
+    return Outcome(plan, FAILED, reservation.trial_id, message=message)
+
+
+class _Tally:
+    """Counts for the progress bar, and each outcome reported once, in the submitting thread."""
+
+    def __init__(self, observer: SweepObserver) -> None:
+        self.observer = observer
+        self.finished = 0
+        self.failed = 0
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status != NOT_STARTED:
+            self.finished += 1
+            self.failed += outcome.status != SUCCEEDED
+            self.observer.finished(outcome)
+
+
+# --- this machine: a pool of threads, each supervising one kernel ---------------------------
+
+
+def _run_on_threads(
+    jobs: list[tuple[TrialPlan, Reservation]], workers: int, observer: SweepObserver
+) -> tuple[list[_Ran], bool]:
+    cancel = threading.Event()
+    running: set[str] = set()
+    lock = threading.Lock()
+
+    def job(plan: TrialPlan, reservation: Reservation) -> Trial | None:
+        if cancel.is_set():
+            return None
+        with lock:
+            running.add(reservation.trial_id)
+        try:
+            return run_plan(plan, reservation, cancel)
+        finally:
+            with lock:
+                running.discard(reservation.trial_id)
+
+    tally = _Tally(observer)
+    results: dict[Future[Trial | None], _Ran] = {}
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mitosis-trial")
+    futures = {executor.submit(job, plan, res): (plan, res) for plan, res in jobs}
+
+    def settle(future: Future[Trial | None]) -> None:
+        plan, reservation = futures[future]
+        if future.cancelled():
+            outcome = Outcome(plan, NOT_STARTED, reservation.trial_id)
+        elif future.exception() is not None:
+            outcome = _refused(plan, reservation, future.exception())  # type: ignore[arg-type]
+        else:
+            outcome = _outcome(plan, reservation, future.result())
+        results[future] = _Ran(reservation, outcome)
+        tally.add(outcome)
+
+    def report() -> None:
+        with lock:
+            active = len(running)
+        observer.progress(tally.finished, tally.failed, active)
+
+    stopped = False
+    with execute.sigterm_as_interrupt():
+        try:
+            _gather(set(futures), settle, report)
+        except (KeyboardInterrupt, execute.TrialInterrupted):
+            stopped = True
+            cancel.set()
+            for future in futures:
+                future.cancel()
+            _drain(lambda: _gather({f for f in futures if f not in results}, settle, report))
+    executor.shutdown(wait=True)
+    return [results[future] for future in futures], stopped
+
+
+def _gather(
+    pending: set[Future[Any]], settle: Callable[[Future[Any]], None], report: Callable[[], None]
+) -> None:
+    report()
+    while pending:
+        done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+        for future in done:
+            settle(future)
+        report()
+
+
+def _drain(gather: Callable[[], None]) -> None:
+    """Wait for stopped trials to record themselves; further Ctrl-Cs only repeat the wait."""
+    while True:
+        try:
+            gather()
+            return
+        except (KeyboardInterrupt, execute.TrialInterrupted):
+            continue
+
+
+# --- a Dask cluster: tasks keyed by trial id, the index kept here ---------------------------
+
+
+def _connect(address: str) -> Any:
+    from mitosis.adapters import dask_executor  # only a --scheduler sweep needs Dask
+
+    return dask_executor.DaskCluster(address)
+
+
+def remote_trial(
+    plan: TrialPlan, reservation: Reservation, stop_name: str
+) -> dict[str, Any] | None:
+    """A sweep trial as a Dask task; returns its final record, or None if never started.
+
+    Runs on a worker: it writes only its own trial folder, never the index. A rerun (the
+    first worker died) takes the same reservation, so the trial keeps one id and one record.
+    """
+    from mitosis.adapters import dask_executor
+
+    if not reservation.folder.is_dir():
+        return None  # the sweep was stopped and its submitter released this trial
+    with dask_executor.watch_stop(stop_name) as cancel:
+        if cancel.is_set():
+            return None
+        return run_plan(plan, reservation, cancel, update_index=False).record
+
+
+def _run_on_dask(
+    cluster: Any, jobs: list[tuple[TrialPlan, Reservation]], observer: SweepObserver
+) -> tuple[list[_Ran], bool]:
+    stop_name = f"mitosis-stop-{jobs[0][1].trial_id}" if jobs else "mitosis-stop"
+    futures = {
+        cluster.submit(f"mitosis-trial-{res.trial_id}", remote_trial, plan, res, stop_name): (
+            plan,
+            res,
+        )
+        for plan, res in jobs
+    }
+    tally = _Tally(observer)
+    results: dict[Any, _Ran] = {}
+    threads = cluster.threads()
+
+    def settle(future: Any) -> None:
+        plan, reservation = futures[future]
+        error = cluster.error_of(future)
+        if error is not None:
+            outcome = _refused(plan, reservation, error)
+        else:
+            record = future.result()
+            trial = None if record is None else Trial(record=record, folder=reservation.folder)
+            if record is not None:
+                catalog.record_trial(plan.trials_folder, record)  # the index lives here
+            outcome = _outcome(plan, reservation, trial)
+        results[future] = _Ran(reservation, outcome)
+        tally.add(outcome)
+
+    def report() -> None:
+        in_flight = len(futures) - len(results)
+        observer.progress(tally.finished, tally.failed, min(in_flight, threads))
+
+    stopped = False
+    with execute.sigterm_as_interrupt():
+        try:
+            report()
+            for future in cluster.as_completed(futures):
+                settle(future)
+                report()
+        except (KeyboardInterrupt, execute.TrialInterrupted):
+            stopped = True
+            cluster.stop(stop_name)  # running tasks stop their kernels, pending ones return
+            remaining = [f for f in futures if f not in results]
+            _drain(
+                lambda: _settle_finished(cluster.wait(remaining, DRAIN_TIMEOUT_S), results, settle)
+            )
+    for future, (plan, reservation) in futures.items():
+        if future not in results:  # still out there after the drain: say so, keep its folder
+            message = "did not report back after the sweep was stopped"
+            results[future] = _Ran(
+                reservation, Outcome(plan, INTERRUPTED, reservation.trial_id, message=message)
+            )
+    return [results[future] for future in futures], stopped
+
+
+def _settle_finished(
+    finished: Iterable[Any], results: dict[Any, _Ran], settle: Callable[[Any], None]
+) -> None:
+    for future in finished:
+        if future not in results:  # a repeated drain must not count a trial twice
+            settle(future)
