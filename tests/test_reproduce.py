@@ -1,0 +1,211 @@
+"""`mitosis-nb reproduce` end to end: real kernels, real git repositories and worktrees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from conftest import RunCli, git, make_investigation, trial_dirs
+
+
+def record_of(folder: Path) -> dict:
+    return yaml.safe_load((folder / "trial.yaml").read_text())
+
+
+def newest(root: Path) -> Path:
+    return trial_dirs(root / "trials")[-1]
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+def test_reproduce_at_head_reruns_the_recorded_parameters(investigation: Path, cli: RunCli) -> None:
+    done = cli("run", "toy", "-p", "frequency=fast", "-e", "amplitude=2", "-e", "+tag='gpu0'")
+    assert done.returncode == 0, done.stderr
+    original = newest(investigation)
+
+    done = cli("reproduce", original.name[-6:])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"REPRODUCED: trial {original.name}")
+    assert "worktree" not in done.stdout
+    again = newest(investigation)
+    assert again != original
+    record = record_of(again)
+    assert record["reproduces"] == original.name and record["status"] == "succeeded"
+    assert record["variant"] == record_of(original)["variant"]
+    assert record["main"] == 20.0
+    params = record["steps"][0]["params"]
+    assert params["tag"] == record_of(original)["steps"][0]["params"]["tag"]  # untracked kept
+    assert params["tag"]["tracked"] is False
+
+    shown = json.loads(cli("compare", original.name, again.name, "--json").stdout)
+    assert shown["differences"]["trial"] == {"reproduces": [None, original.name]}
+
+
+def test_reproduce_at_an_older_commit_uses_a_worktree_and_leaves_the_checkout_alone(
+    investigation: Path, cli: RunCli
+) -> None:
+    (investigation / ".gitignore").write_text("trials/\n")
+    first = commit_all(investigation, "ignore trials")
+    assert cli("run", "toy", "-p", "frequency=fast", "-e", "amplitude=2").returncode == 0
+    original = newest(investigation)
+    code = investigation / "toy_experiments.py"
+    code.write_text(code.read_text().replace("float(frequency) * float(amplitude)", "-1.0"))
+    head = commit_all(investigation, "the experiment now gives another result")
+    (investigation / "notes.txt").write_text("work in progress\n")  # untracked, left alone
+    status_before = git(investigation, "status", "--porcelain")
+    code_before = code.read_text()
+
+    done = cli("reproduce", original.name, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["reproduced"] is True and report["worktree"] is True
+    assert report["commit"] == first and report["head"] == head
+    again = newest(investigation)
+    record = record_of(again)
+    assert record["main"] == 20.0  # the old commit's result, not -1.0
+    assert record["git"]["commit"] == first and record["reproduces"] == original.name
+    assert record["steps"][0]["source"]["run"]["repo"] == str(investigation.resolve())
+    assert record["steps"][0]["source"]["run"]["commit"] == first
+
+    assert git(investigation, "rev-parse", "HEAD").strip() == head
+    assert git(investigation, "status", "--porcelain") == status_before
+    assert code.read_text() == code_before
+    assert git(investigation, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not list((investigation / ".git" / "worktrees").glob("*"))
+
+    # The checkout itself does give the new result: the old one came from the old commit.
+    assert cli("run", "toy", "-p", "frequency=fast", "-e", "amplitude=2", "--debug").returncode == 0
+    assert record_of(newest(investigation))["main"] == -1.0
+
+
+def test_reproduce_a_debug_trial_reapplies_its_patch_in_a_worktree(
+    investigation: Path, cli: RunCli
+) -> None:
+    code = investigation / "toy_experiments.py"
+    committed = code.read_text()
+    code.write_text(committed.replace("float(frequency) * float(amplitude)", "7.0"))
+    assert cli("run", "toy", "--debug").returncode == 0
+    original = newest(investigation)
+    assert record_of(original)["main"] == 7.0
+    code.write_text(committed.replace("float(frequency) * float(amplitude)", "8.0"))
+
+    done = cli("reproduce", original.name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "REPRODUCED" in done.stdout and "temporary git worktree" in done.stdout
+    record = record_of(newest(investigation))
+    assert record["main"] == 7.0 and record["debug"] is True
+    assert "8.0" in code.read_text()  # the user's uncommitted work is untouched
+
+
+NOISY = """
+import random
+import time
+
+
+def run(scale=1):
+    return {"main": time.time_ns() * scale, "metrics": {"draw": random.random(), "fixed": 1.0}}
+"""
+
+NOISY_PYPROJECT = """
+[tool.mitosis.steps]
+noisy = ["toy_experiments:run"]
+"""
+
+
+def test_a_nondeterministic_experiment_diverges(tmp_path: Path, cli: RunCli) -> None:
+    root = make_investigation(tmp_path / "noisy", NOISY, NOISY_PYPROJECT)
+    assert cli("run", "noisy", "-e", "scale=1", cwd=root).returncode == 0
+    original = newest(root)
+
+    done = cli("reproduce", original.name, cwd=root)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("DIVERGED")
+    assert "  main: " in done.stdout and "  metrics.draw: " in done.stdout
+    assert "metrics.fixed" not in done.stdout.split("differs")[1].split("page:")[0]
+    record = record_of(newest(root))
+    assert record["status"] == "succeeded" and record["reproduces"] == original.name
+
+    report = json.loads(cli("reproduce", original.name, "--json", cwd=root).stdout)
+    assert report["reproduced"] is False
+    assert set(report["differences"]) == {"main", "metrics.draw"}
+    main_original, main_new = report["differences"]["main"]
+    assert main_new > main_original
+
+
+LAB_STEPS = '''
+"""Experiments that live in the lab's own repository, not in the investigation."""
+lookup = {"width": {"narrow": 2, "wide": 5}}
+
+
+def run(width=1):
+    return {"main": float(width) ** 2}
+'''
+
+
+def test_a_step_from_another_repository_records_its_own_commit(
+    tmp_path: Path, investigation: Path, cli: RunCli
+) -> None:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "lab_steps.py").write_text(LAB_STEPS)
+    git(lab, "init", "-q", "-b", "main")
+    git(lab, "remote", "add", "origin", "https://alice:s3cret@git.example.org/lab.git")
+    lab_commit = commit_all(lab, "lab steps")
+    # A package installed from git, as pip leaves it (PEP 610).
+    site = tmp_path / "site"
+    dist = site / "labtools-1.2.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: labtools\nVersion: 1.2\n")
+    origin = {
+        "url": "https://bob:t0ken@git.example.org/labtools.git",
+        "vcs_info": {"vcs": "git", "commit_id": "a" * 40, "requested_revision": "v1.2"},
+    }
+    (dist / "direct_url.json").write_text(json.dumps(origin))
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'lab = ["lab_steps:run", "lab_steps:lookup"]\n')
+    commit_all(investigation, "register the lab's step")
+    env = {"PYTHONPATH": f"{lab}:{site}"}
+
+    done = cli("run", "lab", "-p", "width=wide", env=env)
+    assert done.returncode == 0, done.stderr
+    record = record_of(newest(investigation))
+    assert record["main"] == 25.0
+    source = record["steps"][0]["source"]
+    for part in ("run", "lookup"):
+        assert source[part]["repo"] == str(lab.resolve())
+        assert source[part]["file"] == "lab_steps.py"
+        assert source[part]["commit"] == lab_commit and source[part]["dirty"] is False
+    assert source["run"]["remote"] == "https://<redacted>@git.example.org/lab.git"
+    assert record["environment"]["vcs_packages"]["labtools"] == {
+        "url": "https://<redacted>@git.example.org/labtools.git",
+        "vcs": "git",
+        "commit": "a" * 40,
+        "requested_revision": "v1.2",
+    }
+    assert "t0ken" not in (newest(investigation) / "trial.yaml").read_text()
+
+    (lab / "lab_steps.py").write_text(LAB_STEPS + "\n# tinkering\n")
+    before = trial_dirs(investigation / "trials")
+    refused = cli("run", "lab", "-p", "width=wide", env=env)
+    assert refused.returncode == 2
+    assert str(lab.resolve()) in refused.stderr and "lab_steps.py" in refused.stderr
+    assert trial_dirs(investigation / "trials") == before
+
+
+def test_reproduce_refuses_an_unknown_trial_or_commit(investigation: Path, cli: RunCli) -> None:
+    missing = cli("reproduce", "ffffff")
+    assert missing.returncode == 2 and "ffffff" in missing.stderr
+    assert cli("run", "toy", "-p", "frequency=slow").returncode == 0
+    folder = newest(investigation)
+    record = record_of(folder)
+    record["git"]["commit"] = "0123456789" * 4
+    (folder / "trial.yaml").write_text(yaml.safe_dump(record))
+    refused = cli("reproduce", folder.name)
+    assert refused.returncode == 2
+    assert "0123456789" in refused.stderr and "fetch" in refused.stderr
+    assert len(trial_dirs(investigation / "trials")) == 1

@@ -1,0 +1,122 @@
+"""The pure logic of `reproduce`: asking for a recorded trial again, and judging the re-run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mitosis.core.compare import compare_records
+from mitosis.core.params import ParamOption
+from mitosis.core.verify import recorded_request, same_result, verify
+from mitosis.errors import RecordError
+
+
+def record(**fields: object) -> dict:
+    base: dict = {
+        "id": "20261125-100000-aaaaaa",
+        "status": "succeeded",
+        "debug": False,
+        "main": 1.0,
+        "metrics": {"err": 0.5},
+        "git": {"commit": "c" * 40},
+        "environment": {"kernel": "mitosis-same-python", "packages": {"numpy": "2.1.0"}},
+        "steps": [
+            {
+                "name": "gen",
+                "params": {
+                    "length": {"kind": "lookup", "variant": "short", "tracked": True},
+                    "out": {"kind": "literal", "source": "'/tmp/x'", "tracked": False},
+                },
+            },
+            {"name": "fit", "params": {"scale": {"kind": "literal", "source": "2.0"}}},
+        ],
+    }
+    base.update(fields)
+    return base
+
+
+def test_a_record_asks_for_the_same_steps_variants_literals_and_untracked_values() -> None:
+    asked = recorded_request(record(debug=True))
+    assert asked.steps == ("gen", "fit")
+    assert asked.options == (
+        ParamOption("gen", "length", "lookup", ("short",), True),
+        ParamOption("gen", "out", "literal", ("'/tmp/x'",), False),
+        ParamOption("fit", "scale", "literal", ("2.0",), True),
+    )
+    assert asked.debug is True and asked.commit == "c" * 40
+    assert asked.kernel == "mitosis-same-python"
+
+
+def test_a_record_without_literal_source_or_commit_cannot_be_asked_for_again() -> None:
+    old = record(steps=[{"name": "fit", "params": {"scale": {"kind": "literal", "value": "2"}}}])
+    with pytest.raises(RecordError, match=r"fit\.scale"):
+        recorded_request(old)
+    with pytest.raises(RecordError, match="no commit"):
+        recorded_request(record(git={}))
+
+
+def test_numbers_agree_within_the_relative_tolerance() -> None:
+    assert same_result(1.0, 1.0 + 1e-12, 1e-9)
+    assert not same_result(1.0, 1.001, 1e-9)
+    assert same_result(1.0, 1.001, 1e-2)
+    assert same_result(math.nan, math.nan, 1e-9)
+    assert same_result([1.0, {"a": 2.0}], [1.0, {"a": 2.0 + 1e-15}], 1e-9)
+    assert not same_result([1.0], [1.0, 2.0], 1e-9)
+    assert not same_result("0.1", 0.1, 1e-9)
+
+
+def test_the_verdict_lists_main_and_each_metric_that_differs() -> None:
+    original = record()
+    same = record(id="b", main=1.0 + 1e-13)
+    verdict = verify(original, same)
+    assert verdict.reproduced and not verdict.mismatches
+    assert verdict.compared == ("status", "main", "metrics.err")
+
+    diverged = record(id="c", main=2.0, metrics={"err": 0.5, "extra": 1})
+    verdict = verify(original, diverged)
+    assert not verdict.reproduced
+    assert verdict.as_dict()["differences"] == {"main": [1.0, 2.0], "metrics.extra": [None, 1]}
+
+
+def test_a_failed_rerun_never_reproduces_and_changed_packages_are_listed() -> None:
+    failed = record(
+        id="d",
+        status="failed",
+        main=None,
+        metrics={},
+        environment={"packages": {"numpy": "2.2.0", "scipy": "1.14"}},
+    )
+    verdict = verify(record(), failed)
+    assert not verdict.reproduced
+    assert verdict.as_dict()["differences"]["status"] == ["succeeded", "failed"]
+    assert verdict.as_dict()["packages"] == {"numpy": ["2.1.0", "2.2.0"], "scipy": [None, "1.14"]}
+
+
+def test_compare_shows_step_sources_git_packages_submodules_and_reproduces() -> None:
+    def sourced(commit: str, dirty: bool) -> dict:
+        entry = {"file": "lab.py", "repo": "/src/lab", "commit": commit, "dirty": dirty}
+        return {"name": "lab", "params": {}, "source": {"run": entry, "lookup": entry}}
+
+    def vcs(commit: str) -> dict:
+        return {"labtools": {"url": "https://git.example.org/labtools.git", "commit": commit}}
+
+    a = record(
+        steps=[sourced("1" * 40, False)],
+        git={"commit": "c" * 40, "submodules": {"vendor/lib": "e" * 40}},
+        environment={"vcs_packages": vcs("a" * 40)},
+    )
+    b = record(
+        id="b",
+        reproduces=a["id"],
+        steps=[sourced("2" * 40, True)],
+        git={"commit": "c" * 40, "submodules": {"vendor/lib": "f" * 40}},
+        environment={"vcs_packages": vcs("b" * 40)},
+    )
+    differences = compare_records(a, b).as_dict()["differences"]
+    assert differences["trial"] == {"reproduces": [None, a["id"]]}
+    old, new = differences["sources"]["lab.run"]
+    assert old == f"lab.py @ {'1' * 40} in /src/lab"
+    assert new == f"lab.py @ {'2' * 40} in /src/lab (dirty)"
+    assert differences["submodules"] == {"vendor/lib": ["e" * 40, "f" * 40]}
+    assert differences["vcs_packages"]["labtools"][1].endswith("@ " + "b" * 40)
