@@ -60,12 +60,11 @@ class Reproduction:
 
 
 def _defined_under(module: object, folder: Path) -> bool:
-    file = getattr(module, "__file__", None)
-    if not file:
-        return False
+    # A namespace package has no __file__, only the folders of its __path__.
+    files = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
     try:
-        return folder in Path(file).resolve().parents
-    except (OSError, ValueError):
+        return any(folder in Path(file).resolve().parents for file in files if file)
+    except (OSError, TypeError, ValueError):
         return False
 
 

@@ -209,3 +209,51 @@ def test_reproduce_refuses_an_unknown_trial_or_commit(investigation: Path, cli: 
     assert refused.returncode == 2
     assert "0123456789" in refused.stderr and "fetch" in refused.stderr
     assert len(trial_dirs(investigation / "trials")) == 1
+
+
+def test_a_step_in_a_submodule_is_reproduced_at_the_recorded_submodule_commit(
+    tmp_path: Path, investigation: Path, cli: RunCli
+) -> None:
+    origin = tmp_path / "lab-origin"
+    origin.mkdir()
+    (origin / "lab_steps.py").write_text(LAB_STEPS)
+    git(origin, "init", "-q", "-b", "main")
+    commit_all(origin, "lab steps")
+    git(
+        investigation,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        str(origin),
+        "vendor",
+    )
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + 'lab = ["vendor.lab_steps:run", "vendor.lab_steps:lookup"]\n'
+    )
+    (investigation / ".gitignore").write_text("trials/\n")
+    commit_all(investigation, "the lab's steps as a submodule")
+    vendor = investigation / "vendor"
+    old = git(vendor, "rev-parse", "HEAD").strip()
+    assert cli("run", "lab", "-p", "width=wide").returncode == 0
+    original = newest(investigation)
+    record = record_of(original)
+    assert record["main"] == 25.0 and record["git"]["submodules"] == {"vendor": old}
+    assert record["steps"][0]["source"]["run"]["repo"] == str(vendor.resolve())
+    assert record["steps"][0]["source"]["run"]["commit"] == old
+
+    steps = vendor / "lab_steps.py"
+    steps.write_text(LAB_STEPS.replace("** 2", "** 3"))
+    new = commit_all(vendor, "cubes now")
+    commit_all(investigation, "use the lab's cubes")
+
+    done = cli("reproduce", original.name, "--json")
+    assert done.returncode == 0, done.stderr
+    again = record_of(newest(investigation))
+    assert again["main"] == 25.0 and again["git"]["submodules"] == {"vendor": old}
+    assert again["steps"][0]["source"]["run"]["repo"] == str(vendor.resolve())
+    assert git(vendor, "rev-parse", "HEAD").strip() == new and "** 3" in steps.read_text()
+    assert git(investigation, "status", "--porcelain") == ""
+    assert git(vendor, "worktree", "list", "--porcelain").count("worktree ") == 1

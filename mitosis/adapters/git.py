@@ -146,7 +146,17 @@ def _identity(repo: git.Repo, root: Path) -> Path:
     # A linked worktree (a reproduction's, say) is the same repository as its main checkout:
     # name the main checkout, so records of one repository agree wherever it was checked out.
     common = Path(repo.common_dir).resolve()
-    return common.parent if common.name == ".git" else root
+    if common.name == ".git":
+        return common.parent
+    # A submodule's repository lives in .git/modules/<name> and names its checkout there.
+    completed = subprocess.run(
+        ["git", "config", "--file", str(common / "config"), "--get", "core.worktree"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    configured = completed.stdout.strip()
+    return (common / configured).resolve() if completed.returncode == 0 and configured else root
 
 
 def locate_file(file: Path, states: dict[Path, GitState], ignore: Path | None = None) -> FileSource:
@@ -212,17 +222,43 @@ def worktree(root: Path, commit: str) -> Iterator[Path]:
         ) from None
     parent = Path(tempfile.mkdtemp(prefix="mitosis-worktree-"))
     path = parent / Path(repo.working_tree_dir or root).name
+    added: list[tuple[Path, Path]] = []
     try:
         _git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+        added.append((root, path))
         if (path / ".gitmodules").is_file():
-            _git(path, "submodule", "update", "--init", "--recursive", "--quiet")
+            _add_submodules(root, path, added)
         yield path
     finally:
-        with contextlib.suppress(GitStateError):
-            _git(root, "worktree", "remove", "--force", str(path))
+        for source, target in reversed(added):
+            with contextlib.suppress(GitStateError):
+                _git(source, "worktree", "remove", "--force", "--force", str(target))
+            shutil.rmtree(target, ignore_errors=True)
+            with contextlib.suppress(GitStateError):
+                _git(source, "worktree", "prune")
         shutil.rmtree(parent, ignore_errors=True)
-        with contextlib.suppress(GitStateError):
-            _git(root, "worktree", "prune")
+
+
+def _add_submodules(root: Path, tree: Path, added: list[tuple[Path, Path]]) -> None:
+    # Each submodule at the commit the tree records, as a worktree of the user's own clone of
+    # it: no network, no new clone, and the user's submodule checkout is not touched either.
+    for name, commit in submodule_commits(tree).items():
+        source = root / name
+        if not (source / ".git").exists():
+            raise GitStateError(
+                f"submodule {name} is not checked out in {root}; run "
+                "`git submodule update --init` there first."
+            )
+        target = tree / name
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        try:
+            _git(source, "worktree", "add", "--detach", "--quiet", str(target), commit)
+        except GitStateError:
+            raise GitStateError(
+                f"submodule {name} has no commit {commit} in {source}; fetch it there first."
+            ) from None
+        added.append((source, target))
 
 
 def apply_patch(root: Path, patch: str) -> None:
