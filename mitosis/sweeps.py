@@ -133,10 +133,14 @@ def run_sweep(
             (plan, reservation) for (_, plan), reservation in zip(todo, reservations, strict=True)
         ]
         observer.start(len(jobs))
-        if cluster is not None:
-            ran, stopped = _run_on_dask(cluster, jobs, observer)
-        else:
-            ran, stopped = _run_on_threads(jobs, options.workers, observer)
+        try:
+            if cluster is not None:
+                ran, stopped = _run_on_dask(cluster, jobs, observer)
+            else:
+                ran, stopped = _run_on_threads(jobs, options.workers, observer)
+        except BaseException:
+            release(reservations)  # whatever broke, trials that never started leave no folder
+            raise
     finally:
         if cluster is not None:
             cluster.close()

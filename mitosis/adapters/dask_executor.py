@@ -60,7 +60,7 @@ class DaskCluster:
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         """The futures as they finish, successfully or not."""
-        return iter(self._distributed.as_completed(list(futures)))
+        return iter(self._distributed.as_completed(list(futures), loop=self._client.loop))
 
     def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:
         """Wait up to ``timeout`` seconds; return the futures that finished."""

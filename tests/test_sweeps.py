@@ -1,0 +1,150 @@
+"""Sweeps on this machine: the grid, lock-in of the whole sweep, --workers, Ctrl-C, resuming."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from conftest import RunCli, make_investigation, trial_dirs
+from sweep_helpers import (
+    HOLDABLE,
+    HOLDABLE_PYPROJECT,
+    kernels_in,
+    records,
+    run_cli,
+    run_with_terminal_stderr,
+)
+
+from mitosis.adapters import registry
+from mitosis.adapters.registry import Claim
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    start = [datetime.fromisoformat(r["started"]) for r in (a, b)]
+    end = [datetime.fromisoformat(r["finished"]) for r in (a, b)]
+    return start[0] < end[1] and start[1] < end[0]
+
+
+def test_a_grid_runs_in_parallel_failures_do_not_stop_it_and_the_summary_names_every_trial(
+    investigation: Path,
+) -> None:
+    code, stdout, terminal = run_with_terminal_stderr(
+        investigation, "run", "toy", "-p", "frequency=fast,slow", "-p", "mode=ok,boom",
+        "--workers", "2",
+    )  # fmt: skip
+
+    assert code == 1, terminal
+    trials = investigation / "trials"
+    found = records(trials)
+    assert sorted(r["variant"] for r in found) == [
+        "toy.frequency=fast,toy.mode=boom",
+        "toy.frequency=fast,toy.mode=ok",
+        "toy.frequency=slow,toy.mode=boom",
+        "toy.frequency=slow,toy.mode=ok",
+    ]
+    succeeded = sorted(r["id"] for r in found if r["status"] == "succeeded")
+    failed = sorted(r["id"] for r in found if r["status"] == "failed")
+    assert len(succeeded) == 2 and len(failed) == 2
+    assert sorted(r["main"] for r in found if r["status"] == "succeeded") == [1.0, 10.0]
+    # Two trials at once: some pair of trials ran at the same time.
+    assert any(_overlap(a, b) for a in found for b in found if a is not b)
+    summary = stdout[stdout.index("sweep of 4 trials") :]
+    succeeded_line = next(line for line in summary.splitlines() if "succeeded" in line)
+    failed_line = next(line for line in summary.splitlines() if "failed" in line)
+    assert all(trial_id in succeeded_line for trial_id in succeeded)
+    assert all(trial_id in failed_line for trial_id in failed)
+    # One progress bar on the terminal, with the counts; papermill's cell bars stay away.
+    assert "sweep" in terminal and "done 2, failed 2" in terminal
+    assert "Executing" not in terminal
+    # The variants were claimed by trials of this sweep, and the index lists all four.
+    claim = registry.read_claim(registry.claim_path(trials, "toy", "frequency", "slow"))
+    assert claim is not None and claim.trial in {r["id"] for r in found}
+    listed = subprocess.run(
+        [sys.executable, "-m", "mitosis.cli", "list", "--json"],
+        cwd=investigation,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert sorted(row["id"] for row in json.loads(listed)) == sorted(succeeded + failed)
+
+
+def test_one_conflicting_variant_refuses_the_whole_sweep_before_anything_is_written(
+    investigation: Path, cli: RunCli
+) -> None:
+    trials = investigation / "trials"
+    registry.claim(trials, Claim("toy", "frequency", "slow", "sha256:other", "99", "theirs"))
+
+    done = cli("run", "toy", "-p", "frequency=fast,slow", "-p", "solver=tight", "--workers", "2")
+
+    assert done.returncode == 2
+    assert "'slow'" in done.stderr and "locked to 99" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert trial_dirs(trials) == []
+    for variant in (("frequency", "fast"), ("solver", "tight")):
+        assert not registry.claim_path(trials, "toy", *variant).exists()
+
+
+def test_bad_worker_counts_are_refused(investigation: Path, cli: RunCli) -> None:
+    for args in (("--workers", "0"), ("--workers", "2", "--scheduler", "tcp://127.0.0.1:1")):
+        done = cli("run", "toy", "-p", "frequency=fast,slow", *args)
+        assert done.returncode == 2 and "--workers" in done.stderr
+    assert trial_dirs(investigation / "trials") == []
+
+
+def test_ctrl_c_stops_a_sweep_and_skip_existing_finishes_only_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    root = make_investigation(tmp_path / "holdable", HOLDABLE, HOLDABLE_PYPROJECT)
+    trials = root / "trials"
+    trials.mkdir()
+    (trials / "hold").write_text("3 4\n")
+    sweep = ["run", "nap", *(f"-ex={x}" for x in range(1, 6)), "--workers", "2"]
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mitosis.cli", *sweep],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 90
+    # Trials 1 and 2 finish; 3 and 4 hold their two workers; 5 waits for a free one.
+    while time.monotonic() < deadline:
+        done = [r for r in records(trials) if r["status"] == "succeeded"]
+        if len(done) == 2 and len(kernels_in(root)) == 2:
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    runner.send_signal(signal.SIGINT)
+    stdout, stderr = runner.communicate(timeout=60)
+
+    assert runner.returncode == 130, stderr
+    status_of = {r["variant"]: r["status"] for r in records(trials)}
+    assert status_of == {  # trial 5 never started: no folder, no record
+        "nap.x=1": "succeeded",
+        "nap.x=2": "succeeded",
+        "nap.x=3": "interrupted",
+        "nap.x=4": "interrupted",
+    }
+    assert len(trial_dirs(trials)) == 4
+    assert "not started" in stdout and "interrupted" in stdout
+    assert "%|" not in stderr  # no progress bar when stderr is piped
+    time.sleep(1)
+    assert not kernels_in(root)
+
+    (trials / "hold").unlink()
+    rerun = run_cli(root, *sweep, "--skip-existing")
+
+    assert rerun.returncode == 0, rerun.stderr
+    final = records(trials)
+    assert len(final) == 7
+    succeeded = sorted(r["variant"] for r in final if r["status"] == "succeeded")
+    assert succeeded == [f"nap.x={x}" for x in range(1, 6)]
+    summary = rerun.stdout[rerun.stdout.index("sweep of 5 trials") :]
+    assert any(line.split()[:2] == ["skipped", "2"] for line in summary.splitlines())
+    assert any(line.split()[:2] == ["succeeded", "3"] for line in summary.splitlines())
