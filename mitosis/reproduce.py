@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,8 @@ from mitosis.adapters import execute
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.core.compare import Comparison, compare_records
-from mitosis.core.verify import DEFAULT_RTOL, Verdict, recorded_request, verify
+from mitosis.core.verify import DEFAULT_RTOL, Verdict, recorded_request, recorded_sources, verify
+from mitosis.errors import ConfigError, GitStateError
 from mitosis.pipeline import TrialRequest, prepare, run_plans
 from mitosis.trials import Trial, load_trial
 
@@ -32,7 +33,7 @@ class Reproduction:
     original: Trial
     trial: Trial
     verdict: Verdict
-    in_worktree: bool
+    worktrees: tuple[str, ...]
     head: str
     provenance: Comparison
 
@@ -50,7 +51,7 @@ class Reproduction:
             "page": str(self.trial.html_path),
             "commit": self.trial.record.get("git", {}).get("commit"),
             "head": self.head,
-            "worktree": self.in_worktree,
+            "worktrees": list(self.worktrees),
             "provenance": {
                 section: differences[section]
                 for section in ("commit", "sources", "vcs_packages", "submodules")
@@ -59,31 +60,43 @@ class Reproduction:
         }
 
 
-def _defined_under(module: object, folder: Path) -> bool:
+def _defined_under(module: object, folders: Sequence[Path]) -> bool:
     # A namespace package has no __file__, only the folders of its __path__.
     files = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
     try:
-        return any(folder in Path(file).resolve().parents for file in files if file)
+        paths = [Path(file).resolve() for file in files if file]
     except (OSError, TypeError, ValueError):
         return False
+    return any(folder in path.parents for path in paths for folder in folders)
 
 
 @contextlib.contextmanager
-def _imports_from(checkout: Path) -> Iterator[None]:
-    """While the worktree's code is checked, hide modules this process imported from the
-    user's checkout (they are of another commit), and restore them afterwards."""
-    saved_path = list(sys.path)
-    hidden = {name: m for name, m in sys.modules.items() if _defined_under(m, checkout)}
-    for name in hidden:
+def _imports_from(hidden: Sequence[Path], roots: Sequence[Path]) -> Iterator[None]:
+    """Import from ``roots`` first, here and in the kernel, while the re-run is checked and run.
+
+    Modules this process already imported from a ``hidden`` checkout are of another commit:
+    they are set aside meanwhile, and everything is put back afterwards.
+    """
+    saved_path, saved_env = list(sys.path), os.environ.get("PYTHONPATH")
+    aside = {name: m for name, m in sys.modules.items() if _defined_under(m, hidden)}
+    for name in aside:
         del sys.modules[name]
     before = set(sys.modules)
+    sys.path[:0] = [str(root) for root in roots]
+    if roots:
+        # The kernel inherits this process's environment (see adapters/execute.py).
+        os.environ["PYTHONPATH"] = os.pathsep.join([*map(str, roots), *filter(None, [saved_env])])
     try:
         yield
     finally:
         sys.path[:] = saved_path
+        if saved_env is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_env
         for name in set(sys.modules) - before:
             del sys.modules[name]
-        sys.modules.update(hidden)
+        sys.modules.update(aside)
 
 
 def _request(
@@ -127,7 +140,7 @@ def reproduce_trial(
     command: str | None = None,
     progress: bool = False,
 ) -> Reproduction:
-    """Re-run trial ``query`` at its recorded commit and compare its results with the original.
+    """Re-run trial ``query`` at its recorded commits and compare its results with the original.
 
     The new trial goes into the current checkout's trials folder, with ``reproduces`` set.
     Refusals raise ``MitosisError``; a new trial that fails is a ``Reproduction`` that did
@@ -139,29 +152,60 @@ def reproduce_trial(
     asked = recorded_request(original.record)
     checkout = gitstate.read_state(here.root, ignore=folder)
     in_place = checkout.commit == asked.commit and not checkout.dirty and not asked.debug
-    if in_place:
-        trial = _run_one(_request(original.record, here, folder, command, progress))
-    else:
-        trial = _run_in_worktree(original, here, checkout.root, folder, command, progress)
+    hidden: list[Path] = []
+    with contextlib.ExitStack() as stack:
+        there = here
+        if not in_place:
+            tree = stack.enter_context(gitstate.worktree(checkout.root, asked.commit))
+            if asked.debug:
+                gitstate.apply_patch(tree, _read_patch(original) or "")
+            # The worktree's own pyproject: its steps, template and (for the kernel) import root.
+            there = load_config(tree / _inside_repository(here.pyproject, checkout.root))
+            hidden.append(checkout.root)
+        roots, others = _other_repositories(original.record, checkout.root, stack)
+        hidden += others
+        stack.enter_context(_imports_from(hidden, roots))
+        trial = _run_one(_request(original.record, there, folder, command, progress))
     verdict = verify(original.record, trial.record, rtol)
     differences = compare_records(
         original.record, trial.record, _read_patch(original), _read_patch(trial)
     )
-    return Reproduction(original, trial, verdict, not in_place, checkout.commit, differences)
+    moved = tuple(str(path) for path in hidden)
+    return Reproduction(original, trial, verdict, moved, checkout.commit, differences)
 
 
-def _run_in_worktree(
-    original: Trial,
-    here: InvestigationConfig,
-    root: Path,
-    folder: Path,
-    command: str | None,
-    progress: bool,
-) -> Trial:
-    asked = recorded_request(original.record)
-    with gitstate.worktree(root, asked.commit) as tree, _imports_from(root):
-        if asked.debug:
-            gitstate.apply_patch(tree, _read_patch(original) or "")
-        # The worktree's own pyproject: its steps, template and (for the kernel) import root.
-        there = load_config(tree / here.pyproject.relative_to(root))
-        return _run_one(_request(original.record, there, folder, command, progress))
+def _other_repositories(
+    record: dict[str, object], main: Path, stack: contextlib.ExitStack
+) -> tuple[list[Path], list[Path]]:
+    """Check out, at its recorded commit, every other repository a step came from that has
+    moved on since (or has uncommitted changes); return the import roots and the checkouts."""
+    roots: list[Path] = []
+    moved: list[Path] = []
+    trees: dict[Path, Path] = {}
+    for source in recorded_sources(record):
+        repo = Path(source.repo)
+        if repo == main or main in repo.parents or source.import_root is None:
+            continue  # the investigation itself, or a submodule its worktree checks out
+        if repo not in trees:
+            try:
+                state = gitstate.read_state(repo)
+            except GitStateError:
+                continue  # gone from this machine: the report shows the sources differ
+            if state.commit == source.commit and not state.dirty:
+                continue
+            trees[repo] = stack.enter_context(gitstate.worktree(repo, source.commit))
+            moved.append(repo)
+        root = trees[repo] / source.import_root
+        if root not in roots:
+            roots.append(root)
+    return roots, moved
+
+
+def _inside_repository(pyproject: Path, root: Path) -> Path:
+    try:
+        return pyproject.relative_to(root)
+    except ValueError:
+        raise ConfigError(
+            f"{pyproject} is outside the repository {root}, so it cannot be checked out at the "
+            "recorded commit; reproduce with the pyproject.toml of the investigation's repository."
+        ) from None

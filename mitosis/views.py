@@ -143,10 +143,11 @@ def reproduction_text(report: Mapping[str, Any]) -> str:
         ]
     else:
         lines.append(f"same {compared} (rtol {report['rtol']:g})")
-    if report["worktree"]:
+    if report["worktrees"]:
         lines.append(
-            f"ran at the recorded commit {report['commit']} in a temporary git worktree "
-            f"(your checkout, at {report['head']}, was not touched)"
+            "ran at the recorded commits in a temporary git worktree of each of "
+            f"{', '.join(report['worktrees'])}; your checkouts were not touched "
+            f"(the investigation ran at {report['commit']}, its HEAD is {report['head']})"
         )
     for section, title in (
         ("sources", "step sources"),

@@ -63,7 +63,8 @@ def test_reproduce_at_an_older_commit_uses_a_worktree_and_leaves_the_checkout_al
     done = cli("reproduce", original.name, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["reproduced"] is True and report["worktree"] is True
+    assert report["reproduced"] is True
+    assert report["worktrees"] == [str(investigation.resolve())]
     assert report["commit"] == first and report["head"] == head
     again = newest(investigation)
     record = record_of(again)
@@ -195,6 +196,21 @@ def test_a_step_from_another_repository_records_its_own_commit(
     assert refused.returncode == 2
     assert str(lab.resolve()) in refused.stderr and "lab_steps.py" in refused.stderr
     assert trial_dirs(investigation / "trials") == before
+
+    # The lab moves on; reproducing checks the lab's recorded commit out beside it.
+    (lab / "lab_steps.py").write_text(LAB_STEPS.replace("** 2", "** 3"))
+    lab_head = commit_all(lab, "cubes now")
+    done = cli("reproduce", newest(investigation).name, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["worktrees"] == [str(lab.resolve())]
+    again = record_of(newest(investigation))
+    assert again["main"] == 25.0
+    assert again["steps"][0]["source"]["run"]["commit"] == lab_commit
+    assert again["steps"][0]["source"]["run"]["repo"] == str(lab.resolve())
+    assert git(lab, "rev-parse", "HEAD").strip() == lab_head
+    assert git(lab, "status", "--porcelain") == ""
+    assert git(lab, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
 def test_reproduce_refuses_an_unknown_trial_or_commit(investigation: Path, cli: RunCli) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from mitosis.core.params import ParamOption
@@ -27,6 +28,33 @@ class RecordedRequest:
     debug: bool
     commit: str
     kernel: str | None
+
+
+@dataclass(frozen=True)
+class RecordedSource:
+    """A module a step came from, as recorded: its repository, commit and file in it."""
+
+    repo: str
+    commit: str
+    file: str
+    module: str
+
+    @property
+    def import_root(self) -> str | None:
+        """The folder, relative to the repository, that ``sys.path`` needs to import the module.
+
+        ``src/pkg/mod.py`` defining ``pkg.mod`` gives ``src``; None if they do not match.
+        """
+        path = PurePosixPath(self.file)
+        parts = self.module.split(".")
+        inner = parts if path.name == "__init__.py" else parts[:-1]
+        folders = path.parent.parts
+        if (
+            path.stem not in (parts[-1], "__init__")
+            or list(folders[len(folders) - len(inner) :]) != inner
+        ):
+            return None
+        return PurePosixPath(*folders[: len(folders) - len(inner)]).as_posix()
 
 
 @dataclass(frozen=True)
@@ -100,6 +128,23 @@ def recorded_request(record: Mapping[str, Any]) -> RecordedRequest:
         commit=commit,
         kernel=kernel if isinstance(kernel, str) else None,
     )
+
+
+def recorded_sources(record: Mapping[str, Any]) -> tuple[RecordedSource, ...]:
+    """Every module a record traces to a git repository, once each."""
+    found: list[RecordedSource] = []
+    steps = record.get("steps")
+    for step in map(_mapping, steps if isinstance(steps, list) else []):
+        source = _mapping(step.get("source"))
+        for part in ("run", "lookup"):
+            entry, target = _mapping(source.get(part)), step.get(part)
+            repo, commit, file = entry.get("repo"), entry.get("commit"), entry.get("file")
+            if all(isinstance(field, str) for field in (repo, commit, file, target)):
+                module = str(target).partition(":")[0]
+                traced = RecordedSource(str(repo), str(commit), str(file), module)
+                if traced not in found:
+                    found.append(traced)
+    return tuple(found)
 
 
 def _is_number(value: Any) -> bool:
