@@ -21,7 +21,7 @@ from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.core.compare import Comparison, compare_records
 from mitosis.core.verify import DEFAULT_RTOL, Verdict, recorded_request, recorded_sources, verify
-from mitosis.errors import ConfigError, GitStateError
+from mitosis.errors import ConfigError, GitStateError, ParameterError
 from mitosis.pipeline import TrialRequest, prepare, run_plans
 from mitosis.trials import Trial, load_trial
 
@@ -146,6 +146,8 @@ def reproduce_trial(
     Refusals raise ``MitosisError``; a new trial that fails is a ``Reproduction`` that did
     not reproduce.
     """
+    if not rtol >= 0:  # also refuses NaN
+        raise ParameterError(f"--rtol must be a number >= 0, not {rtol}; e.g. --rtol 1e-6.")
     here = load_config(Path(config) if config else None)
     folder = (Path(trials_folder) if trials_folder else here.trials_folder).resolve()
     original = load_trial(query, folder)

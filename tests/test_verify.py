@@ -8,7 +8,7 @@ import pytest
 
 from mitosis.core.compare import compare_records
 from mitosis.core.params import ParamOption
-from mitosis.core.verify import recorded_request, same_result, verify
+from mitosis.core.verify import recorded_request, recorded_sources, same_result, verify
 from mitosis.errors import RecordError
 
 
@@ -120,3 +120,25 @@ def test_compare_shows_step_sources_git_packages_submodules_and_reproduces() -> 
     assert new == f"lab.py @ {'2' * 40} in /src/lab (dirty)"
     assert differences["submodules"] == {"vendor/lib": ["e" * 40, "f" * 40]}
     assert differences["vcs_packages"]["labtools"][1].endswith("@ " + "b" * 40)
+
+
+def test_recorded_sources_name_each_module_and_where_it_imports_from() -> None:
+    def step(name: str, run: str, file: str, repo: str | None) -> dict:
+        entry = {"file": file, "repo": repo, "commit": "1" * 40}
+        return {"name": name, "run": run, "lookup": None, "source": {"run": entry}}
+
+    traced = recorded_sources(
+        record(
+            steps=[
+                step("a", "lab.fits:run", "src/lab/fits.py", "/src/lab"),
+                step("b", "lab:run", "src/lab/__init__.py", "/src/lab"),
+                step("c", "tool:run", "/usr/lib/tool.py", None),  # not in a repository
+                step("d", "other:run", "elsewhere/mod.py", "/src/x"),  # file and module disagree
+            ]
+        )
+    )
+    assert [(s.module, s.import_root) for s in traced] == [
+        ("lab.fits", "src"),
+        ("lab", "src"),
+        ("other", None),
+    ]
