@@ -25,9 +25,11 @@ def _write_temp(directory: Path, name: str, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             temp.unlink()
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(directory / name)  # a full disk: say which file it refused
         raise
     return temp
 

@@ -144,18 +144,21 @@ def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
     if not folders:
         problem = None  # nothing to list: a missing index is no news
     known = cached or {}
-    entries, fresh, died = [], [], []
+    entries, fresh, died, listed = [], [], [], set()
     for folder in folders:
         entry = known.get(folder.name)
         if entry is None or entry.stamp is None or entry.stamp != store.record_stamp(folder):
+            if store.never_started(folder):
+                continue
             entry = _entry(folder)
             fresh.append(entry)
+        listed.add(folder.name)
         entry, changed = _settle(trials_folder, entry)
         if changed:
             died.append(entry)
         entries.append(entry)
     if cached is not None:
-        gone = set(cached) - {folder.name for folder in folders}
+        gone = set(cached) - listed
         if fresh or died or gone:
             _store_entries(trials_folder, [*fresh, *died], gone)
     summaries = [entry.summary for entry in entries]
@@ -175,7 +178,9 @@ def rebuild(trials_folder: Path) -> Summaries:
     """Rebuild ``index.sqlite`` and ``index.html`` from the records alone."""
     store.ensure_folder(trials_folder)
     entries = [
-        _settle(trials_folder, _entry(folder))[0] for folder in store.trial_folders(trials_folder)
+        _settle(trials_folder, _entry(folder))[0]
+        for folder in store.trial_folders(trials_folder)
+        if not store.never_started(folder)
     ]
     # The index keeps records as they are; flags are worked out afresh by each reader.
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])

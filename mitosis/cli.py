@@ -336,6 +336,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mitosis-nb: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as error:  # a full disk or a lost share mid-trial: say so, no traceback
+        if args.verbose:
+            raise
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"mitosis-nb: cannot access{where}: {error.strerror or error}; check the free "
+            "space and permissions of the trials folder (files already written are kept).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

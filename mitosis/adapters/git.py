@@ -74,7 +74,13 @@ def read_state(path: Path, ignore: Path | None = None) -> GitState:
     remote = None
     if repo.remotes:
         remote = redact_url(next(iter(repo.remotes[0].urls), "")) or None
-    status = repo.git.status("--porcelain", "-z", "--untracked-files=all")
+    try:
+        status = repo.git.status("--porcelain", "-z", "--untracked-files=all")
+    except git.GitCommandError as error:  # a full disk, a killed or broken git
+        raise GitStateError(
+            f"`git status` failed in {root} ({error.status}); check that git works there "
+            "and that the disk is not full."
+        ) from None
     dirty = []
     for entry in status.split("\0"):
         if len(entry) < 4:

@@ -135,6 +135,19 @@ def trial_folders(trials_folder: Path) -> Iterator[Path]:
     return (trials_folder / name for name in names)
 
 
+def never_started(folder: Path) -> bool:
+    """Whether a trial folder is empty: its id was allocated, but no trial ever wrote to it.
+
+    A runner killed between allocating the folder and writing the first record, or a
+    sweep stopped before its reserved trials ran, leaves one; there is nothing in it to lose.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
 def find_trial(trials_folder: Path, query: str) -> Path:
     """The folder of the trial named by a whole id or a unique prefix of its random part."""
     matches = [folder for folder in trial_folders(trials_folder) if matches_id(folder.name, query)]

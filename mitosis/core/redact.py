@@ -14,7 +14,9 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 # scheme://user:password@host -> scheme://<redacted>@host ; also bare tokens as user part.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<cred>[^/@\s]+)@")
+# As urllib splits a URL: the credentials run to the *last* "@" before the path, so a
+# password with an unencoded "@" in it is redacted whole, not cut at its first "@".
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<cred>[^/?#\s]+)@")
 
 
 def looks_secret(name: str) -> bool:

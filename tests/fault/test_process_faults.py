@@ -1,0 +1,124 @@
+"""Processes killed at the worst moments: the kernel (as the OOM killer would), the runner, both.
+
+The single-trial cases test_run.py already covers (an exception, ``os._exit``, ``sys.exit(0)``,
+a wrong return shape, ``--timeout``, Ctrl-C, SIGTERM) are not repeated here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from faultkit import (
+    assert_no_kernel_within,
+    check_invariants,
+    kernels_in,
+    kill,
+    lab_fixture,  # noqa: F401 - the `lab` fixture
+    list_json,
+    read_yaml,
+    start_runner,
+    trial_folders,
+    wait_for_kernel,
+)
+
+CHAOS_KILLS = 30
+CHAOS_LANES = 2  # runners alive at once: kills also land on concurrent claims and index updates
+
+
+def test_a_kernel_killed_mid_step_is_a_failed_trial(lab: Path) -> None:
+    runner = start_runner(lab, "run", "nap", "-p", "pace=slow", "-e", "seed=4")
+    kernel = wait_for_kernel(lab, runner)
+    time.sleep(1.5)  # in the step by now: the kernel starts in about a second
+    kill(kernel)
+    _, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == 1, stderr
+    (folder,) = trial_folders(lab / "trials")
+    record = read_yaml(folder / "trial.yaml")
+    assert record["status"] == "failed"
+    assert record["error"]["kind"] == "kernel_died" and record["error"]["step"] == "nap"
+    assert "killed" in record["error"]["message"]
+    assert "kernel_died" in (folder / "trial.html").read_text()
+    assert_no_kernel_within(lab, 5)
+    check_invariants(lab)
+
+
+def test_a_killed_runner_takes_its_kernel_and_the_next_list_reconciles(lab: Path) -> None:
+    runner = start_runner(lab, "run", "nap", "-p", "pace=slow", "-e", "seed=4")
+    wait_for_kernel(lab, runner)
+    time.sleep(1.0)
+    kill(runner.pid)
+    runner.wait(timeout=30)
+    (folder,) = trial_folders(lab / "trials")
+    assert read_yaml(folder / "trial.yaml")["status"] == "running"  # as the runner left it
+    assert_no_kernel_within(lab, 5)  # the kernel notices its parent is gone
+    (row,) = list_json(lab)
+    assert row["status"] == "interrupted" and row["error_kind"] == "interrupted"
+    record = read_yaml(folder / "trial.yaml")
+    assert record["status"] == "interrupted"
+    assert record["error"]["type"] == "RunnerDied" and str(runner.pid) in record["error"]["message"]
+    check_invariants(lab)
+
+
+def _kernel_of(runner: subprocess.Popen[str], spared: set[int], limit: float = 60) -> int | None:
+    """The runner's current kernel (a child running ipykernel), or None once the runner ended."""
+    deadline = time.monotonic() + limit
+    while runner.poll() is None and time.monotonic() < deadline:
+        for pid in kernels_in(Path(os.readlink(f"/proc/{runner.pid}/cwd"))):
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                if f"\nPPid:\t{runner.pid}\n" in status and pid not in spared:
+                    return pid
+        time.sleep(0.05)
+    return None
+
+
+def _hurt_a_sweep(lab: Path, chance: random.Random, first_seed: int) -> list[str]:
+    """Run a sweep; SIGKILL kernels, then the runner, at random moments; name each victim."""
+    pace = chance.choice(["quick", "slow"])
+    seeds = [f"-eseed={first_seed + i}" for i in range(4)]
+    runner = start_runner(lab, "run", "nap", f"-ppace={pace}", *seeds)
+    victims: list[str] = []
+    killed: set[int] = set()
+    for _ in range(chance.choice([0, 1, 2])):
+        kernel = _kernel_of(runner, killed)
+        if kernel is None:
+            break
+        time.sleep(chance.uniform(0.0, 1.8))  # kernel start-up, the step's nap, or after it
+        if runner.poll() is None:
+            kill(kernel)
+            killed.add(kernel)
+            victims.append("kernel")
+    # The runner at any moment: prepare, folder, claims, record, kernel, page or index.
+    time.sleep(chance.uniform(0.0, 3.0))
+    if runner.poll() is None:
+        kill(runner.pid)
+        victims.append("runner")
+    runner.communicate(timeout=120)
+    return victims
+
+
+def test_thirty_random_sigkills_lose_and_corrupt_nothing(lab: Path) -> None:
+    chance = random.Random(20261125)
+    victims: list[str] = []
+    rounds = 0
+    while len(victims) < CHAOS_KILLS:
+        with ThreadPoolExecutor(CHAOS_LANES) as lanes:
+            seeds = [(rounds * CHAOS_LANES + lane) * 10 for lane in range(CHAOS_LANES)]
+            rngs = [random.Random(chance.random()) for _ in seeds]
+            for hurt in lanes.map(_hurt_a_sweep, [lab] * CHAOS_LANES, rngs, seeds):
+                victims += hurt
+        rounds += 1
+        assert_no_kernel_within(lab, 5)
+        census = check_invariants(lab)
+    print(
+        f"chaos: {len(victims)} kills ({victims.count('kernel')} kernels, "
+        f"{victims.count('runner')} runners) in {rounds} rounds; {len(census.statuses)} trials "
+        f"{ {s: census.count(s) for s in ('succeeded', 'failed', 'interrupted')} }, "
+        f"{census.claims} claims"
+    )

@@ -1,0 +1,222 @@
+"""A full disk, a read-only share, a file where the trials folder should be, a broken index."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from faultkit import (
+    check_invariants,
+    cli_command,
+    git,
+    lab_fixture,  # noqa: F401 - the `lab` fixture
+    list_json,
+    read_yaml,
+    trial_folders,
+)
+
+# Raised step by step through every file a trial writes: the registry's claim (~200 B), the
+# record (~5 kB), IPython's history and the notebook (~10 kB), the page and the site.
+FILE_SIZE_LIMITS = (0, 300, 3_000, 12_000, 40_000, 150_000, 600_000, 4_000_000)
+
+
+def _run_limited(root: Path, limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        # Ignored, SIGXFSZ stays ignored in git and the kernel too: every write past the limit
+        # fails with EFBIG, as on a full disk, instead of killing whoever wrote.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    return subprocess.run(
+        cli_command(*args),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_file_size,
+    )
+
+
+def _snapshot(trials: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(trials)): path.read_bytes()
+        for folder in trial_folders(trials)
+        for path in folder.iterdir()
+        if path.name in ("trial.yaml", "trial.ipynb", "trial.html", "results_0.pkl")
+    }
+
+
+def test_a_full_disk_ends_in_a_whole_record_or_a_clear_refusal(lab: Path) -> None:
+    trials = lab / "trials"
+    outcomes = []
+    for step, limit in enumerate(FILE_SIZE_LIMITS):
+        before = _snapshot(trials)
+        done = _run_limited(lab, limit, "run", "nap", "-p", "pace=quick", "-e", f"seed={step}")
+        # The kernel's own log may show IPython failing to save its history; mitosis never
+        # shows a traceback of its own.
+        assert "/mitosis/" not in done.stderr, (limit, done.stderr)
+        if done.returncode == 2:
+            lines = [line for line in done.stderr.splitlines() if line.startswith("mitosis-nb:")]
+            assert len(lines) == 1, done.stderr
+            assert "File too large" in lines[0] or "disk is not full" in lines[0], lines
+        else:
+            assert done.returncode in (0, 1), (limit, done.returncode, done.stderr)
+        outcomes.append(done.returncode)
+        # Nothing written before is lost or changed by a later run that hit the limit.
+        after = _snapshot(trials)
+        assert {name: after.get(name) for name in before} == before, limit
+        check_invariants(lab)
+    assert outcomes[0] == 2 and outcomes[-1] == 0, outcomes
+    records = [read_yaml(folder / "trial.yaml") for folder in trial_folders(trials)]
+    assert records[-1]["status"] == "succeeded"
+    print(f"disk full: exit codes by limit {dict(zip(FILE_SIZE_LIMITS, outcomes, strict=False))}")
+
+
+def test_a_trials_path_that_is_a_file_is_one_sentence_and_exit_2(lab: Path) -> None:
+    (lab / "trials").write_text("not a folder\n")
+    git(lab, "add", "trials")
+    git(lab, "commit", "-qm", "a file named trials")
+    done = subprocess.run(cli_command("run", "nap"), cwd=lab, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "not a directory" in done.stderr
+    assert (lab / "trials").read_text() == "not a folder\n"
+    listed = subprocess.run(cli_command("list"), cwd=lab, capture_output=True, text=True)
+    assert listed.returncode in (0, 2) and "Traceback" not in listed.stderr
+
+
+def _as_nobody(shared: Path, home: Path) -> Callable[..., subprocess.CompletedProcess[str]] | None:
+    """Run the CLI in ``shared`` as user ``nobody``; None if this machine cannot."""
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    if os.geteuid() != 0:
+        return None
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+
+    def become_nobody() -> None:
+        os.setgid(nobody.pw_gid)
+        os.setgroups([])
+        os.setuid(nobody.pw_uid)
+
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "safe.directory",
+        "GIT_CONFIG_VALUE_0": "*",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cli_command(*args),
+            cwd=shared,
+            capture_output=True,
+            text=True,
+            env=env,
+            preexec_fn=become_nobody,
+            timeout=120,
+        )
+
+    try:
+        probe = run("--version")
+    except PermissionError:
+        return None  # this interpreter lives where nobody may not go (a pyenv under /root)
+    return run if probe.returncode == 0 else None
+
+
+def _read_only_mount(trials: Path, mount: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the CLI as ourselves against a read-only bind mount of ``trials``, or skip."""
+    mount.mkdir()
+    for command in (
+        ["mount", "--bind", str(trials), str(mount)],
+        ["mount", "-o", "remount,bind,ro", str(mount)],
+    ):
+        if subprocess.run(command, capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+            pytest.skip("cannot become another user nor mount a read-only folder here")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cli_command(*args, "-F", str(mount)),
+            cwd=trials.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run
+
+
+def test_a_read_only_trials_folder_refuses_and_lists(lab: Path, tmp_path: Path) -> None:
+    done = subprocess.run(cli_command("run", "nap", "-e", "seed=1"), cwd=lab, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    # A colleague's copy: readable by everyone, writable by its owner only.
+    shared = tmp_path / "shared"
+    shutil.copytree(lab, shared, symlinks=True)
+    for path in [shared, *shared.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for parent in (tmp_path, tmp_path.parent):
+        parent.chmod(parent.stat().st_mode | 0o005)
+    home = tmp_path / "home"
+    home.mkdir()
+    before = _snapshot(shared / "trials")
+    run = _as_nobody(shared, home)
+    mount = tmp_path / "read-only"
+    if run is None:  # said in the report: root in a container whose Python nobody can reach
+        run = _read_only_mount(shared / "trials", mount)
+    try:
+        # --debug: the mount, outside the copy, leaves its own trials folder looking uncommitted
+        refused = run("run", "nap", "-e", "seed=2", "--debug")
+        assert refused.returncode == 2, refused.stderr
+        assert "not writable" in refused.stderr and refused.stderr.count("\n") == 1
+        listed = run("list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [row["status"] for row in yaml.safe_load(listed.stdout)] == ["succeeded"]
+        shown = run("show", trial_folders(shared / "trials")[0].name)
+        assert shown.returncode == 0 and "succeeded" in shown.stdout, shown.stderr
+        assert run("index").returncode == 2
+    finally:
+        if mount.is_dir():
+            subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+    assert _snapshot(shared / "trials") == before
+
+
+def test_a_deleted_or_corrupted_index_is_rebuilt_and_nothing_is_lost(lab: Path) -> None:
+    for seed in (1, 2):
+        done = subprocess.run(
+            cli_command("run", "nap", "-e", f"seed={seed}"), cwd=lab, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    index = lab / "trials" / "index.sqlite"
+    ids = sorted(folder.name for folder in trial_folders(lab / "trials"))
+    index.unlink()
+    assert sorted(row["id"] for row in list_json(lab)) == ids
+    for damage in (b"", b"not a database at all\n" * 100, b"SQLite format 3\x00" + b"\xff" * 4000):
+        index.write_bytes(damage)
+        listed = subprocess.run(
+            cli_command("list", "--json"), cwd=lab, capture_output=True, text=True
+        )
+        assert listed.returncode == 0 and "Traceback" not in listed.stderr
+        assert sorted(row["id"] for row in yaml.safe_load(listed.stdout)) == ids
+        assert "index" in listed.stderr  # one warning that says how to rebuild it
+        done = subprocess.run(
+            cli_command("run", "nap", "-e", "seed=3"), cwd=lab, capture_output=True, text=True
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        ids = sorted(folder.name for folder in trial_folders(lab / "trials"))
+        rebuilt = subprocess.run(cli_command("index"), cwd=lab, capture_output=True, text=True)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        with sqlite3.connect(index) as connection:
+            rows = sorted(row[0] for row in connection.execute("SELECT id FROM trials"))
+        assert rows == ids
+    check_invariants(lab)
