@@ -9,11 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["MitosisError", "Trial", "execute_trial", "load_trial", "load_trial_data"]
+__all__ = [
+    "MitosisError",
+    "Trial",
+    "execute_trial",
+    "load_trial",
+    "load_trial_data",
+    "reproduce_trial",
+]
 
 if TYPE_CHECKING:
     from mitosis.errors import MitosisError
     from mitosis.pipeline import execute_trial
+    from mitosis.reproduce import reproduce_trial
     from mitosis.trials import Trial, load_trial, load_trial_data
 
 _HOMES = {
@@ -22,6 +30,7 @@ _HOMES = {
     "load_trial": "mitosis.trials",
     "load_trial_data": "mitosis.trials",
     "execute_trial": "mitosis.pipeline",
+    "reproduce_trial": "mitosis.reproduce",
 }
 
 

@@ -273,3 +273,26 @@ def test_a_step_in_a_submodule_is_reproduced_at_the_recorded_submodule_commit(
     assert git(vendor, "rev-parse", "HEAD").strip() == new and "** 3" in steps.read_text()
     assert git(investigation, "status", "--porcelain") == ""
     assert git(vendor, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_reproduce_from_python_leaves_this_process_importing_the_checkout(
+    investigation: Path,
+) -> None:
+    import sys
+
+    from mitosis import execute_trial, reproduce_trial
+
+    (investigation / ".gitignore").write_text("trials/\n")
+    commit_all(investigation, "ignore trials")
+    original = execute_trial("toy", params={"frequency": "slow"}, literals={"amplitude": 3})
+    code = investigation / "toy_experiments.py"
+    code.write_text(code.read_text().replace("float(frequency) * float(amplitude)", "-1.0"))
+    commit_all(investigation, "another result")
+    sys.modules.pop("toy_experiments", None)
+    import toy_experiments  # the checkout's new code, as a notebook would have it
+
+    reproduction = reproduce_trial(original.id, rtol=0.0)
+    assert reproduction.reproduced and reproduction.trial.main == 3.0
+    assert reproduction.trial.record["reproduces"] == original.id
+    assert sys.modules["toy_experiments"] is toy_experiments
+    assert toy_experiments.run()["main"] == -1.0
