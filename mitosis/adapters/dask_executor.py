@@ -15,7 +15,7 @@ from mitosis.errors import SchedulerError
 
 # How often a running task asks the scheduler whether its sweep was stopped.
 STOP_POLL_S = 0.5
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 
 
 def _distributed() -> Any:

@@ -1,0 +1,200 @@
+"""Sweeps on a real Dask cluster: a scheduler and two single-thread workers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import make_investigation, trial_dirs
+from sweep_helpers import (
+    HOLDABLE,
+    HOLDABLE_PYPROJECT,
+    kernels_in,
+    parent_of,
+    records,
+    run_cli,
+    run_with_terminal_stderr,
+)
+
+from mitosis.adapters import index_cache, registry
+
+distributed = pytest.importorskip("distributed")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Cluster:
+    address: str
+    workers: list[subprocess.Popen[bytes]]
+
+    def worker_pids(self) -> set[int]:
+        return {worker.pid for worker in self.workers if worker.poll() is None}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A scheduler and two workers (one thread each) that can import mitosis.
+
+    Shared by this module's tests, in order: the last one kills a worker.
+    """
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    place = tmp_path_factory.mktemp("cluster")
+    common = {"cwd": place, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", address.rsplit(":", 1)[1], "--dashboard-address", "127.0.0.1:0"],
+        **common,
+    )  # fmt: skip
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-nanny",  # the worker is this very process: tests can find and kill it
+                "--host",
+                "127.0.0.1",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--local-directory",
+                str(place / f"worker{i}"),
+            ],
+            **common,
+        )
+        for i in range(2)
+    ]
+    try:
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield Cluster(address, workers)
+    finally:
+        for process in [*workers, scheduler]:
+            _stop(process)
+
+
+def _kill_kernels(root: Path) -> None:
+    for pid in kernels_in(root):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_a_sweep_runs_on_the_cluster_and_the_submitter_keeps_the_index(
+    investigation: Path, cluster: Cluster
+) -> None:
+    code, stdout, terminal = run_with_terminal_stderr(
+        investigation, "run", "toy", "-p", "frequency=fast,slow", "-e", "amplitude=1",
+        "-e", "amplitude=3", "--scheduler", cluster.address, "--json",
+    )  # fmt: skip
+
+    assert code == 0, terminal
+    printed = json.loads(stdout)
+    trials = investigation / "trials"
+    found = records(trials)
+    assert len(found) == 4 and len(trial_dirs(trials)) == 4
+    assert sorted(r["main"] for r in found) == [1.0, 3.0, 10.0, 30.0]
+    assert sorted(r["id"] for r in printed) == sorted(r["id"] for r in found)
+    # The trials ran on the workers, not in the submitting process.
+    assert {r["pid"] for r in found} <= cluster.worker_pids()
+    # The submitter indexed every trial as it returned: the index is current, no rebuild.
+    indexed = index_cache.read(trials)
+    assert sorted(indexed) == sorted(r["id"] for r in found)
+    assert all(entry.summary.status == "succeeded" for entry in indexed.values())
+    assert all(r["id"] in (trials / "index.html").read_text() for r in found)
+    # Variants were claimed once, by the submitter, before the trials ran.
+    claim = registry.read_claim(registry.claim_path(trials, "toy", "frequency", "fast"))
+    assert claim is not None and claim.trial in {r["id"] for r in found}
+    # --json: nothing but JSON, and no progress bar even on a terminal.
+    assert "%|" not in terminal and "sweep" not in terminal
+
+
+def test_a_trial_whose_worker_dies_is_rerun_under_the_same_id_with_one_record(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    root = make_investigation(tmp_path / "holdable", HOLDABLE, HOLDABLE_PYPROJECT)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mitosis.cli", "run", "nap", "-e", "seconds=6", "--scheduler",
+         cluster.address],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not kernels_in(root) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)  # the trial is running its step
+        (kernel,) = kernels_in(root)
+        first_worker = parent_of(kernel)
+        assert first_worker in cluster.worker_pids()
+        os.kill(first_worker, signal.SIGKILL)
+        os.kill(kernel, signal.SIGKILL)  # a dead worker's kernel: gone with its machine
+        stdout, stderr = runner.communicate(timeout=120)
+    finally:
+        _stop(runner)  # type: ignore[arg-type]
+        _kill_kernels(root)
+
+    assert runner.returncode == 0, stderr
+    (folder,) = trial_dirs(root / "trials")
+    (record,) = records(root / "trials")
+    assert record["id"] == folder.name and folder.name in stdout
+    assert record["status"] == "succeeded" and record["iteration"] == 0
+    assert record["pid"] in cluster.worker_pids() and record["pid"] != first_worker
+    iterations = root / "trials" / registry.REGISTRY_DIR / registry.ITERATIONS_DIR
+    assert [p.name for p in iterations.glob("*/*")] == ["0"]
+
+
+def test_an_unreachable_scheduler_or_missing_dask_is_refused_with_nothing_written(
+    investigation: Path, tmp_path: Path
+) -> None:
+    unreachable = run_cli(
+        investigation, "run", "toy", "-p", "frequency=fast,slow",
+        "--scheduler", f"tcp://127.0.0.1:{_free_port()}",
+    )  # fmt: skip
+    assert unreachable.returncode == 2
+    assert "cannot reach the Dask scheduler" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+
+    # An interpreter where `import distributed` fails, as it does without the [dask] extra.
+    shadow = tmp_path / "no-dask"
+    shadow.mkdir()
+    (shadow / "distributed.py").write_text("raise ImportError('no dask here')\n")
+    missing = subprocess.run(
+        [sys.executable, "-m", "mitosis.cli", "run", "toy", "--scheduler", "tcp://127.0.0.1:1"],
+        cwd=investigation,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(shadow)},
+        timeout=120,
+    )
+    assert missing.returncode == 2
+    assert "pip install 'mitosis-nb[dask]'" in missing.stderr
+    assert trial_dirs(investigation / "trials") == []
