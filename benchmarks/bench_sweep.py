@@ -1,0 +1,77 @@
+"""Time a sweep of 8 sine trials with `--workers 1`, then with `--workers 2`, and the speedup.
+
+The example investigation is copied into a temporary git repository; each run writes its
+own trials folder, so the second run repeats every trial rather than skipping any.
+
+Run: python benchmarks/bench_sweep.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "investigation"
+# 2 frequencies x 2 noise levels x 2 amplitudes = 8 trials.
+SWEEP = ["sine", "-p", "frequency=slow,fast", "-p", "noise=low,high"]
+SWEEP += ["-e", "amplitude=1", "-e", "amplitude=2"]
+
+
+def make_repository(root: Path) -> Path:
+    """A committed copy of the example investigation, without its trials."""
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("trials", "__pycache__"))
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.org",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.org",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "example"]):
+        subprocess.run(["git", *args], cwd=root, check=True, env=env)
+    return root
+
+
+def timed_sweep(root: Path, workers: int) -> tuple[float, Path]:
+    """Wall time of the whole `mitosis-nb run` command, and its trials folder."""
+    # Outside the repository: one run's trials would make the other's tree dirty.
+    trials = root.parent / f"trials-workers-{workers}"
+    command = [sys.executable, "-m", "mitosis.cli", "run", *SWEEP, "--workers", str(workers)]
+    started = time.perf_counter()
+    done = subprocess.run([*command, "-F", str(trials)], cwd=root, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"the sweep with --workers {workers} failed:\n{done.stdout}{done.stderr}")
+    return elapsed, trials
+
+
+def where_time_goes(trials: Path) -> str:
+    """Mean per-trial prepare / execute / publish seconds, from the records' timings."""
+    records = [yaml.safe_load(p.read_text()) for p in trials.glob("*/trial.yaml")]
+    parts = ("prepare_s", "execute_s", "publish_s")
+    means = {
+        part: sum(r["timings"].get(part, 0.0) for r in records) / len(records) for part in parts
+    }
+    return ", ".join(f"{part[:-2]} {value:.2f} s" for part, value in means.items())
+
+
+def main() -> None:
+    print(f"{os.cpu_count()} CPUs; 8 trials of the example's `sine` step")
+    with tempfile.TemporaryDirectory() as temp:
+        root = make_repository(Path(temp) / "investigation")
+        serial, serial_trials = timed_sweep(root, 1)
+        print(f"--workers 1: {serial:6.2f} s   per trial: {where_time_goes(serial_trials)}")
+        parallel, parallel_trials = timed_sweep(root, 2)
+        print(f"--workers 2: {parallel:6.2f} s   per trial: {where_time_goes(parallel_trials)}")
+        print(f"speedup: {serial / parallel:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
