@@ -88,6 +88,7 @@ def make_lab(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "pyproject.toml").write_text(FAULT_PYPROJECT)
     (root / "fault_experiments.py").write_text(FAULT_EXPERIMENTS)
+    (root / ".gitignore").write_text("__pycache__/\n")
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "fault investigation")
@@ -112,16 +113,14 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mitosis.cli", *args]
 
 
-def start_runner(root: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
-    """Start ``mitosis-nb ARGS`` in ``root`` without waiting for it."""
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        cli_command(*args),
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
+def start_runner(root: Path, *args: str, quiet: bool = False) -> subprocess.Popen[str]:
+    """Start ``mitosis-nb ARGS`` in ``root`` without waiting for it.
+
+    ``quiet`` discards its output: a SIGKILLed runner's kernel holds its pipes open for a
+    moment, and ``communicate`` would wait for that.
+    """
+    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(cli_command(*args), cwd=root, stdout=output, stderr=output, text=True)
 
 
 def kernels_in(root: Path) -> list[int]:

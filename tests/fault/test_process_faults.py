@@ -82,7 +82,7 @@ def _hurt_a_sweep(lab: Path, chance: random.Random, first_seed: int) -> list[str
     """Run a sweep; SIGKILL kernels, then the runner, at random moments; name each victim."""
     pace = chance.choice(["quick", "slow"])
     seeds = [f"-eseed={first_seed + i}" for i in range(4)]
-    runner = start_runner(lab, "run", "nap", f"-ppace={pace}", *seeds)
+    runner = start_runner(lab, "run", "nap", f"-ppace={pace}", *seeds, quiet=True)
     victims: list[str] = []
     killed: set[int] = set()
     for _ in range(chance.choice([0, 1, 2])):
@@ -99,7 +99,7 @@ def _hurt_a_sweep(lab: Path, chance: random.Random, first_seed: int) -> list[str
     if runner.poll() is None:
         kill(runner.pid)
         victims.append("runner")
-    runner.communicate(timeout=120)
+    runner.wait(timeout=120)
     return victims
 
 
