@@ -65,6 +65,13 @@ def test_a_killed_runner_takes_its_kernel_and_the_next_list_reconciles(lab: Path
     check_invariants(lab)
 
 
+def test_a_folder_whose_runner_died_before_its_first_record_is_not_a_trial(lab: Path) -> None:
+    # What a runner SIGKILLed between allocating its id and writing its record leaves.
+    (lab / "trials" / "20261125-101010-abcdef").mkdir(parents=True)
+    assert list_json(lab) == []
+    check_invariants(lab)
+
+
 def _kernel_of(runner: subprocess.Popen[str], spared: set[int], limit: float = 60) -> int | None:
     """The runner's current kernel (a child running ipykernel), or None once the runner ended."""
     deadline = time.monotonic() + limit

@@ -31,6 +31,7 @@ SECRETS = {
     "GITHUB_TOKEN": "ghp_githubtoken2b4c6d8e",
     "MY_PASSWORD": "hunter2-my-password-9z",
     "DATABASE_URL": "postgres://alice:db-pass-77q@db.example.org:5432/lab",
+    "REPLICA_URL": "postgres://bob:at@sign-pass-4r@replica.example.org/lab",  # an unencoded @
     "SESSION_NAME": "visible-session-name",
     "NOISY_VARIABLE": "dropped-by-env-exclude",
 }
@@ -41,6 +42,7 @@ LEAKS = [
     "ghp_githubtoken2b4c6d8e",
     "hunter2-my-password-9z",
     "db-pass-77q",
+    "sign-pass-4r",
     REMOTE_TOKEN,
     PIP_TOKEN,
 ]
@@ -92,6 +94,7 @@ def test_no_secret_reaches_any_file_of_the_trials_folder(lab: Path, tmp_path: Pa
     assert variables["AWS_SECRET_ACCESS_KEY"] == variables["GITHUB_TOKEN"] == "<redacted>"
     assert variables["MY_PASSWORD"] == "<redacted>"
     assert variables["DATABASE_URL"] == "postgres://<redacted>@db.example.org:5432/lab"
+    assert variables["REPLICA_URL"] == "postgres://<redacted>@replica.example.org/lab"
     assert variables["SESSION_NAME"] == "visible-session-name"  # env-include
     assert "NOISY_VARIABLE" not in variables  # env-exclude
     assert record["git"]["remote"] == "https://<redacted>@git.example.org/x.git"
