@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -63,10 +64,11 @@ class DaskCluster:
         return iter(self._distributed.as_completed(list(futures), loop=self._client.loop))
 
     def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:
-        """Wait up to ``timeout`` seconds; return the futures that finished."""
+        """Wait up to ``timeout`` seconds for ``futures``; return those that finished."""
         futures = list(futures)
-        with contextlib.suppress(TimeoutError, self._distributed.TimeoutError):
-            self._distributed.wait(futures, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not all(future.done() for future in futures):
+            time.sleep(0.1)
         return [future for future in futures if future.done()]
 
     @staticmethod
