@@ -8,7 +8,7 @@ so a trial copied in, hand-edited, or whose index update was lost is read again.
 from __future__ import annotations
 
 import contextlib
-import sys
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -18,7 +18,7 @@ from typing import Any
 from mitosis.adapters import index_cache, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
 from mitosis.core.summary import UNREADABLE, TrialSummary, summarize_record, unreadable_summary
-from mitosis.errors import RecordError
+from mitosis.errors import MitosisWarning, RecordError
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def _unflagged(entry: Entry) -> Entry:
 
 
 def _warn(message: str) -> None:
-    print(f"mitosis-nb: warning: {message}", file=sys.stderr)
+    warnings.warn(message, MitosisWarning, stacklevel=3)
 
 
 def record_trial(trials_folder: Path, record: dict[str, Any]) -> None:

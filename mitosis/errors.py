@@ -60,3 +60,7 @@ class TrialsFolderError(MitosisError):
 
 class SchedulerError(MitosisError):
     """The Dask scheduler of ``--scheduler`` cannot be used (not installed or not reachable)."""
+
+
+class MitosisWarning(UserWarning):
+    """Something went wrong that did not stop the work (an index update, say)."""
