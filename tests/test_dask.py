@@ -138,6 +138,42 @@ def test_a_sweep_runs_on_the_cluster_and_the_submitter_keeps_the_index(
     assert "%|" not in terminal and "sweep" not in terminal
 
 
+def test_ctrl_c_stops_the_cluster_trials_and_starts_no_more(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    root = make_investigation(tmp_path / "holdable", HOLDABLE, HOLDABLE_PYPROJECT)
+    trials = root / "trials"
+    trials.mkdir()
+    (trials / "hold").write_text("2 3 4 5\n")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mitosis.cli", "run", "nap", *(f"-ex={x}" for x in range(1, 6)),
+         "--scheduler", cluster.address],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = [r for r in records(trials) if r["status"] == "succeeded"]
+            if len(done) == 1 and len(kernels_in(root)) == 2:
+                break
+            time.sleep(0.2)
+        time.sleep(1.5)
+        runner.send_signal(signal.SIGINT)
+        stdout, stderr = runner.communicate(timeout=60)
+        time.sleep(1)
+        assert not kernels_in(root)
+    finally:
+        _stop(runner)  # type: ignore[arg-type]
+        _kill_kernels(root)
+
+    assert runner.returncode == 130, stderr
+    statuses = sorted(r["status"] for r in records(trials))
+    assert statuses == ["interrupted", "interrupted", "succeeded"]
+    assert len(trial_dirs(trials)) == 3  # the two never started left no folder
+    assert "not started     2" in stdout
+    assert sorted(index_cache.read(trials)) == sorted(r["id"] for r in records(trials))
+
+
 def test_a_trial_whose_worker_dies_is_rerun_under_the_same_id_with_one_record(
     tmp_path: Path, cluster: Cluster
 ) -> None:
