@@ -252,6 +252,9 @@ def check_invariants(root: Path, trials: Path | None = None) -> Census:
         census.statuses[folder.name] = record["status"]
     assert sorted(listed) == sorted(records), "listing and trial folders disagree"
     assert {row["id"]: row["status"] for row in listing.trials} == census.statuses
+    site = trials / "index.html"
+    if site.exists():
+        assert site.read_text(encoding="utf-8").rstrip().endswith("</html>"), site
     if index_cache.index_path(trials).exists():
         assert sorted(index_cache.read(trials)) == sorted(records), "index rows and records differ"
     census.claims = _check_registry(trials, records)

@@ -78,9 +78,9 @@ def _all_paths(root: Path) -> list[Path]:
 
 
 def test_hostile_variant_names_never_become_paths_nor_code(lab: Path) -> None:
-    for name in HOSTILE_NAMES:
-        done = _cli(lab, "run", "say", "-e", "text='x'", "-p", f"label={name}")
-        assert done.returncode == 0, (name[:40], done.stderr)
+    # One sweep over every name (a comma separates variants; none of these has one).
+    done = _cli(lab, "run", "say", "-e", "text='x'", "-p", f"label={','.join(HOSTILE_NAMES)}")
+    assert done.returncode == 0, done.stderr
     # NUL cannot travel in argv; the library takes it.
     trial = mitosis.execute_trial("say", params={"label": "nul\0byte"}, literals={"text": "x"})
     assert trial.status == "succeeded"
@@ -93,7 +93,7 @@ def test_hostile_variant_names_never_become_paths_nor_code(lab: Path) -> None:
         assert len(path.name) <= 255
     records = [read_yaml(folder / "trial.yaml") for folder in trial_folders(trials)]
     labels = [r["steps"][0]["params"]["label"]["variant"] for r in records]
-    assert labels == [*HOSTILE_NAMES, "nul\0byte"]
+    assert sorted(labels) == sorted([*HOSTILE_NAMES, "nul\0byte"])
     claims = list((trials / "variants" / "say" / "label").iterdir())
     assert len(claims) == len(HOSTILE_NAMES) + 1
     listed = json.loads(_cli(lab, "list", "--json").stdout)
