@@ -3,8 +3,9 @@
 The new trial asks for exactly what the record says (steps, variant names, literal source,
 untracked values, debug). When the checkout is not at the recorded commit (or the original
 was a debug trial, or the checkout has uncommitted changes) it runs in a temporary
-``git worktree`` at that commit, with the recorded patch applied for a debug trial; the
-user's checkout is never touched. The new trial is stored in the user's trials folder.
+``git worktree`` at that commit, with the recorded patch applied for a debug trial; so does
+the code of a step from another repository that has moved on since. The user's checkouts
+are never touched. The new trial is stored in the user's trials folder.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def reproduce_trial(
     in_place = checkout.commit == asked.commit and not checkout.dirty and not asked.debug
     hidden: list[Path] = []
     with contextlib.ExitStack() as stack:
-        there = here
+        there, tree = here, None
         if not in_place:
             tree = stack.enter_context(gitstate.worktree(checkout.root, asked.commit))
             if asked.debug:
@@ -164,7 +165,7 @@ def reproduce_trial(
             # The worktree's own pyproject: its steps, template and (for the kernel) import root.
             there = load_config(tree / _inside_repository(here.pyproject, checkout.root))
             hidden.append(checkout.root)
-        roots, others = _other_repositories(original.record, checkout.root, stack)
+        roots, others = _import_roots(original.record, checkout.root, tree, stack)
         hidden += others
         stack.enter_context(_imports_from(hidden, roots))
         trial = _run_one(_request(original.record, there, folder, command, progress))
@@ -176,18 +177,25 @@ def reproduce_trial(
     return Reproduction(original, trial, verdict, moved, checkout.commit, differences)
 
 
-def _other_repositories(
-    record: dict[str, object], main: Path, stack: contextlib.ExitStack
+def _import_roots(
+    record: dict[str, object], main: Path, tree: Path | None, stack: contextlib.ExitStack
 ) -> tuple[list[Path], list[Path]]:
-    """Check out, at its recorded commit, every other repository a step came from that has
-    moved on since (or has uncommitted changes); return the import roots and the checkouts."""
+    """Where each step's module must be imported from for the re-run: inside ``tree`` for the
+    investigation's own code (a ``src/`` layout, a submodule), and inside a new worktree at
+    the recorded commit for another repository that has moved on since (or is dirty).
+
+    Returns the import roots and the other repositories that were checked out."""
     roots: list[Path] = []
     moved: list[Path] = []
     trees: dict[Path, Path] = {}
     for source in recorded_sources(record):
         repo = Path(source.repo)
-        if repo == main or main in repo.parents or source.import_root is None:
-            continue  # the investigation itself, or a submodule its worktree checks out
+        if source.import_root is None:
+            continue  # a module whose file does not match its name: nothing to put first
+        if repo == main or main in repo.parents:
+            if tree is not None:  # an editable install must not win over the worktree
+                roots.append(tree / repo.relative_to(main) / source.import_root)
+            continue
         if repo not in trees:
             try:
                 state = gitstate.read_state(repo)
@@ -197,10 +205,8 @@ def _other_repositories(
                 continue
             trees[repo] = stack.enter_context(gitstate.worktree(repo, source.commit))
             moved.append(repo)
-        root = trees[repo] / source.import_root
-        if root not in roots:
-            roots.append(root)
-    return roots, moved
+        roots.append(trees[repo] / source.import_root)
+    return list(dict.fromkeys(roots)), moved
 
 
 def _inside_repository(pyproject: Path, root: Path) -> Path:

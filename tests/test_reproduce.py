@@ -292,3 +292,32 @@ def test_reproduce_from_python_leaves_this_process_importing_the_checkout(
     assert reproduction.trial.record["reproduces"] == original.id
     assert sys.modules["toy_experiments"] is toy_experiments
     assert toy_experiments.run()["main"] == -1.0
+
+
+def test_an_installed_src_layout_is_imported_from_the_worktree(
+    investigation: Path, cli: RunCli
+) -> None:
+    package = investigation / "src" / "labpkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    steps = package / "steps.py"
+    steps.write_text(LAB_STEPS)
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + 'lab = ["labpkg.steps:run", "labpkg.steps:lookup"]\n'
+    )
+    (investigation / ".gitignore").write_text("trials/\n")
+    first = commit_all(investigation, "a src layout")
+    # As an editable install of the checkout would: labpkg imports from the checkout's src/.
+    env = {"PYTHONPATH": str(investigation / "src")}
+    assert cli("run", "lab", "-p", "width=narrow", env=env).returncode == 0
+    original = newest(investigation)
+    assert record_of(original)["steps"][0]["source"]["run"]["file"] == "src/labpkg/steps.py"
+    steps.write_text(LAB_STEPS.replace("** 2", "** 3"))
+    commit_all(investigation, "cubes")
+
+    done = cli("reproduce", original.name, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    again = record_of(newest(investigation))
+    assert again["main"] == 4.0 and again["git"]["commit"] == first
+    assert again["steps"][0]["source"]["run"]["commit"] == first
