@@ -175,6 +175,13 @@ def locate_file(file: Path, states: dict[Path, GitState], ignore: Path | None = 
         repo = git.Repo(file.parent, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return FileSource(file, None, None, None)
+    with repo:  # closes git's helper processes
+        return _locate_in(repo, file, states, ignore)
+
+
+def _locate_in(
+    repo: git.Repo, file: Path, states: dict[Path, GitState], ignore: Path | None
+) -> FileSource:
     root = Path(repo.working_tree_dir or file.parent).resolve()
     if root not in states:
         try:
@@ -219,15 +226,14 @@ def worktree(root: Path, commit: str) -> Iterator[Path]:
     The user's checkout (HEAD, files, index) is never touched: ``git worktree`` only adds an
     entry under ``.git/worktrees``, which ``remove`` takes away again.
     """
-    repo = _open(root)
     try:
-        repo.commit(commit)
-    except (ValueError, git.BadName):
+        _git(root, "cat-file", "-e", f"{commit}^{{commit}}")
+    except GitStateError:
         raise GitStateError(
             f"commit {commit} is not in the repository at {root}; fetch it (git fetch) first."
         ) from None
     parent = Path(tempfile.mkdtemp(prefix="mitosis-worktree-"))
-    path = parent / Path(repo.working_tree_dir or root).name
+    path = parent / root.name
     added: list[tuple[Path, Path]] = []
     try:
         _git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
