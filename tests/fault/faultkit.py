@@ -30,7 +30,7 @@ FAULT_EXPERIMENTS = '''
 import random
 import time
 
-PACES = {"quick": 0.0, "slow": 1.5}
+PACES = {"quick": 0.0, "slow": 1.5, "long": 600.0}
 lookup = {"pace": PACES}
 
 HOSTILE = {
@@ -71,9 +71,9 @@ nap = ["fault_experiments:nap", "fault_experiments:lookup"]
 say = ["fault_experiments:say", "fault_experiments:hostile_lookup"]
 """
 
-PACE_FINGERPRINTS = {
-    name: fingerprint(value).digest for name, value in {"quick": 0.0, "slow": 1.5}.items()
-}
+PACES = {"quick": 0.0, "slow": 1.5, "long": 600.0}
+PACE_FINGERPRINTS = {name: fingerprint(value).digest for name, value in PACES.items()}
+LONG_NAP = ("-p", "pace=long", "-e", "seed=2")  # 573 s: still napping whenever it is killed
 
 
 def git(root: Path, *args: str) -> str:
@@ -145,16 +145,17 @@ def kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def wait_for_kernel(root: Path, runner: subprocess.Popen[str], limit: float = 60) -> int:
-    """The pid of the kernel a runner started, once it exists."""
+def wait_until_running(root: Path, runner: subprocess.Popen[str], limit: float = 60) -> Path:
+    """The folder of the runner's trial once its record says ``running`` and its kernel runs."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        found = kernels_in(root)
-        if found:
-            return found[0]
         assert runner.poll() is None, runner.communicate()
+        for folder in trial_folders(root / "trials"):
+            with contextlib.suppress(OSError, yaml.YAMLError, AssertionError):
+                if read_yaml(folder / "trial.yaml")["status"] == "running" and kernels_in(root):
+                    return folder
         time.sleep(0.05)
-    raise AssertionError(f"no kernel started in {root} within {limit} s")
+    raise AssertionError(f"no trial running in {root} within {limit} s")
 
 
 def assert_no_kernel_within(root: Path, seconds: float = 5.0) -> float:

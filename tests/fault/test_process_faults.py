@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from faultkit import (
+    LONG_NAP,
     assert_no_kernel_within,
     check_invariants,
     kernels_in,
@@ -24,7 +25,7 @@ from faultkit import (
     read_yaml,
     start_runner,
     trial_folders,
-    wait_for_kernel,
+    wait_until_running,
 )
 
 CHAOS_KILLS = 30
@@ -32,9 +33,10 @@ CHAOS_LANES = 2  # runners alive at once: kills also land on concurrent claims a
 
 
 def test_a_kernel_killed_mid_step_is_a_failed_trial(lab: Path) -> None:
-    runner = start_runner(lab, "run", "nap", "-p", "pace=slow", "-e", "seed=4")
-    kernel = wait_for_kernel(lab, runner)
+    runner = start_runner(lab, "run", "nap", *LONG_NAP)
+    wait_until_running(lab, runner)
     time.sleep(1.5)  # in the step by now: the kernel starts in about a second
+    (kernel,) = kernels_in(lab)
     kill(kernel)
     _, stderr = runner.communicate(timeout=60)
     assert runner.returncode == 1, stderr
@@ -49,8 +51,8 @@ def test_a_kernel_killed_mid_step_is_a_failed_trial(lab: Path) -> None:
 
 
 def test_a_killed_runner_takes_its_kernel_and_the_next_list_reconciles(lab: Path) -> None:
-    runner = start_runner(lab, "run", "nap", "-p", "pace=slow", "-e", "seed=4")
-    wait_for_kernel(lab, runner)
+    runner = start_runner(lab, "run", "nap", *LONG_NAP)
+    wait_until_running(lab, runner)
     time.sleep(1.0)
     kill(runner.pid)
     runner.wait(timeout=30)
