@@ -222,6 +222,17 @@ def test_reproduce_refuses_an_unknown_trial_or_commit(investigation: Path, cli: 
     assert "0123456789" in refused.stderr and "fetch" in refused.stderr
     assert len(trial_dirs(investigation / "trials")) == 1
 
+    # A refusal inside the worktree (this step is unknown at that commit) removes it too.
+    record["git"]["commit"] = git(investigation, "rev-parse", "HEAD").strip()
+    record["steps"][0]["name"] = "renamed"
+    (folder / "trial.yaml").write_text(yaml.safe_dump(record))
+    (investigation / "scratch.txt").write_text("uncommitted\n")  # so a worktree is needed
+    refused = cli("reproduce", folder.name)
+    assert refused.returncode == 2 and "renamed" in refused.stderr
+    assert git(investigation, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not list((investigation / ".git" / "worktrees").glob("*"))
+    assert len(trial_dirs(investigation / "trials")) == 1
+
 
 def test_a_step_in_a_submodule_is_reproduced_at_the_recorded_submodule_commit(
     tmp_path: Path, investigation: Path, cli: RunCli
