@@ -210,7 +210,12 @@ def _run_on_threads(
     tally = _Tally(observer)
     results: dict[Future[Trial | None], _Ran] = {}
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mitosis-trial")
-    futures = {executor.submit(job, plan, res): (plan, res) for plan, res in jobs}
+    try:
+        futures = {executor.submit(job, plan, res): (plan, res) for plan, res in jobs}
+    except BaseException:  # Ctrl-C while submitting: stop what started, start nothing more
+        cancel.set()
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
 
     def settle(future: Future[Trial | None]) -> None:
         plan, reservation = futures[future]
