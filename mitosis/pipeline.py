@@ -538,10 +538,13 @@ def run_plan(
     )
     clock.lap("execute_s")
     _finish_record(record, plan, outcome, started, clock.laps)
-    _publish(folder, record, outcome.notebook)
-    clock.lap("publish_s")
-    record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
-    store.write_record(folder, record)
+    try:
+        _publish(folder, record, outcome.notebook)
+    finally:
+        # A full disk may refuse the page; the small record still says how the trial ended.
+        clock.lap("publish_s")
+        record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
+        store.write_record(folder, record)
     if update_index:
         catalog.record_trial(plan.trials_folder, record)  # warns, never raises
     return Trial(record=record, folder=folder)
