@@ -44,6 +44,8 @@ def timed_sweep(root: Path, workers: int) -> tuple[float, Path]:
     # Outside the repository: one run's trials would make the other's tree dirty.
     trials = root.parent / f"trials-workers-{workers}"
     command = [sys.executable, "-m", "mitosis.cli", "run", *SWEEP, "--workers", str(workers)]
+    # Other work on the machine skews both runs: say how busy it was.
+    print(f"  load average before --workers {workers}: {os.getloadavg()[0]:.2f}")
     started = time.perf_counter()
     done = subprocess.run([*command, "-F", str(trials)], cwd=root, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
