@@ -52,7 +52,7 @@ def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
     """A trial's summary from its record (read unless given) and the files beside it."""
     stamp = store.record_stamp(folder)
     try:
-        data = store.read_record(folder) if record is None else record
+        data = store.read_record_for_listing(folder) if record is None else record
     except RecordError as error:
         return Entry(unreadable_summary(folder.name, error.message), stamp)
     has_page = (folder / "trial.html").is_file()
@@ -147,8 +147,9 @@ def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
     entries, fresh, died, listed = [], [], [], set()
     for folder in folders:
         entry = known.get(folder.name)
-        if entry is None or entry.stamp is None or entry.stamp != store.record_stamp(folder):
-            if store.never_started(folder):
+        stamp = store.record_stamp(folder)
+        if entry is None or entry.stamp is None or entry.stamp != stamp:
+            if stamp is None and store.never_started(folder):
                 continue
             entry = _entry(folder)
             fresh.append(entry)
