@@ -8,10 +8,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mitosis import __version__
 from mitosis.errors import MitosisError, ParameterError
+
+if TYPE_CHECKING:
+    from mitosis.adapters.execute import KernelAhead
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -115,6 +118,19 @@ def _print_json(data: Any) -> None:
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mitosis.ahead import start_kernel_ahead
+
+    sweep = args.workers > 1 or args.scheduler or args.skip_existing
+    # First of all, before the heavy imports below: the kernel boots while they run.
+    ahead = None if sweep else start_kernel_ahead(args.kernel, args.config)
+    try:
+        return _run_trials(args, argv, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhead | None) -> int:
     from mitosis.core.params import parse_option
     from mitosis.pipeline import TrialRequest, prepare, run_plans
 
@@ -141,8 +157,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
     plans = prepare(request)
     if len(plans) > 1 or args.workers > 1 or args.scheduler or args.skip_existing:
+        if ahead is not None:
+            ahead.close()  # a sweep's trials start their own kernels
         return _run_sweep(args, plans)
-    trials = run_plans(plans)
+    trials = run_plans(plans, ahead)
     if args.json:
         _print_json([trial.record for trial in trials])
     for trial in trials:

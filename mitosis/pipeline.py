@@ -35,6 +35,7 @@ from mitosis.adapters import (
 )
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
+from mitosis.ahead import start_kernel_ahead
 from mitosis.atomic import write_atomic
 from mitosis.core.fingerprint import fingerprint
 from mitosis.core.params import (
@@ -407,10 +408,13 @@ def _publish(folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNo
     if notebook is not None:
         write_atomic(folder / "trial.ipynb", nbformat.writes(notebook))
         page = publish.render_page(notebook, record, has_log)
+        for name, data in page.figures.items():
+            write_atomic(folder / name, data)
         publish.write_assets(folder.parent)
+        html = page.html
     else:
-        page = publish.render_missing_notebook(record)
-    write_atomic(folder / "trial.html", page)
+        html = publish.render_missing_notebook(record)
+    write_atomic(folder / "trial.html", html)
     with contextlib.suppress(FileNotFoundError):
         (folder / RUNNING_NOTEBOOK).unlink()
 
@@ -492,12 +496,13 @@ def run_plan(
     reservation: Reservation | None = None,
     cancel: threading.Event | None = None,
     update_index: bool = True,
+    ahead: execute.KernelAhead | None = None,
 ) -> Trial:
     """Run one checked trial: folder, lock-in, running record, kernel, page, final record.
 
     A sweep trial comes with its ``reservation`` (variants claimed already) and a ``cancel``
     event that stops it like Ctrl-C; Dask tasks pass ``update_index=False`` because the
-    submitting process keeps the index.
+    submitting process keeps the index. ``ahead`` is a kernel started while preparing.
     """
     clock = _Timer()
     started = _now()
@@ -526,6 +531,7 @@ def run_plan(
         ],
     }
     clock.lap("prepare_s")
+    started_kernel = ahead.claim(plan.request.kernel, plan.config.root) if ahead else None
     outcome = execute.execute(
         notebook,
         folder / RUNNING_NOTEBOOK,
@@ -535,6 +541,9 @@ def run_plan(
         timeout=plan.request.timeout,
         progress=plan.request.progress,
         cancel=cancel,
+        started=started_kernel,
+        # The page's exporter is built while the kernel works, not after it.
+        on_start=publish.warm_up_in_background,
     )
     clock.lap("execute_s")
     _finish_record(record, plan, outcome, started, clock.laps)
@@ -563,12 +572,16 @@ class _Timer:
         self._last = now
 
 
-def run_plans(plans: Sequence[TrialPlan]) -> list[Trial]:
-    """Lock in every plan's variants, then run the plans one after another."""
+def run_plans(plans: Sequence[TrialPlan], ahead: execute.KernelAhead | None = None) -> list[Trial]:
+    """Lock in every plan's variants, then run the plans one after another.
+
+    ``ahead``, a kernel from ``start_kernel_ahead``, serves the first trial; the caller
+    closes it.
+    """
     check_lock_in(plans)
     trials = []
     for plan in plans:
-        trial = run_plan(plan)
+        trial = run_plan(plan, ahead=ahead)
         trials.append(trial)
         if trial.status == "interrupted":
             break
@@ -627,7 +640,12 @@ def execute_trial(
         config=Path(config) if config else None,
         trials_folder=Path(trials_folder) if trials_folder else None,
     )
-    plans = prepare(request)
-    if len(plans) != 1:
-        raise ParameterError("execute_trial runs one trial; give one variant per parameter.")
-    return run_plans(plans)[0]
+    ahead = start_kernel_ahead(request.kernel, request.config, request.cwd)
+    try:
+        plans = prepare(request)
+        if len(plans) != 1:
+            raise ParameterError("execute_trial runs one trial; give one variant per parameter.")
+        return run_plans(plans, ahead)[0]
+    finally:
+        if ahead is not None:
+            ahead.close()

@@ -107,6 +107,10 @@ def test_the_example_investigation_publishes_a_page_with_its_plot(tmp_path: Path
     assert done.returncode == 0, done.stderr
     (folder,) = trial_dirs(root / "trials")
     page = (folder / "trial.html").read_text()
-    assert "data:image/png;base64" in page  # the plot, embedded
+    # The plot: a file beside the page, not a second base64 copy of the notebook's.
+    assert "data:image/png;base64" not in page
+    (figure,) = [p.name for p in folder.iterdir() if p.name.startswith("figure-")]
+    assert f'src="{figure}"' in page
+    assert '"image/png"' in (folder / "trial.ipynb").read_text()  # the notebook keeps its own
     assert "sine.frequency" in page and "fast" in page and "rmse" in page
     assert mitosis.__version__ in (folder / "trial.yaml").read_text()

@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
+
+if TYPE_CHECKING:
+    import nbformat
 
 SAME_INTERPRETER = "mitosis-same-python"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -86,6 +88,42 @@ def start_kernel(kernel: str | None, root: Path) -> AsyncKernelManager:
     return manager
 
 
+class KernelAhead:
+    """A kernel started in the background before it is needed, while the trial is prepared.
+
+    A kernel takes about a second to boot; starting it first lets that overlap with
+    reading the configuration, importing the user's code and checking git.
+    """
+
+    def __init__(self, kernel: str | None, root: Path) -> None:
+        self.kernel, self.root = kernel, root
+        self._manager: AsyncKernelManager | None = None
+        self._thread = threading.Thread(
+            target=self._start, name=f"mitosis-kernel-ahead-{id(self)}", daemon=True
+        )
+        self._thread.start()
+
+    def _start(self) -> None:
+        with contextlib.suppress(Exception):  # the trial then starts its own and reports why
+            self._manager = start_kernel(self.kernel, self.root)
+
+    def claim(self, kernel: str | None, root: Path) -> AsyncKernelManager | None:
+        """The started kernel if it is the one wanted (same kernel and folder), once; else None."""
+        self._thread.join()
+        manager, self._manager = self._manager, None
+        if manager is not None and (kernel, root) != (self.kernel, self.root):
+            stop_kernel(manager)
+            return None
+        return manager
+
+    def close(self) -> None:
+        """Stop the kernel if nothing claimed it (the request was refused, or interrupted)."""
+        self._thread.join()
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            stop_kernel(manager)
+
+
 def stop_kernel(manager: AsyncKernelManager) -> None:
     """Shut the kernel down for good, even when it is busy or already dead."""
     with contextlib.suppress(Exception):
@@ -131,10 +169,13 @@ def _run_papermill(
     manager: AsyncKernelManager,
     progress: bool,
     outcome: dict[str, Any],
+    on_start: Callable[[], None] | None,
 ) -> None:
-    import papermill
-
     try:
+        import papermill
+
+        if on_start is not None:
+            on_start()
         outcome["notebook"] = papermill.execute_notebook(
             notebook,
             str(output),
@@ -177,18 +218,22 @@ def execute(
     timeout: float | None = None,
     progress: bool = False,
     cancel: threading.Event | None = None,
+    started: AsyncKernelManager | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> Execution:
     """Execute ``notebook`` in a fresh kernel, saving the executed notebook to ``output``.
 
+    ``started`` is a fresh kernel started ahead for this execution, which then owns it;
+    ``on_start`` is called (in another thread) just before the kernel gets the first cell.
     Never raises for what happens inside the kernel. ``KeyboardInterrupt``, SIGTERM (in
     the main thread) and a set ``cancel`` event stop the kernel and end the execution as
     ``interrupted``.
     """
-    manager = start_kernel(kernel, root)
+    manager = started or start_kernel(kernel, root)
     outcome: dict[str, Any] = {}
     worker = threading.Thread(
         target=_run_papermill,
-        args=(notebook, output, parameters, manager, progress, outcome),
+        args=(notebook, output, parameters, manager, progress, outcome, on_start),
         # A unique name: jupyter_core keeps one event-loop runner per thread *name*.
         name=f"mitosis-papermill-{output.parent.name}",
         daemon=True,
@@ -225,6 +270,8 @@ def _is_cell_error(error: BaseException) -> bool:
 
 
 def _read_partial(output: Path) -> nbformat.NotebookNode | None:
+    import nbformat
+
     try:
         notebook: nbformat.NotebookNode = nbformat.read(str(output), as_version=4)
     except Exception:  # absent or half-written: papermill died before saving

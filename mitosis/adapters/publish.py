@@ -2,12 +2,21 @@
 
 nbconvert's lab template inlines about 270 KB of CSS into every page. Pages here link
 to one shared copy in the trials folder's ``_assets/`` instead (a relative link, so a
-copied trials folder still browses), which keeps a trial folder small.
+copied trials folder still browses), which keeps a trial folder small. For the same
+reason a page shows each PNG figure from a file beside it, losslessly recompressed as
+WebP where Pillow can, instead of a second base64 copy of what ``trial.ipynb`` holds.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import copy
+import io
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +29,12 @@ from mitosis.atomic import write_atomic
 
 ASSETS_DIR = "_assets"
 _HTML_DIR = Path(__file__).resolve().parent.parent / "html"
-_local = threading.local()
+# Exporters ready for use. Building one compiles nbconvert's templates, so a sweep reuses
+# them; each is used by one thread at a time, since threads render pages at once.
+_idle: list[Any] = []
+_idle_lock = threading.Lock()
+# The stylesheets pages link to, by asset name, as the exporters meet them.
+_stylesheets: dict[str, str] = {}
 
 
 @lru_cache(maxsize=1)
@@ -45,35 +59,94 @@ def _make_exporter() -> Any:
     class SharedCssExporter(HTMLExporter):
         """The lab exporter, linking its stylesheets instead of inlining them."""
 
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-            self.stylesheets: dict[str, str] = {}
-
         def _init_resources(self, resources: dict[str, Any]) -> dict[str, Any]:
             resources = super()._init_resources(resources)  # type: ignore[no-untyped-call]
             environment = self.environment
 
             def link_css(name: str) -> markupsafe.Markup:
                 source = environment.loader.get_source(environment, name)[0]
-                self.stylesheets[_asset_name(name)] = source
+                _stylesheets[_asset_name(name)] = source
                 href = f"../{ASSETS_DIR}/{_asset_name(name)}"
                 return markupsafe.Markup('<link rel="stylesheet" href="{}">').format(href)
 
             resources["include_css"] = link_css
             return resources
 
-    return SharedCssExporter(
+    return SharedCssExporter(  # type: ignore[no-untyped-call]
         template_name="mitosis_trial", extra_template_basedirs=[str(_HTML_DIR)]
     )
 
 
-def _exporter() -> Any:
-    # Building an exporter compiles nbconvert's templates, so each thread keeps one and a
-    # sweep reuses it; exporters are not shared between threads, which run them at once.
-    exporter = getattr(_local, "exporter", None)
+@contextlib.contextmanager
+def _exporter() -> Iterator[Any]:
+    with _idle_lock:
+        exporter = _idle.pop() if _idle else None
     if exporter is None:
-        exporter = _local.exporter = _make_exporter()
-    return exporter
+        exporter = _make_exporter()
+    try:
+        yield exporter
+    finally:
+        with _idle_lock:
+            _idle.append(exporter)
+
+
+# A page with what trial pages hold: markdown, IPython code, text and a figure.
+_PIXEL = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2O"
+    "UAAAAABJRU5ErkJggg=="
+)
+_WARM_UP = {
+    "cells": [
+        {"cell_type": "markdown", "id": "text", "metadata": {}, "source": "# A *trial*"},
+        {
+            "cell_type": "code",
+            "execution_count": 1,
+            "id": "code",
+            "metadata": {},
+            "source": "print(1)",
+            "outputs": [
+                {"output_type": "stream", "name": "stdout", "text": "1\n"},
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {"image/png": _PIXEL, "text/plain": "<Figure>"},
+                },
+            ],
+        },
+    ],
+    "metadata": {
+        "language_info": {
+            "name": "python",
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "pygments_lexer": "ipython3",
+        }
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def warm_up() -> None:
+    """Build an exporter and render a tiny page once, so the real page finds everything ready.
+
+    The first render imports nbconvert, compiles its templates, the notebook schema's
+    validator and the syntax highlighter's patterns: about a second, spent while the kernel
+    runs the experiment instead of after it.
+    """
+    render_page(nbformat.from_dict(_WARM_UP), {}, has_log=False)
+
+
+def warm_up_in_background() -> None:
+    """Start ``warm_up`` in a daemon thread, unless an exporter is ready already."""
+    with _idle_lock:
+        if _idle:
+            return
+    threading.Thread(target=_warm_up_quietly, name="mitosis-publish-warm-up", daemon=True).start()
+
+
+def _warm_up_quietly() -> None:
+    with contextlib.suppress(Exception):  # only a head start: the real page reports problems
+        warm_up()
 
 
 def render_header(record: dict[str, Any], has_log: bool) -> str:
@@ -81,17 +154,64 @@ def render_header(record: dict[str, Any], has_log: bool) -> str:
     return _header_template().render(record=record, has_log=has_log)
 
 
-def render_page(notebook: nbformat.NotebookNode, record: dict[str, Any], has_log: bool) -> str:
-    """The whole ``trial.html``: header, then the executed notebook with its plots inline."""
+@dataclass(frozen=True)
+class Page:
+    """A trial's page and the figure files it shows, by file name (beside the page)."""
+
+    html: str
+    figures: dict[str, bytes]
+
+
+def _compact_figure(png: bytes) -> tuple[bytes, str]:
+    """The figure as lossless WebP (same pixels, about half the bytes), else the PNG itself."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(png)) as image:
+            if image.mode not in ("RGB", "RGBA"):
+                return png, ".png"
+            webp = io.BytesIO()
+            # method=2: as small as the slower methods for plots, at a fraction of the time.
+            image.save(webp, format="webp", lossless=True, method=2)
+    except Exception:  # no Pillow, no WebP support, or a PNG it cannot read: keep the PNG
+        return png, ".png"
+    data = webp.getvalue()
+    return (data, ".webp") if len(data) < len(png) else (png, ".png")
+
+
+def _extract_figures(notebook: nbformat.NotebookNode) -> tuple[Any, dict[str, bytes]]:
+    """A copy of ``notebook`` whose PNG outputs point at files, and those files' bytes."""
+    shown = copy.deepcopy(notebook)  # trial.ipynb keeps its figures exactly as executed
+    figures: dict[str, bytes] = {}
+    for c, cell in enumerate(shown.cells):
+        for o, output in enumerate(cell.get("outputs", [])):
+            encoded = output.get("data", {}).get("image/png")
+            if not isinstance(encoded, str):
+                continue
+            try:
+                png = base64.b64decode(encoded, validate=False)
+            except (binascii.Error, ValueError):
+                continue
+            data, extension = _compact_figure(png)
+            name = f"figure-{c}-{o}{extension}"
+            figures[name] = data
+            output.setdefault("metadata", {}).setdefault("filenames", {})["image/png"] = name
+    return shown, figures
+
+
+def render_page(notebook: nbformat.NotebookNode, record: dict[str, Any], has_log: bool) -> Page:
+    """The whole ``trial.html``: header, then the executed notebook with its figures."""
     resources = {"mitosis_header": render_header(record, has_log)}
-    body, _ = _exporter().from_notebook_node(notebook, resources=resources)
-    return str(body)
+    shown, figures = _extract_figures(notebook)
+    with _exporter() as exporter:
+        body, _ = exporter.from_notebook_node(shown, resources=resources)
+    return Page(str(body), figures)
 
 
 def write_assets(trials_folder: Path) -> None:
     """Put the stylesheets that pages link to into the trials folder, once."""
     folder = trials_folder / ASSETS_DIR
-    for name, source in _exporter().stylesheets.items():
+    for name, source in list(_stylesheets.items()):
         path = folder / name
         if path.is_file() and path.stat().st_size == len(source.encode("utf-8")):
             continue
