@@ -180,7 +180,10 @@ def test_ctrl_c_and_sigterm_interrupt_and_leave_no_kernel(investigation: Path, s
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not kernels_in(investigation) and time.monotonic() < deadline:
+    # The kernel now starts while the trial is prepared: wait for the trial's record too.
+    while time.monotonic() < deadline and not (
+        kernels_in(investigation) and list((investigation / "trials").glob("*/trial.yaml"))
+    ):
         time.sleep(0.2)
     time.sleep(2)  # let the step start sleeping
     running = record_of(only_trial(investigation))
