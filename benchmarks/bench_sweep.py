@@ -9,6 +9,7 @@ Run: python benchmarks/bench_sweep.py
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -39,19 +40,24 @@ def make_repository(root: Path) -> Path:
     return root
 
 
-def timed_sweep(root: Path, workers: int) -> tuple[float, Path]:
-    """Wall time of the whole `mitosis-nb run` command, and its trials folder."""
+def timed_sweep(root: Path, workers: int) -> tuple[float, float, Path]:
+    """Wall and CPU seconds of the whole `mitosis-nb run` command (kernels included), and
+    its trials folder."""
     # Outside the repository: one run's trials would make the other's tree dirty.
     trials = root.parent / f"trials-workers-{workers}"
     command = [sys.executable, "-m", "mitosis.cli", "run", *SWEEP, "--workers", str(workers)]
     # Other work on the machine skews both runs: say how busy it was.
     print(f"  load average before --workers {workers}: {os.getloadavg()[0]:.2f}")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([*command, "-F", str(trials)], cwd=root, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The runner reaps its kernels, so their CPU time is counted here too.
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"the sweep with --workers {workers} failed:\n{done.stdout}{done.stderr}")
-    return elapsed, trials
+    return elapsed, cpu, trials
 
 
 def where_time_goes(trials: Path) -> str:
@@ -64,14 +70,22 @@ def where_time_goes(trials: Path) -> str:
     return ", ".join(f"{part[:-2]} {value:.2f} s" for part, value in means.items())
 
 
+def report(workers: int, wall: float, cpu: float, trials: Path) -> None:
+    """One run's wall time, how many cores it kept busy, and a trial's phases."""
+    print(
+        f"--workers {workers}: {wall:6.2f} s wall, {cpu:6.2f} s CPU ({cpu / wall:.2f} cores busy)"
+    )
+    print(f"  per trial: {where_time_goes(trials)}")
+
+
 def main() -> None:
     print(f"{os.cpu_count()} CPUs; 8 trials of the example's `sine` step")
     with tempfile.TemporaryDirectory() as temp:
         root = make_repository(Path(temp) / "investigation")
-        serial, serial_trials = timed_sweep(root, 1)
-        print(f"--workers 1: {serial:6.2f} s   per trial: {where_time_goes(serial_trials)}")
-        parallel, parallel_trials = timed_sweep(root, 2)
-        print(f"--workers 2: {parallel:6.2f} s   per trial: {where_time_goes(parallel_trials)}")
+        serial, serial_cpu, serial_trials = timed_sweep(root, 1)
+        report(1, serial, serial_cpu, serial_trials)
+        parallel, parallel_cpu, parallel_trials = timed_sweep(root, 2)
+        report(2, parallel, parallel_cpu, parallel_trials)
         print(f"speedup: {serial / parallel:.2f}x")
 
 
