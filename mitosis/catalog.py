@@ -8,8 +8,12 @@ so a trial copied in, hand-edited, or whose index update was lost is read again.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
+import threading
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,6 +62,32 @@ def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
     has_page = (folder / "trial.html").is_file()
     has_notebook = (folder / "trial.ipynb").is_file()
     return Entry(summarize_record(folder.name, data, has_page, has_notebook), stamp)
+
+
+# Below this many records one process reads them faster than starting workers would.
+_PARALLEL_FROM = 1000
+
+
+def _read_entries(folders: list[Path]) -> list[Entry]:
+    """The entries of ``folders`` from their records, in order; many are read in parallel.
+
+    Parsing YAML is CPU-bound, so listing 10,000 trials without the index spreads it over
+    forked worker processes, one per core. Only a process with no other thread forks: a
+    thread holding a lock at the fork would leave the workers stuck on it.
+    """
+    cores = os.cpu_count() or 1
+    if (
+        len(folders) < _PARALLEL_FROM
+        or cores < 2
+        or threading.active_count() > 1
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return [_entry(folder) for folder in folders]
+    context = multiprocessing.get_context("fork")
+    workers = min(cores, 8)
+    chunk = max(64, len(folders) // (workers * 4))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_entry, folders, chunksize=chunk))
 
 
 def _died_error(record: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -144,17 +174,23 @@ def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
     if not folders:
         problem = None  # nothing to list: a missing index is no news
     known = cached or {}
-    entries, fresh, died, listed = [], [], [], set()
+    current: dict[str, Entry] = {}
+    stale = []
     for folder in folders:
         entry = known.get(folder.name)
         stamp = store.record_stamp(folder)
-        if entry is None or entry.stamp is None or entry.stamp != stamp:
-            if stamp is None and store.never_started(folder):
-                continue
-            entry = _entry(folder)
-            fresh.append(entry)
+        if entry is not None and entry.stamp is not None and entry.stamp == stamp:
+            current[folder.name] = entry
+        elif stamp is not None or not store.never_started(folder):
+            stale.append(folder)
+    fresh = _read_entries(stale)
+    current.update((folder.name, entry) for folder, entry in zip(stale, fresh, strict=True))
+    entries, died, listed = [], [], set()
+    for folder in folders:
+        if folder.name not in current:
+            continue
         listed.add(folder.name)
-        entry, changed = _settle(trials_folder, entry)
+        entry, changed = _settle(trials_folder, current[folder.name])
         if changed:
             died.append(entry)
         entries.append(entry)
@@ -178,11 +214,8 @@ def list_trials(trials_folder: Path) -> Listing:
 def rebuild(trials_folder: Path) -> Summaries:
     """Rebuild ``index.sqlite`` and ``index.html`` from the records alone."""
     store.ensure_folder(trials_folder)
-    entries = [
-        _settle(trials_folder, _entry(folder))[0]
-        for folder in store.trial_folders(trials_folder)
-        if not store.never_started(folder)
-    ]
+    started = [f for f in store.trial_folders(trials_folder) if not store.never_started(f)]
+    entries = [_settle(trials_folder, entry)[0] for entry in _read_entries(started)]
     # The index keeps records as they are; flags are worked out afresh by each reader.
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
     summaries = [entry.summary for entry in entries]
