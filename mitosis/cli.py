@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -330,6 +332,18 @@ def _experiments(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
+    print(f"mitosis-nb: warning: {message}", file=sys.stderr)
+
+
+def _quiet_libraries() -> None:
+    """One line per warning, and no library log lines that repeat what the record says."""
+    warnings.showwarning = _show_warning
+    # nbclient logs "Kernel died while waiting for execute reply" through papermill's
+    # logger; the trial's error line already says so.
+    logging.getLogger("papermill").setLevel(logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mitosis-nb``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -338,12 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": lambda: _run(args, argv),
         "show": lambda: _show(args),
         "list": lambda: _list(args),
+        "compare": lambda: _compare(args),
+        "experiments": lambda: _experiments(args),
+        "index": lambda: _index(args),
+        "serve": lambda: _serve(args),
+        "reproduce": lambda: _reproduce(args, argv),
     }
-    handlers["experiments"] = lambda: _experiments(args)
-    handlers.update(
-        compare=lambda: _compare(args), index=lambda: _index(args), serve=lambda: _serve(args)
-    )
-    handlers["reproduce"] = lambda: _reproduce(args, argv)
+    if not args.verbose:
+        _quiet_libraries()
     try:
         return handlers[args.command]()
     except MitosisError as error:
