@@ -151,3 +151,19 @@ def trial_dirs(trials: Path) -> list[Path]:
         if trials.is_dir()
         else []
     )
+
+
+def kernels_in(root: Path) -> list[int]:
+    """Jupyter kernel processes whose working directory is ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"ipykernel" in cmdline and Path(cwd) == root:
+            found.append(int(entry.name))
+    return found

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import yaml
+from conftest import kernels_in as kernels_in  # re-exported for the sweep tests
 
 # `run(x)` returns x at once, unless x is listed in trials/hold: then it sleeps until stopped.
 # The hold file sits in the trials folder, so writing it does not make the git tree dirty.
@@ -35,22 +36,6 @@ HOLDABLE_PYPROJECT = """
 [tool.mitosis.steps]
 nap = ["toy_experiments:run", "toy_experiments:lookup"]
 """
-
-
-def kernels_in(root: Path) -> list[int]:
-    """Kernel processes whose working directory is ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if b"ipykernel" in cmdline and Path(cwd) == root:
-            found.append(int(entry.name))
-    return found
 
 
 def parent_of(pid: int) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RunCli, git, trial_dirs
+from conftest import RunCli, git, kernels_in, trial_dirs
 
 RECORD_FIELDS = {
     "record",
@@ -152,22 +151,6 @@ def test_timeout_stops_the_kernel(investigation: Path, cli: RunCli) -> None:
     record = record_of(only_trial(investigation))
     assert record["status"] == "failed" and record["error"]["kind"] == "timeout"
     assert not kernels_in(investigation)
-
-
-def kernels_in(root: Path) -> list[int]:
-    """Kernel processes whose working directory is ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if b"ipykernel" in cmdline and Path(cwd) == root:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

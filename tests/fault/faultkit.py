@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import kernels_in
 
 from mitosis.adapters import index_cache, registry
 from mitosis.core.fingerprint import fingerprint
@@ -121,22 +122,6 @@ def start_runner(root: Path, *args: str, quiet: bool = False) -> subprocess.Pope
     """
     output = subprocess.DEVNULL if quiet else subprocess.PIPE
     return subprocess.Popen(cli_command(*args), cwd=root, stdout=output, stderr=output, text=True)
-
-
-def kernels_in(root: Path) -> list[int]:
-    """Jupyter kernel processes whose working directory is ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if b"ipykernel" in cmdline and Path(cwd) == root:
-            found.append(int(entry.name))
-    return found
 
 
 def kill(pid: int) -> None:
