@@ -183,6 +183,9 @@ def _run_papermill(
             kernel_name=manager.kernel_name,
             progress_bar=progress,
             log_output=False,
+            # papermill would rewrite (and re-validate) the whole notebook after every
+            # cell; it still saves once at the end, whether the kernel finished or died.
+            request_save_on_cell_execute=False,
             km=manager,
         )
     except BaseException as error:  # reported to the supervising thread, which decides
