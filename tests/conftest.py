@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -109,17 +110,24 @@ def make_investigation(
     return root
 
 
-@pytest.fixture
-def investigation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A committed toy investigation; the test runs inside it."""
-    root = make_investigation(tmp_path / "investigation")
+@contextlib.contextmanager
+def working_in(root: Path, monkeypatch: pytest.MonkeyPatch, modules: str) -> Iterator[Path]:
+    """Run a test inside ``root``; afterwards forget the user modules it imported."""
     monkeypatch.chdir(root)
     saved_path, saved_modules = list(sys.path), set(sys.modules)
     yield root
     sys.path[:] = saved_path
     for name in set(sys.modules) - saved_modules:
-        if name.startswith("toy_experiments"):
+        if name.startswith(modules):
             del sys.modules[name]
+
+
+@pytest.fixture
+def investigation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A committed toy investigation; the test runs inside it."""
+    root = make_investigation(tmp_path / "investigation")
+    with working_in(root, monkeypatch, "toy_experiments"):
+        yield root
 
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import kernels_in
+from conftest import kernels_in, working_in
 
 from mitosis.adapters import index_cache, registry
 from mitosis.core.fingerprint import fingerprint
@@ -100,13 +100,8 @@ def make_lab(root: Path) -> Path:
 def lab_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A committed investigation with the ``nap`` and ``say`` steps; the test runs inside it."""
     root = make_lab(tmp_path / "lab")
-    monkeypatch.chdir(root)
-    saved_path, saved_modules = list(sys.path), set(sys.modules)
-    yield root
-    sys.path[:] = saved_path
-    for name in set(sys.modules) - saved_modules:
-        if name.startswith("fault_experiments"):
-            del sys.modules[name]
+    with working_in(root, monkeypatch, "fault_experiments"):
+        yield root
 
 
 def cli_command(*args: str) -> list[str]:
