@@ -122,9 +122,9 @@ def _print_json(data: Any) -> None:
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from mitosis.ahead import start_kernel_ahead
 
-    sweep = args.workers > 1 or args.scheduler or args.skip_existing
-    # First of all, before the heavy imports below: the kernel boots while they run.
-    ahead = None if sweep else start_kernel_ahead(args.kernel, args.config)
+    # First of all, before the heavy imports below: the kernel boots while they run. On a
+    # cluster the trials' kernels start on its workers, not here.
+    ahead = None if args.scheduler else start_kernel_ahead(args.kernel, args.config)
     try:
         return _run_trials(args, argv, ahead)
     finally:
@@ -159,9 +159,7 @@ def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhea
         )
     plans = prepare(request)
     if len(plans) > 1 or args.workers > 1 or args.scheduler or args.skip_existing:
-        if ahead is not None:
-            ahead.close()  # a sweep's trials start their own kernels
-        return _run_sweep(args, plans)
+        return _run_sweep(args, plans, ahead)
     trials = run_plans(plans, ahead)
     if args.json:
         _print_json([trial.record for trial in trials])
@@ -178,14 +176,14 @@ def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhea
     return EXIT_FAILED if statuses - {"succeeded"} else EXIT_OK
 
 
-def _run_sweep(args: argparse.Namespace, plans: Sequence[Any]) -> int:
+def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: KernelAhead | None) -> int:
     from mitosis.progress import SweepPrinter, summary_table
     from mitosis.sweeps import SKIPPED, SUCCEEDED, SweepOptions, run_sweep
 
     printer = SweepPrinter(bar=sys.stderr.isatty(), quiet=args.json)
     options = SweepOptions(args.workers, args.scheduler, args.skip_existing)
     try:
-        result = run_sweep(plans, options, printer)
+        result = run_sweep(plans, options, printer, ahead)
     finally:
         printer.close()
     if args.json:

@@ -108,9 +108,16 @@ def find_existing(plans: Sequence[TrialPlan]) -> dict[int, str]:
 
 
 def run_sweep(
-    plans: Sequence[TrialPlan], options: SweepOptions, observer: SweepObserver | None = None
+    plans: Sequence[TrialPlan],
+    options: SweepOptions,
+    observer: SweepObserver | None = None,
+    ahead: execute.KernelAhead | None = None,
 ) -> SweepResult:
-    """Lock in, then run every plan not skipped, ``options.workers`` at a time or on Dask."""
+    """Lock in, then run every plan not skipped, ``options.workers`` at a time or on Dask.
+
+    ``ahead``, a kernel started while the sweep was prepared, serves the first local trial;
+    the caller closes it.
+    """
     if options.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {options.workers}.")
     observer = observer or _Silent()
@@ -137,7 +144,7 @@ def run_sweep(
             if cluster is not None:
                 ran, stopped = _run_on_dask(cluster, jobs, observer)
             else:
-                ran, stopped = _run_on_threads(jobs, options.workers, observer)
+                ran, stopped = _run_on_threads(jobs, options.workers, observer, ahead)
         except BaseException:
             release(reservations)  # whatever broke, trials that never started leave no folder
             raise
@@ -190,19 +197,25 @@ class _Tally:
 
 
 def _run_on_threads(
-    jobs: list[tuple[TrialPlan, Reservation]], workers: int, observer: SweepObserver
+    jobs: list[tuple[TrialPlan, Reservation]],
+    workers: int,
+    observer: SweepObserver,
+    ahead: execute.KernelAhead | None,
 ) -> tuple[list[_Ran], bool]:
     cancel = threading.Event()
     running: set[str] = set()
     lock = threading.Lock()
+    unclaimed = [ahead] if ahead is not None else []
 
     def job(plan: TrialPlan, reservation: Reservation) -> Trial | None:
         if cancel.is_set():
             return None
         with lock:
             running.add(reservation.trial_id)
+            # The kernel started ahead goes to whichever trial starts first, once.
+            started = unclaimed.pop() if unclaimed else None
         try:
-            return run_plan(plan, reservation, cancel)
+            return run_plan(plan, reservation, cancel, ahead=started)
         finally:
             with lock:
                 running.discard(reservation.trial_id)
