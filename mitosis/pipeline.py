@@ -73,6 +73,8 @@ class TrialRequest:
     trials_folder: Path | None = None
     cwd: Path | None = None
     reproduces: str | None = None
+    # Folders the kernel imports from before anything else (a reproduction's worktrees).
+    import_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -544,6 +546,7 @@ def run_plan(
         started=started_kernel,
         # The page's exporter is built while the kernel works, not after it.
         on_start=publish.warm_up_in_background,
+        import_roots=plan.request.import_roots,
     )
     clock.lap("execute_s")
     _finish_record(record, plan, outcome, started, clock.laps)

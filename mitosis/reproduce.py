@@ -73,28 +73,21 @@ def _defined_under(module: object, folders: Sequence[Path]) -> bool:
 
 @contextlib.contextmanager
 def _imports_from(hidden: Sequence[Path], roots: Sequence[Path]) -> Iterator[None]:
-    """Import from ``roots`` first, here and in the kernel, while the re-run is checked and run.
+    """Import from ``roots`` first in this process while the re-run is checked and run.
 
     Modules this process already imported from a ``hidden`` checkout are of another commit:
     they are set aside meanwhile, and everything is put back afterwards.
     """
-    saved_path, saved_env = list(sys.path), os.environ.get("PYTHONPATH")
+    saved_path = list(sys.path)
     aside = {name: m for name, m in sys.modules.items() if _defined_under(m, hidden)}
     for name in aside:
         del sys.modules[name]
     before = set(sys.modules)
     sys.path[:0] = [str(root) for root in roots]
-    if roots:
-        # The kernel inherits this process's environment (see adapters/execute.py).
-        os.environ["PYTHONPATH"] = os.pathsep.join([*map(str, roots), *filter(None, [saved_env])])
     try:
         yield
     finally:
         sys.path[:] = saved_path
-        if saved_env is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved_env
         for name in set(sys.modules) - before:
             del sys.modules[name]
         sys.modules.update(aside)
@@ -106,6 +99,7 @@ def _request(
     trials_folder: Path,
     command: str | None,
     progress: bool,
+    import_roots: Sequence[Path],
 ) -> TrialRequest:
     asked = recorded_request(record)
     kernel = None if asked.kernel in (None, execute.SAME_INTERPRETER) else asked.kernel
@@ -120,6 +114,7 @@ def _request(
         config=config.pyproject,
         trials_folder=trials_folder,
         reproduces=str(record.get("id")),
+        import_roots=tuple(import_roots),
     )
 
 
@@ -168,7 +163,8 @@ def reproduce_trial(
         roots, others = _import_roots(original.record, checkout.root, tree, stack)
         hidden += others
         stack.enter_context(_imports_from(hidden, roots))
-        trial = _run_one(_request(original.record, there, folder, command, progress))
+        request = _request(original.record, there, folder, command, progress, roots)
+        trial = _run_one(request)
     verdict = verify(original.record, trial.record, rtol)
     differences = compare_records(
         original.record, trial.record, _read_patch(original), _read_patch(trial)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,16 +63,20 @@ class Execution:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def kernel_environment(root: Path) -> dict[str, str]:
-    """The kernel's environment: ours, with the investigation importable and plots inline."""
+def kernel_environment(root: Path, import_roots: Sequence[Path] = ()) -> dict[str, str]:
+    """The kernel's environment: ours, with the investigation and then ``import_roots``
+    importable before anything else, and plots inline."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    paths = [str(root), *map(str, import_roots), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env.pop("JPY_PARENT_PID", None)
     return env
 
 
-def start_kernel(kernel: str | None, root: Path) -> AsyncKernelManager:
+def start_kernel(
+    kernel: str | None, root: Path, import_roots: Sequence[Path] = ()
+) -> AsyncKernelManager:
     """Start a fresh kernel in ``root``: this interpreter, or the named kernelspec."""
     name = kernel or SAME_INTERPRETER
     # IPC sockets in a private directory: no TCP ports to clash between parallel trials,
@@ -84,7 +88,7 @@ def start_kernel(kernel: str | None, root: Path) -> AsyncKernelManager:
         transport="ipc",
         ip=str(sockets / "kernel"),
     )
-    run_sync(manager.start_kernel)(cwd=str(root), env=kernel_environment(root))
+    run_sync(manager.start_kernel)(cwd=str(root), env=kernel_environment(root, import_roots))
     return manager
 
 
@@ -223,6 +227,7 @@ def execute(
     cancel: threading.Event | None = None,
     started: AsyncKernelManager | None = None,
     on_start: Callable[[], None] | None = None,
+    import_roots: Sequence[Path] = (),
 ) -> Execution:
     """Execute ``notebook`` in a fresh kernel, saving the executed notebook to ``output``.
 
@@ -232,7 +237,7 @@ def execute(
     the main thread) and a set ``cancel`` event stop the kernel and end the execution as
     ``interrupted``.
     """
-    manager = started or start_kernel(kernel, root)
+    manager = started or start_kernel(kernel, root, import_roots)
     outcome: dict[str, Any] = {}
     worker = threading.Thread(
         target=_run_papermill,
