@@ -122,17 +122,17 @@ def _print_json(data: Any) -> None:
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from mitosis.ahead import start_kernel_ahead
 
-    # First of all, before the heavy imports below: the kernel boots while they run. On a
-    # cluster the trials' kernels start on its workers, not here.
-    ahead = None if args.scheduler else start_kernel_ahead(args.kernel, args.config)
+    # First of all, before the heavy imports below: the kernel boots while they run. It
+    # imports the steps' code to check the request, then runs the first trial (on a
+    # cluster the trials run in the workers' kernels, and this one only checks).
+    ahead = start_kernel_ahead(args.kernel, args.config)
     try:
         return _run_trials(args, argv, ahead)
     finally:
-        if ahead is not None:
-            ahead.close()
+        ahead.close()
 
 
-def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhead | None) -> int:
+def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhead) -> int:
     from mitosis.core.params import parse_option
     from mitosis.pipeline import TrialRequest, prepare, run_plans
 
@@ -157,7 +157,9 @@ def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhea
         raise ParameterError(
             "give --workers or --scheduler, not both: a cluster's workers set its parallelism."
         )
-    plans = prepare(request)
+    plans = prepare(request, ahead)
+    if args.scheduler:
+        ahead.close()
     if len(plans) > 1 or args.workers > 1 or args.scheduler or args.skip_existing:
         return _run_sweep(args, plans, ahead)
     trials = run_plans(plans, ahead)

@@ -34,6 +34,10 @@ class UserCodeError(MitosisError):
     """A step's callable or lookup dictionary cannot be imported."""
 
 
+class KernelError(MitosisError):
+    """The trial's kernel did not start, or died before the trial began."""
+
+
 class GitStateError(MitosisError):
     """The investigation is not a git repository, or its tree is dirty for a non-debug trial."""
 

@@ -1,13 +1,16 @@
 """What runs inside the trial's kernel: resolve parameters, call steps, keep their results.
 
-Imports only the pure core and ``atomic`` so that a kernel's start stays cheap. Values are
-resolved here, from variant names and literal source text, because papermill would turn
+Imports only the pure core, ``atomic``, ``errors`` and ``usercode`` so that a kernel's start
+stays cheap. Before the trial, ``describe_steps`` imports the steps' code here (the runner
+never imports it) and tells the runner what it needs to check and lock the trial in. Values
+are resolved here, from variant names and literal source text, because papermill would turn
 tuples, sets and bytes into strings if values were injected directly.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import pickle
 import sys
@@ -15,10 +18,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mitosis.adapters.usercode import (
+    accepted_arguments,
+    import_callable,
+    import_lookup,
+    module_file,
+)
 from mitosis.atomic import write_atomic
+from mitosis.core.code_facts import StepFacts, ValueFacts, facts_to_json
 from mitosis.core.fingerprint import fingerprint
 from mitosis.core.record import summarize_metrics, summarize_value
 from mitosis.core.steps import load_object
+from mitosis.errors import FingerprintError, UserCodeError
 
 STEP_MIMETYPE = "application/vnd.mitosis.step+json"
 LOG_NAME = "experiment.log"
@@ -80,7 +91,7 @@ class KernelTrial:
         locked = param.get("rendering", "another value")
         raise ValueChangedError(
             f"{name}.{param['arg']}={param['text']} is {found.rendering} in the trial's kernel "
-            f"but was {locked} when it was locked in before the kernel started; the lookup "
+            f"but was {locked} when another process locked it in; the lookup "
             "dictionary must compute the same value in every process (no clock, random "
             "numbers or process id in it), or mark the parameter untracked with '+'."
         )
@@ -138,3 +149,45 @@ def start(trial_dir: str, steps: list[dict[str, Any]]) -> KernelTrial:
     if "" not in sys.path:
         sys.path.insert(0, "")
     return KernelTrial(trial_dir, steps)
+
+
+def describe_steps(request: str) -> str:
+    """Import each asked step's callable and lookup dictionary, and describe them as JSON.
+
+    ``request`` is JSON: a list of ``{"name", "run", "lookup", "skip_first", "wanted"}``,
+    where ``wanted`` maps an argument to the variant names whose values are needed. The
+    answer is ``core.code_facts``' JSON, by step name.
+    """
+    asked: list[dict[str, Any]] = json.loads(request)
+    return facts_to_json({step["name"]: _describe_step(step) for step in asked})
+
+
+def _describe_step(step: dict[str, Any]) -> StepFacts:
+    try:
+        lookup = import_lookup(step["lookup"])
+        function = import_callable(step["run"])
+    except UserCodeError as error:
+        return StepFacts(problem=error.message)
+    names, any_keyword = accepted_arguments(function, step["skip_first"])
+    values = {
+        arg: {name: _value_facts(lookup[arg][name]) for name in wanted if name in lookup[arg]}
+        for arg, wanted in step["wanted"].items()
+        if arg in lookup
+    }
+    files = {key: module_file(step[key]) for key in ("run", "lookup") if step[key]}
+    return StepFacts(
+        arguments=tuple(sorted(names)),
+        any_keyword=any_keyword,
+        variants={str(arg): tuple(map(str, variants)) for arg, variants in lookup.items()},
+        values=values,
+        run_file=str(files["run"]) if files.get("run") else None,
+        lookup_file=str(files["lookup"]) if files.get("lookup") else None,
+    )
+
+
+def _value_facts(value: Any) -> ValueFacts:
+    try:
+        found = fingerprint(value)
+    except FingerprintError as error:
+        return ValueFacts(None, summarize_value(value, 120), error.message)
+    return ValueFacts(found.digest, found.rendering)

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import shlex
@@ -31,12 +30,13 @@ from mitosis.adapters import (
     registry,
     render,
     store,
-    usercode,
 )
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
+from mitosis.adapters.execute import KernelAhead
 from mitosis.ahead import start_kernel_ahead
 from mitosis.atomic import write_atomic
+from mitosis.core.code_facts import StepFacts, ValueFacts, facts_from_json
 from mitosis.core.fingerprint import fingerprint
 from mitosis.core.params import (
     ParamChoice,
@@ -49,7 +49,7 @@ from mitosis.core.params import (
 )
 from mitosis.core.record import SCHEMA_VERSION, summarize_value
 from mitosis.core.steps import StepConfig
-from mitosis.errors import FingerprintError, ParameterError
+from mitosis.errors import FingerprintError, ParameterError, UserCodeError
 from mitosis.kernel_side import LOG_NAME, STEP_MIMETYPE
 from mitosis.trials import Trial
 
@@ -138,56 +138,82 @@ class TrialPlan:
         return [param for param in self.params if param.choice.step == step]
 
 
-def _accepted_arguments(function: Any, skip_first: bool) -> tuple[set[str], bool]:
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return set(), True
-    parameters = list(signature.parameters.values())
-    if skip_first and parameters:
-        parameters = parameters[1:]
-    names = {
-        p.name
-        for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def _check_argument(step: StepConfig, index: int, arg: str, lookup: Mapping[str, Any]) -> None:
-    names, anything = _accepted_arguments(usercode.import_callable(step.run), skip_first=index > 0)
-    if anything or arg in names:
+def _check_argument(step: StepConfig, arg: str, facts: StepFacts) -> None:
+    if facts.accepts(arg):
         return
-    known = ", ".join(sorted(names | set(lookup))) or "none"
+    known = ", ".join(sorted({*facts.arguments, *facts.variants})) or "none"
     raise ParameterError(f"step {step.name!r} has no argument {arg!r}; its arguments: {known}.")
 
 
-def _resolve(
-    choice: ParamChoice, lookup: Mapping[str, Mapping[str, Any]], debug: bool
-) -> ResolvedParam:
+def _resolve(choice: ParamChoice, facts: StepFacts, debug: bool) -> ResolvedParam:
     if choice.kind == "lookup":
-        variants = lookup.get(choice.arg)
+        variants = facts.variants.get(choice.arg)
         if variants is None:
-            known = ", ".join(sorted(lookup)) or "none"
+            known = ", ".join(sorted(facts.variants)) or "none"
             raise ParameterError(
                 f"step {choice.step!r} has no variants for argument {choice.arg!r}; "
                 f"arguments with variants: {known} (use -e for a literal value)."
             )
-        if choice.text not in variants:
-            known = ", ".join(map(str, variants)) or "none"
+        found = facts.values.get(choice.arg, {}).get(choice.text)
+        if found is None:
+            known = ", ".join(variants) or "none"
             raise ParameterError(
                 f"unknown variant {choice.text!r} of {choice.step}.{choice.arg}; known: {known}."
             )
-        value = variants[choice.text]
     else:
-        value = parse_literal(choice.text)
+        found = _literal_facts(parse_literal(choice.text))
+    if found.fingerprint is None and choice.tracked and not debug:
+        raise FingerprintError(f"{choice.label}: {found.problem}")
+    return ResolvedParam(choice, found.rendering, found.fingerprint)
+
+
+def _literal_facts(value: Any) -> ValueFacts:
     try:
         found = fingerprint(value)
     except FingerprintError as error:
-        if choice.tracked and not debug:
-            raise FingerprintError(f"{choice.label}: {error.message}") from None
-        return ResolvedParam(choice, summarize_value(value, 120), None)
-    return ResolvedParam(choice, found.rendering, found.digest)
+        return ValueFacts(None, summarize_value(value, 120), error.message)
+    return ValueFacts(found.digest, found.rendering)
+
+
+def _warm_up_in_background() -> None:
+    """Build the page's exporter and scan the installed packages in the background: the
+    trial's page and record need them later, and meanwhile this process only waits."""
+    publish.warm_up_in_background()
+    threading.Thread(target=_scan_quietly, name="mitosis-package-scan", daemon=True).start()
+
+
+def _scan_quietly() -> None:
+    with contextlib.suppress(Exception):  # only a head start: the record reports problems
+        environment.installed_packages()
+
+
+def _ask_kernel(
+    kernel: KernelAhead, steps: Sequence[StepConfig], grid: Sequence[Sequence[ParamChoice]]
+) -> dict[str, StepFacts]:
+    wanted: dict[str, dict[str, list[str]]] = {step.name: {} for step in steps}
+    for choice in (c for choices in grid for c in choices if c.kind == "lookup"):
+        assert choice.step is not None
+        names = wanted[choice.step].setdefault(choice.arg, [])
+        if choice.text not in names:
+            names.append(choice.text)
+    asked = [
+        {
+            "name": step.name,
+            "run": step.run,
+            "lookup": step.lookup,
+            "skip_first": index > 0,
+            "wanted": wanted[step.name],
+        }
+        for index, step in enumerate(steps)
+    ]
+    # An expression, not a statement: it leaves no name behind in the trial's namespace.
+    module = "__import__('mitosis.kernel_side').kernel_side"
+    facts = facts_from_json(kernel.evaluate(f"{module}.describe_steps({json.dumps(asked)!r})"))
+    for step in steps:
+        problem = facts[step.name].problem
+        if problem is not None:
+            raise UserCodeError(problem)
+    return facts
 
 
 def _kernel_name(kernel: str | None) -> str:
@@ -203,23 +229,18 @@ def _kernel_name(kernel: str | None) -> str:
     return kernel
 
 
-def prepare(request: TrialRequest) -> list[TrialPlan]:
-    """Check the whole request and resolve every trial of it; writes nothing."""
+def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
+    """Check the whole request and resolve every trial of it; writes nothing.
+
+    The steps' code is imported by ``kernel``, the started kernel the first trial will run
+    in, never by this process: it is the user's, and it is the kernel's to import.
+    """
     config = load_config(request.config, request.cwd)
     if not request.steps:
         raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")
     steps = tuple(config.step(name) for name in request.steps)
-    usercode.ensure_importable(config.root)
-    lookups = {step.name: usercode.import_lookup(step.lookup) for step in steps}
-    for step in steps:
-        usercode.import_callable(step.run)
     options = bind_steps(request.options, [step.name for step in steps])
-    index_of = {step.name: i for i, step in enumerate(steps)}
-    for option in options:
-        assert option.step is not None
-        _check_argument(
-            config.steps[option.step], index_of[option.step], option.arg, lookups[option.step]
-        )
+    grid = expand_grid(options)
     trials_folder = (request.trials_folder or config.trials_folder).resolve()
     state = gitstate.read_state(config.root, ignore=trials_folder)
     if not request.debug:
@@ -227,13 +248,19 @@ def prepare(request: TrialRequest) -> list[TrialPlan]:
     template = request.template or config.template or render.packaged_template()
     render.render_notebook(template, steps)
     kernel_name = _kernel_name(request.kernel)
-    traced = provenance.trace_steps(steps, state, trials_folder)
+    _warm_up_in_background()  # while the kernel boots and imports the steps' code
+    facts = _ask_kernel(kernel, steps, grid)
+    for option in options:
+        assert option.step is not None
+        _check_argument(config.steps[option.step], option.arg, facts[option.step])
+    files = {step.name: (facts[step.name].run_file, facts[step.name].lookup_file) for step in steps}
+    traced = provenance.trace_steps(steps, files, state, trials_folder)
     if not request.debug:
         traced.require_clean()  # a step from another repository needs a clean tree too
     source = traced.sources
     plans = []
-    for choices in expand_grid(options):
-        params = tuple(_resolve(c, lookups[c.step], request.debug) for c in choices)
+    for choices in grid:
+        params = tuple(_resolve(c, facts[c.step], request.debug) for c in choices)
         plans.append(
             TrialPlan(
                 request, config, steps, params, state, template, trials_folder, kernel_name, source
@@ -533,7 +560,11 @@ def run_plan(
         ],
     }
     clock.lap("prepare_s")
-    started_kernel = ahead.claim(plan.request.kernel, plan.config.root) if ahead else None
+    started_kernel = (
+        ahead.claim(plan.request.kernel, plan.config.root, plan.request.import_roots)
+        if ahead
+        else None
+    )
     outcome = execute.execute(
         notebook,
         folder / RUNNING_NOTEBOOK,
@@ -557,6 +588,7 @@ def run_plan(
         clock.lap("publish_s")
         record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
         store.write_record(folder, record)
+        outcome.wait_until_stopped()
     if update_index:
         catalog.record_trial(plan.trials_folder, record)  # warns, never raises
     return Trial(record=record, folder=folder)
@@ -645,10 +677,9 @@ def execute_trial(
     )
     ahead = start_kernel_ahead(request.kernel, request.config, request.cwd)
     try:
-        plans = prepare(request)
+        plans = prepare(request, ahead)
         if len(plans) != 1:
             raise ParameterError("execute_trial runs one trial; give one variant per parameter.")
         return run_plans(plans, ahead)[0]
     finally:
-        if ahead is not None:
-            ahead.close()
+        ahead.close()

@@ -7,13 +7,12 @@ commit and dirty state, and a non-debug trial needs all of those repositories cl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mitosis.adapters import git as gitstate
-from mitosis.adapters import usercode
 from mitosis.core.steps import StepConfig
 
 
@@ -31,25 +30,31 @@ class Provenance:
 
 
 def _trace(
-    path: str | None, states: dict[Path, gitstate.GitState], ignore: Path
+    path: str | None, file: str | None, states: dict[Path, gitstate.GitState], ignore: Path
 ) -> dict[str, Any] | None:
     if path is None:
         return None
-    file = usercode.module_file(path)
     if file is None:  # a built-in or namespace module has no file to trace
         return {"file": None, "repo": None}
-    return gitstate.locate_file(file, states, ignore).as_record()
+    return gitstate.locate_file(Path(file), states, ignore).as_record()
 
 
 def trace_steps(
-    steps: Sequence[StepConfig], main: gitstate.GitState, trials_folder: Path
+    steps: Sequence[StepConfig],
+    files: Mapping[str, tuple[str | None, str | None]],
+    main: gitstate.GitState,
+    trials_folder: Path,
 ) -> Provenance:
-    """Trace every step's callable and lookup dictionary (both must be imported already)."""
+    """Trace every step's callable and lookup dictionary to its repository.
+
+    ``files`` gives, by step name, the files that define the callable's and the lookup's
+    modules, as the kernel that imported them found them.
+    """
     states = {main.root: main}
     sources = {
         step.name: {
-            "run": _trace(step.run, states, trials_folder),
-            "lookup": _trace(step.lookup, states, trials_folder),
+            "run": _trace(step.run, files[step.name][0], states, trials_folder),
+            "lookup": _trace(step.lookup, files[step.name][1], states, trials_folder),
         }
         for step in steps
     }

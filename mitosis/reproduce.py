@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mitosis.adapters import execute
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
+from mitosis.ahead import start_kernel_ahead
 from mitosis.core.compare import Comparison, compare_records
 from mitosis.core.verify import DEFAULT_RTOL, Verdict, recorded_request, recorded_sources, verify
 from mitosis.errors import ConfigError, GitStateError, ParameterError
@@ -61,38 +61,6 @@ class Reproduction:
         }
 
 
-def _defined_under(module: object, folders: Sequence[Path]) -> bool:
-    # A namespace package has no __file__, only the folders of its __path__.
-    files = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
-    try:
-        paths = [Path(file).resolve() for file in files if file]
-    except (OSError, TypeError, ValueError):
-        return False
-    return any(folder in path.parents for path in paths for folder in folders)
-
-
-@contextlib.contextmanager
-def _imports_from(hidden: Sequence[Path], roots: Sequence[Path]) -> Iterator[None]:
-    """Import from ``roots`` first in this process while the re-run is checked and run.
-
-    Modules this process already imported from a ``hidden`` checkout are of another commit:
-    they are set aside meanwhile, and everything is put back afterwards.
-    """
-    saved_path = list(sys.path)
-    aside = {name: m for name, m in sys.modules.items() if _defined_under(m, hidden)}
-    for name in aside:
-        del sys.modules[name]
-    before = set(sys.modules)
-    sys.path[:0] = [str(root) for root in roots]
-    try:
-        yield
-    finally:
-        sys.path[:] = saved_path
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
-        sys.modules.update(aside)
-
-
 def _request(
     record: dict[str, object],
     config: InvestigationConfig,
@@ -119,7 +87,13 @@ def _request(
 
 
 def _run_one(request: TrialRequest) -> Trial:
-    (trial,) = run_plans(prepare(request))
+    # The re-run's kernel imports the steps' code from the worktrees: its import roots come
+    # first on its path. This process never imports the user's code.
+    ahead = start_kernel_ahead(request.kernel, request.config, import_roots=request.import_roots)
+    try:
+        (trial,) = run_plans(prepare(request, ahead), ahead)
+    finally:
+        ahead.close()
     return trial
 
 
@@ -162,7 +136,6 @@ def reproduce_trial(
             hidden.append(checkout.root)
         roots, others = _import_roots(original.record, checkout.root, tree, stack)
         hidden += others
-        stack.enter_context(_imports_from(hidden, roots))
         request = _request(original.record, there, folder, command, progress, roots)
         trial = _run_one(request)
     verdict = verify(original.record, trial.record, rtol)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import RunCli, git, make_investigation, trial_dirs
 
@@ -109,7 +110,9 @@ import time
 
 
 def run(scale=1):
-    return {"main": time.time_ns() * scale, "metrics": {"draw": random.random(), "fixed": 1.0}}
+    # The machine's monotonic clock (since boot): later runs give larger values, and two
+    # runs a second apart differ by far more than a relative 1e-9.
+    return {"main": time.monotonic_ns() * scale, "metrics": {"draw": random.random(), "fixed": 1.0}}
 """
 
 NOISY_PYPROJECT = """
@@ -283,7 +286,7 @@ def test_a_step_in_a_submodule_is_reproduced_at_the_recorded_submodule_commit(
 
 
 def test_reproduce_from_python_leaves_this_process_importing_the_checkout(
-    investigation: Path,
+    investigation: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sys
 
@@ -296,6 +299,7 @@ def test_reproduce_from_python_leaves_this_process_importing_the_checkout(
     code.write_text(code.read_text().replace("float(frequency) * float(amplitude)", "-1.0"))
     commit_all(investigation, "another result")
     sys.modules.pop("toy_experiments", None)
+    monkeypatch.syspath_prepend(str(investigation))  # a notebook beside the code imports it
     import toy_experiments  # the checkout's new code, as a notebook would have it
 
     reproduction = reproduce_trial(original.id, rtol=0.0)

@@ -8,8 +8,10 @@ running notebook, whose event loop papermill must not share.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
+import queue
 import re
 import shutil
 import signal
@@ -18,18 +20,23 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
+
+from mitosis.errors import KernelError
 
 if TYPE_CHECKING:
     import nbformat
 
 SAME_INTERPRETER = "mitosis-same-python"
+_KERNEL_BOOT_S = 120.0  # a loaded machine or a cold disk can take many seconds
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -60,7 +67,12 @@ class Execution:
     error_kind: str | None = None  # exception | timeout | kernel_died | interrupted
     exception: BaseException | None = None
     kernel: str = SAME_INTERPRETER
-    details: dict[str, Any] = field(default_factory=dict)
+    stopping: threading.Thread | None = None  # the kernel's shutdown, still under way
+
+    def wait_until_stopped(self) -> None:
+        """Return once the trial's kernel is gone."""
+        if self.stopping is not None:
+            self.stopping.join()
 
 
 def kernel_environment(root: Path, import_roots: Sequence[Path] = ()) -> dict[str, str]:
@@ -85,6 +97,7 @@ def start_kernel(
     manager = AsyncKernelManager(
         kernel_name=name,
         kernel_spec_manager=_SameInterpreterSpecs(),
+        client_factory=_PromptClient,
         transport="ipc",
         ip=str(sockets / "kernel"),
     )
@@ -95,27 +108,47 @@ def start_kernel(
 class KernelAhead:
     """A kernel started in the background before it is needed, while the trial is prepared.
 
-    A kernel takes about a second to boot; starting it first lets that overlap with
-    reading the configuration, importing the user's code and checking git.
+    A kernel takes about a second to boot; starting it first lets that overlap with the
+    runner's own imports and git checks. Before it runs the trial, the runner asks it
+    about the user's code (``evaluate``), which it has to import anyway.
     """
 
-    def __init__(self, kernel: str | None, root: Path) -> None:
-        self.kernel, self.root = kernel, root
+    def __init__(self, kernel: str | None, root: Path, import_roots: Sequence[Path] = ()) -> None:
+        self.kernel, self.root, self.import_roots = kernel, root, tuple(import_roots)
         self._manager: AsyncKernelManager | None = None
+        self._failure: str | None = None
         self._thread = threading.Thread(
             target=self._start, name=f"mitosis-kernel-ahead-{id(self)}", daemon=True
         )
         self._thread.start()
 
     def _start(self) -> None:
-        with contextlib.suppress(Exception):  # the trial then starts its own and reports why
-            self._manager = start_kernel(self.kernel, self.root)
+        try:
+            self._manager = start_kernel(self.kernel, self.root, self.import_roots)
+        except Exception as error:  # said by evaluate, or the trial starts its own kernel
+            self._failure = f"{type(error).__name__}: {error}"
 
-    def claim(self, kernel: str | None, root: Path) -> AsyncKernelManager | None:
-        """The started kernel if it is the one wanted (same kernel and folder), once; else None."""
+    def evaluate(self, expression: str, timeout: float | None = None) -> str:
+        """Evaluate ``expression`` in the kernel, silently, and return the ``str`` it gives.
+
+        Raises ``KernelError`` if the kernel did not start, died, or took longer than
+        ``timeout`` seconds; an exception raised by the expression becomes a ``KernelError``
+        with its message.
+        """
+        self._thread.join()
+        if self._manager is None:
+            raise KernelError(f"the kernel did not start ({self._failure}); check --kernel.")
+        return _evaluate(self._manager, expression, timeout)
+
+    def claim(
+        self, kernel: str | None, root: Path, import_roots: Sequence[Path] = ()
+    ) -> AsyncKernelManager | None:
+        """The started kernel if it is the one wanted (same kernel, folder and import roots),
+        once; else None."""
         self._thread.join()
         manager, self._manager = self._manager, None
-        if manager is not None and (kernel, root) != (self.kernel, self.root):
+        wanted = (kernel, root, tuple(import_roots))
+        if manager is not None and wanted != (self.kernel, self.root, self.import_roots):
             stop_kernel(manager)
             return None
         return manager
@@ -126,6 +159,96 @@ class KernelAhead:
         manager, self._manager = self._manager, None
         if manager is not None:
             stop_kernel(manager)
+
+
+def _evaluate(manager: AsyncKernelManager, expression: str, timeout: float | None) -> str:
+    client = BlockingKernelClient()
+    client.load_connection_info(manager.get_connection_info())
+    # Only the shell channel: the request waits in its socket until the kernel is up, so
+    # there is no need to wait for it to be ready first.
+    client.start_channels(iopub=False, stdin=False, hb=False, control=False)
+    try:
+        # Silent: no output, no execution count, nothing in the kernel's history.
+        asked = client.execute(
+            "", silent=True, store_history=False, user_expressions={"v": expression}
+        )
+        reply = _await_reply(client, manager, asked, timeout)
+    finally:
+        client.stop_channels()
+    answer = reply["content"].get("user_expressions", {}).get("v", {})
+    if answer.get("status") != "ok":
+        raise KernelError(
+            f"the kernel could not describe the steps' code: {answer.get('ename')}: "
+            f"{answer.get('evalue')}; is mitosis-nb installed in the kernel's environment?"
+        )
+    text = ast.literal_eval(answer["data"]["text/plain"])  # the repr of a str
+    if not isinstance(text, str):
+        raise KernelError("the kernel answered with something other than text.")
+    return text
+
+
+def _await_reply(
+    client: BlockingKernelClient, manager: AsyncKernelManager, asked: str, timeout: float | None
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        try:
+            reply: dict[str, Any] = client.get_shell_msg(timeout=0.1)
+        except queue.Empty:
+            if not run_sync(manager.is_alive)():
+                raise KernelError(
+                    "the kernel died before the trial began, while it started or imported the "
+                    "steps' code (os._exit or a crash at import?); import them in Python to "
+                    "see why."
+                ) from None
+            if deadline is not None and time.monotonic() > deadline:
+                raise KernelError(
+                    f"the kernel took more than {timeout} s to start and import the steps' code."
+                ) from None
+            continue
+        if reply["parent_header"].get("msg_id") == asked:
+            return reply
+
+
+class _PromptClient(AsyncKernelClient):
+    """The client papermill's executor gets: ready as soon as the kernel has answered.
+
+    jupyter_client's ``wait_for_ready`` ends by waiting for 0.2 s of silence on IOPub, a
+    tenth of a whole trial's overhead. This one waits instead for the idle status that
+    closes its own ``kernel_info`` request: IOPub is then connected, and nothing of that
+    request is left on it. A kernel that never answers still fails as it did.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while time.monotonic() < deadline:
+            asked = self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except queue.Empty:
+                reply = None
+            if reply is not None and reply["parent_header"].get("msg_id") == asked:
+                if await self._went_idle(asked, within=0.5):
+                    return
+                continue  # IOPub missed the status: it was not connected yet; ask again
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+        raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+    async def _went_idle(self, asked: str, within: float) -> bool:
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await self.iopub_channel.get_msg(timeout=left)
+            except queue.Empty:
+                return False
+            if (
+                message["parent_header"].get("msg_id") == asked
+                and message["msg_type"] == "status"
+                and message["content"].get("execution_state") == "idle"
+            ):
+                return True
+        return False
 
 
 def stop_kernel(manager: AsyncKernelManager) -> None:
@@ -248,6 +371,7 @@ def execute(
     )
     deadline = time.monotonic() + timeout if timeout else None
     interrupted: BaseException | None = None
+    stopping: threading.Thread | None = None
     try:
         with sigterm_as_interrupt():
             worker.start()
@@ -258,10 +382,18 @@ def execute(
                 _kill_kernel(manager)
                 worker.join(30)
                 timed_out = False
+        if interrupted is None and not timed_out:
+            # The notebook is saved: the kernel's shutdown overlaps with publishing it. Not
+            # a daemon, so that even an exit meanwhile waits for the kernel to be gone.
+            stopping = threading.Thread(
+                target=stop_kernel, args=(manager,), name=f"mitosis-stop-{output.parent.name}"
+            )
+            stopping.start()
     finally:
-        stop_kernel(manager)
+        if stopping is None:
+            stop_kernel(manager)
     executed = outcome.get("notebook") or _read_partial(output)
-    result = Execution(notebook=executed, kernel=manager.kernel_name)
+    result = Execution(notebook=executed, kernel=manager.kernel_name, stopping=stopping)
     error = outcome.get("error")
     if interrupted is not None:
         result.error_kind, result.exception = "interrupted", interrupted

@@ -33,6 +33,7 @@ _HTML_DIR = Path(__file__).resolve().parent.parent / "html"
 # them; each is used by one thread at a time, since threads render pages at once.
 _idle: list[Any] = []
 _idle_lock = threading.Lock()
+_warming = False  # a warm-up is building an exporter now
 # The stylesheets pages link to, by asset name, as the exporters meet them.
 _stylesheets: dict[str, str] = {}
 
@@ -137,16 +138,23 @@ def warm_up() -> None:
 
 
 def warm_up_in_background() -> None:
-    """Start ``warm_up`` in a daemon thread, unless an exporter is ready already."""
+    """Start ``warm_up`` in a daemon thread, unless an exporter is ready or being built."""
+    global _warming
     with _idle_lock:
-        if _idle:
+        if _idle or _warming:
             return
+        _warming = True
     threading.Thread(target=_warm_up_quietly, name="mitosis-publish-warm-up", daemon=True).start()
 
 
 def _warm_up_quietly() -> None:
-    with contextlib.suppress(Exception):  # only a head start: the real page reports problems
-        warm_up()
+    global _warming
+    try:
+        with contextlib.suppress(Exception):  # only a head start: the real page reports problems
+            warm_up()
+    finally:
+        with _idle_lock:
+            _warming = False
 
 
 def render_header(record: dict[str, Any], has_log: bool) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,3 +66,24 @@ def module_file(path: str) -> Path | None:
     module = sys.modules.get(path.partition(":")[0])
     file = getattr(module, "__file__", None)
     return Path(file).resolve() if file else None
+
+
+def accepted_arguments(function: Any, skip_first: bool) -> tuple[set[str], bool]:
+    """The keyword arguments ``function`` takes, and whether it takes any (``**kwargs``).
+
+    ``skip_first`` leaves out the first parameter: a later step's input from the step before.
+    A callable whose signature cannot be read is taken to accept anything.
+    """
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return set(), True
+    parameters = list(signature.parameters.values())
+    if skip_first and parameters:
+        parameters = parameters[1:]
+    names = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

@@ -1,0 +1,67 @@
+"""What the trial's kernel learns from the user's code before the trial runs.
+
+The runner never imports the steps' modules itself: the kernel that will run the trial
+imports them (it needs them anyway), and answers with these facts. The runner checks the
+request against them and locks the variants in; then the same kernel runs the notebook.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ValueFacts:
+    """One variant's value: its fingerprint, or why it has none, and how it reads."""
+
+    fingerprint: str | None
+    rendering: str
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    """One step's callable and lookup dictionary, as imported in the kernel.
+
+    ``problem`` says why they could not be imported; everything else is then empty.
+    ``values`` holds only the variants the request names, by argument and variant name.
+    """
+
+    problem: str | None = None
+    arguments: tuple[str, ...] = ()
+    any_keyword: bool = False
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    values: dict[str, dict[str, ValueFacts]] = field(default_factory=dict)
+    run_file: str | None = None
+    lookup_file: str | None = None
+
+    def accepts(self, argument: str) -> bool:
+        """Whether the step's callable takes ``argument`` as a keyword."""
+        return self.any_keyword or argument in self.arguments
+
+
+def facts_to_json(facts: dict[str, StepFacts]) -> str:
+    """The kernel's answer, by step name, as JSON text."""
+    return json.dumps({name: asdict(step) for name, step in facts.items()})
+
+
+def facts_from_json(text: str) -> dict[str, StepFacts]:
+    """Read the kernel's answer back (the inverse of ``facts_to_json``)."""
+    return {name: _step_from(entry) for name, entry in json.loads(text).items()}
+
+
+def _step_from(entry: dict[str, Any]) -> StepFacts:
+    return StepFacts(
+        problem=entry["problem"],
+        arguments=tuple(entry["arguments"]),
+        any_keyword=entry["any_keyword"],
+        variants={arg: tuple(names) for arg, names in entry["variants"].items()},
+        values={
+            arg: {name: ValueFacts(**value) for name, value in by_name.items()}
+            for arg, by_name in entry["values"].items()
+        },
+        run_file=entry["run_file"],
+        lookup_file=entry["lookup_file"],
+    )
