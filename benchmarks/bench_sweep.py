@@ -1,16 +1,20 @@
-"""Time a sweep of 8 sine trials with `--workers 1`, then with `--workers 2`, and the speedup.
+"""Time a sweep of 8 sine trials with `--workers 1` and with `--workers 2`, and the speedup.
 
 The example investigation is copied into a temporary git repository; each run writes its
-own trials folder, so the second run repeats every trial rather than skipping any.
+own trials folder, so every run repeats every trial rather than skipping any. The two are
+interleaved, ``--repeats`` times (default 3), and the speedup is the ratio of the medians:
+this machine is shared and one pair of runs can be skewed by whatever else runs.
 
-Run: python benchmarks/bench_sweep.py
+Run: python benchmarks/bench_sweep.py [--repeats N]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,11 +44,11 @@ def make_repository(root: Path) -> Path:
     return root
 
 
-def timed_sweep(root: Path, workers: int) -> tuple[float, float, Path]:
+def timed_sweep(root: Path, workers: int, repeat: int) -> tuple[float, float, Path]:
     """Wall and CPU seconds of the whole `mitosis-nb run` command (kernels included), and
     its trials folder."""
     # Outside the repository: one run's trials would make the other's tree dirty.
-    trials = root.parent / f"trials-workers-{workers}"
+    trials = root.parent / f"trials-workers-{workers}-{repeat}"
     command = [sys.executable, "-m", "mitosis.cli", "run", *SWEEP, "--workers", str(workers)]
     # Other work on the machine skews both runs: say how busy it was.
     print(f"  load average before --workers {workers}: {os.getloadavg()[0]:.2f}")
@@ -79,14 +83,21 @@ def report(workers: int, wall: float, cpu: float, trials: Path) -> None:
 
 
 def main() -> None:
-    print(f"{os.cpu_count()} CPUs; 8 trials of the example's `sine` step")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved pairs (default 3)")
+    repeats = parser.parse_args().repeats
+    print(f"{os.cpu_count()} CPUs; 8 trials of the example's `sine` step, {repeats} pairs")
+    walls: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as temp:
         root = make_repository(Path(temp) / "investigation")
-        serial, serial_cpu, serial_trials = timed_sweep(root, 1)
-        report(1, serial, serial_cpu, serial_trials)
-        parallel, parallel_cpu, parallel_trials = timed_sweep(root, 2)
-        report(2, parallel, parallel_cpu, parallel_trials)
-        print(f"speedup: {serial / parallel:.2f}x")
+        for repeat in range(repeats):
+            for workers in (1, 2):
+                wall, cpu, trials = timed_sweep(root, workers, repeat)
+                report(workers, wall, cpu, trials)
+                walls[workers].append(wall)
+    serial, parallel = statistics.median(walls[1]), statistics.median(walls[2])
+    print(f"medians: --workers 1 {serial:.2f} s, --workers 2 {parallel:.2f} s")
+    print(f"speedup: {serial / parallel:.2f}x (target >= 1.7x)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from mitosis.errors import MitosisError, ParameterError
 
 if TYPE_CHECKING:
     from mitosis.adapters.execute import KernelAhead
+    from mitosis.core.params import ParamOption
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -120,24 +121,32 @@ def _print_json(data: Any) -> None:
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from mitosis.ahead import start_kernel_ahead
-
-    # First of all, before the heavy imports below: the kernel boots while they run. It
-    # imports the steps' code to check the request, then runs the first trial (on a
-    # cluster the trials run in the workers' kernels, and this one only checks).
-    ahead = start_kernel_ahead(args.kernel, args.config)
-    try:
-        return _run_trials(args, argv, ahead)
-    finally:
-        ahead.close()
-
-
-def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhead) -> int:
+    from mitosis.ahead import start_kernels_ahead
     from mitosis.core.params import parse_option
-    from mitosis.pipeline import TrialRequest, prepare, run_plans
 
     options = [parse_option(text, "lookup") for text in args.lookups]
     options += [parse_option(text, "literal") for text in args.literals]
+    # First of all, before the heavy imports below: the kernels boot while they run. The
+    # first imports the steps' code to check the request, then runs the first trial; a
+    # sweep gets one per worker (on a cluster the trials run in the workers' kernels, and
+    # the one started here only checks).
+    workers = 1 if args.scheduler else args.workers
+    ahead = start_kernels_ahead(args.kernel, args.steps, options, workers, args.config)
+    try:
+        return _run_trials(args, argv, options, ahead)
+    finally:
+        for kernel in ahead:
+            kernel.close()
+
+
+def _run_trials(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    options: Sequence[ParamOption],
+    ahead: Sequence[KernelAhead],
+) -> int:
+    from mitosis.pipeline import TrialRequest, prepare, run_plans
+
     request = TrialRequest(
         steps=tuple(args.steps),
         options=tuple(options),
@@ -157,12 +166,12 @@ def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhea
         raise ParameterError(
             "give --workers or --scheduler, not both: a cluster's workers set its parallelism."
         )
-    plans = prepare(request, ahead)
+    plans = prepare(request, ahead[0])
     if args.scheduler:
-        ahead.close()
+        ahead[0].close()
     if len(plans) > 1 or args.workers > 1 or args.scheduler or args.skip_existing:
         return _run_sweep(args, plans, ahead)
-    trials = run_plans(plans, ahead)
+    trials = run_plans(plans, ahead[0])
     if args.json:
         _print_json([trial.record for trial in trials])
     for trial in trials:
@@ -178,7 +187,7 @@ def _run_trials(args: argparse.Namespace, argv: Sequence[str], ahead: KernelAhea
     return EXIT_FAILED if statuses - {"succeeded"} else EXIT_OK
 
 
-def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: KernelAhead | None) -> int:
+def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[KernelAhead]) -> int:
     from mitosis.progress import SweepPrinter, summary_table
     from mitosis.sweeps import SKIPPED, SUCCEEDED, SweepOptions, run_sweep
 

@@ -111,12 +111,12 @@ def run_sweep(
     plans: Sequence[TrialPlan],
     options: SweepOptions,
     observer: SweepObserver | None = None,
-    ahead: execute.KernelAhead | None = None,
+    ahead: Sequence[execute.KernelAhead] = (),
 ) -> SweepResult:
     """Lock in, then run every plan not skipped, ``options.workers`` at a time or on Dask.
 
-    ``ahead``, a kernel started while the sweep was prepared, serves the first local trial;
-    the caller closes it.
+    ``ahead``, kernels started while the sweep was prepared, serve the first local trials,
+    one each; the caller closes them.
     """
     if options.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {options.workers}.")
@@ -200,20 +200,21 @@ def _run_on_threads(
     jobs: list[tuple[TrialPlan, Reservation]],
     workers: int,
     observer: SweepObserver,
-    ahead: execute.KernelAhead | None,
+    ahead: Sequence[execute.KernelAhead],
 ) -> tuple[list[_Ran], bool]:
     cancel = threading.Event()
     running: set[str] = set()
     lock = threading.Lock()
-    unclaimed = [ahead] if ahead is not None else []
+    unclaimed = list(ahead)
 
     def job(plan: TrialPlan, reservation: Reservation) -> Trial | None:
         if cancel.is_set():
             return None
         with lock:
             running.add(reservation.trial_id)
-            # The kernel started ahead goes to whichever trial starts first, once.
-            started = unclaimed.pop() if unclaimed else None
+            # Kernels started ahead go to the first trials to start, once each; the first
+            # of them has imported the steps' code already.
+            started = unclaimed.pop(0) if unclaimed else None
         try:
             return run_plan(plan, reservation, cancel, ahead=started)
         finally:

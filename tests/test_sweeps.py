@@ -10,6 +10,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from conftest import RunCli, make_investigation, trial_dirs
 from sweep_helpers import (
     HOLDABLE,
@@ -88,6 +89,7 @@ def test_one_conflicting_variant_refuses_the_whole_sweep_before_anything_is_writ
     assert trial_dirs(trials) == []
     for variant in (("frequency", "fast"), ("solver", "tight")):
         assert not registry.claim_path(trials, "toy", *variant).exists()
+    assert not kernels_in(investigation)  # one was started ahead for each worker
 
 
 def test_bad_worker_counts_are_refused(investigation: Path, cli: RunCli) -> None:
@@ -148,3 +150,33 @@ def test_ctrl_c_stops_a_sweep_and_skip_existing_finishes_only_what_is_missing(
     summary = rerun.stdout[rerun.stdout.index("sweep of 5 trials") :]
     assert any(line.split()[:2] == ["skipped", "2"] for line in summary.splitlines())
     assert any(line.split()[:2] == ["succeeded", "3"] for line in summary.splitlines())
+
+
+# A real kernel that takes seconds to come up, as on a machine busy with other kernels.
+SLOW_KERNEL = """
+import runpy, sys, time
+time.sleep(2.5)
+sys.argv = ["ipykernel_launcher", "-f", sys.argv[1]]
+runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_trials_wait_for_kernels_that_are_slow_to_start(
+    investigation: Path, cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "jupyter" / "kernels" / "slowpoke"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-c", SLOW_KERNEL, "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "slow", "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+    # The second trial's kernel starts while the sweep runs: its client asks whether it
+    # is ready several times before it answers.
+    done = cli("run", "toy", "-e", "amplitude=1", "-e", "amplitude=2", "--kernel", "slowpoke")
+
+    assert done.returncode == 0, done.stderr
+    found = records(investigation / "trials")
+    assert sorted(r["main"] for r in found) == [1.0, 2.0]
+    assert {r["environment"]["kernel"] for r in found} == {"slowpoke"}

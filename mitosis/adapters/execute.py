@@ -215,27 +215,31 @@ class _PromptClient(AsyncKernelClient):
 
     jupyter_client's ``wait_for_ready`` ends by waiting for 0.2 s of silence on IOPub, a
     tenth of a whole trial's overhead. This one waits instead for the idle status that
-    closes its own ``kernel_info`` request: IOPub is then connected, and nothing of that
-    request is left on it. A kernel that never answers still fails as it did.
+    closes one of its ``kernel_info`` requests: IOPub is then connected. What IOPub may
+    still carry about the other requests, nbclient ignores: it reads only what its own
+    requests caused. A kernel that never answers still fails as it did.
     """
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        # Every request sent counts: a kernel slow to start answers old ones late.
+        asked: set[str] = set()
         while time.monotonic() < deadline:
-            asked = self.kernel_info()
+            asked.add(self.kernel_info())
             try:
                 reply = await self.shell_channel.get_msg(timeout=1)
             except queue.Empty:
-                reply = None
-            if reply is not None and reply["parent_header"].get("msg_id") == asked:
-                if await self._went_idle(asked, within=0.5):
-                    return
-                continue  # IOPub missed the status: it was not connected yet; ask again
-            if not await self._async_is_alive():
-                raise RuntimeError("Kernel died before replying to kernel_info")
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info") from None
+                continue
+            # A status follows each reply at once, unless IOPub was not connected yet when
+            # the kernel published it: then it never comes, and a new request is quicker
+            # than a long wait.
+            if reply["parent_header"].get("msg_id") in asked and await self._went_idle(asked):
+                return
         raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
 
-    async def _went_idle(self, asked: str, within: float) -> bool:
+    async def _went_idle(self, asked: set[str], within: float = 0.1) -> bool:
         deadline = time.monotonic() + within
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -243,7 +247,7 @@ class _PromptClient(AsyncKernelClient):
             except queue.Empty:
                 return False
             if (
-                message["parent_header"].get("msg_id") == asked
+                message["parent_header"].get("msg_id") in asked
                 and message["msg_type"] == "status"
                 and message["content"].get("execution_state") == "idle"
             ):
@@ -253,6 +257,9 @@ class _PromptClient(AsyncKernelClient):
 
 def stop_kernel(manager: AsyncKernelManager) -> None:
     """Shut the kernel down for good, even when it is busy or already dead."""
+    # Killed and reaped first: jupyter_client's shutdown then finds it gone at once rather
+    # than polling for its end every 0.1 s (it still kills whatever the kernel started).
+    _kill_kernel(manager, reap=True)
     with contextlib.suppress(Exception):
         if manager.has_kernel:
             run_sync(manager.shutdown_kernel)(now=True)
@@ -263,13 +270,17 @@ def stop_kernel(manager: AsyncKernelManager) -> None:
         shutil.rmtree(sockets, ignore_errors=True)
 
 
-def _kill_kernel(manager: AsyncKernelManager) -> None:
+def _kill_kernel(manager: AsyncKernelManager, reap: bool = False) -> None:
     # Killing the process makes papermill's client raise DeadKernelError promptly, even in
     # the middle of a cell; a polite shutdown request would wait for the cell to finish.
     process = getattr(manager.provisioner, "process", None)
-    if process is not None:
-        with contextlib.suppress(OSError):
-            process.kill()
+    if process is None:
+        return
+    with contextlib.suppress(OSError):
+        process.kill()
+    if reap:
+        with contextlib.suppress(Exception):  # not ours to reap after all, or stuck
+            process.wait(timeout=5)
 
 
 @contextlib.contextmanager

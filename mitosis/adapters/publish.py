@@ -179,8 +179,9 @@ def _compact_figure(png: bytes) -> tuple[bytes, str]:
             if image.mode not in ("RGB", "RGBA"):
                 return png, ".png"
             webp = io.BytesIO()
-            # method=2: as small as the slower methods for plots, at a fraction of the time.
-            image.save(webp, format="webp", lossless=True, method=2)
+            # The fastest effort that still halves a plot's PNG: for lossless WebP, quality
+            # is effort; method=2 at the default effort saves 15% more bytes at 4x the time.
+            image.save(webp, format="webp", lossless=True, method=1, quality=0)
     except Exception:  # no Pillow, no WebP support, or a PNG it cannot read: keep the PNG
         return png, ".png"
     data = webp.getvalue()
