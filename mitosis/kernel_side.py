@@ -25,11 +25,11 @@ from mitosis.adapters.usercode import (
     module_file,
 )
 from mitosis.atomic import write_atomic
-from mitosis.core.code_facts import StepFacts, ValueFacts, facts_to_json
+from mitosis.core.code_facts import StepFacts, facts_to_json, value_facts
 from mitosis.core.fingerprint import fingerprint
 from mitosis.core.record import summarize_metrics, summarize_value
 from mitosis.core.steps import load_object
-from mitosis.errors import FingerprintError, UserCodeError
+from mitosis.errors import UserCodeError
 
 STEP_MIMETYPE = "application/vnd.mitosis.step+json"
 LOG_NAME = "experiment.log"
@@ -170,7 +170,7 @@ def _describe_step(step: dict[str, Any]) -> StepFacts:
         return StepFacts(problem=error.message)
     names, any_keyword = accepted_arguments(function, step["skip_first"])
     values = {
-        arg: {name: _value_facts(lookup[arg][name]) for name in wanted if name in lookup[arg]}
+        arg: {name: value_facts(lookup[arg][name]) for name in wanted if name in lookup[arg]}
         for arg, wanted in step["wanted"].items()
         if arg in lookup
     }
@@ -183,11 +183,3 @@ def _describe_step(step: dict[str, Any]) -> StepFacts:
         run_file=str(files["run"]) if files.get("run") else None,
         lookup_file=str(files["lookup"]) if files.get("lookup") else None,
     )
-
-
-def _value_facts(value: Any) -> ValueFacts:
-    try:
-        found = fingerprint(value)
-    except FingerprintError as error:
-        return ValueFacts(None, summarize_value(value, 120), error.message)
-    return ValueFacts(found.digest, found.rendering)

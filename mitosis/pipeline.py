@@ -36,8 +36,7 @@ from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.adapters.execute import KernelAhead
 from mitosis.ahead import start_kernel_ahead
 from mitosis.atomic import write_atomic
-from mitosis.core.code_facts import StepFacts, ValueFacts, facts_from_json
-from mitosis.core.fingerprint import fingerprint
+from mitosis.core.code_facts import StepFacts, facts_from_json, value_facts
 from mitosis.core.params import (
     ParamChoice,
     ParamOption,
@@ -47,7 +46,7 @@ from mitosis.core.params import (
     parse_option,
     variant_label,
 )
-from mitosis.core.record import SCHEMA_VERSION, summarize_value
+from mitosis.core.record import SCHEMA_VERSION
 from mitosis.core.steps import StepConfig
 from mitosis.errors import FingerprintError, ParameterError, UserCodeError
 from mitosis.kernel_side import LOG_NAME, STEP_MIMETYPE
@@ -79,7 +78,7 @@ class TrialRequest:
 
 @dataclass(frozen=True)
 class ResolvedParam:
-    """A parameter of one trial with its value's fingerprint, known before the kernel starts."""
+    """A parameter of one trial with its value's fingerprint, known before the trial runs."""
 
     choice: ParamChoice
     rendering: str
@@ -161,18 +160,10 @@ def _resolve(choice: ParamChoice, facts: StepFacts, debug: bool) -> ResolvedPara
                 f"unknown variant {choice.text!r} of {choice.step}.{choice.arg}; known: {known}."
             )
     else:
-        found = _literal_facts(parse_literal(choice.text))
+        found = value_facts(parse_literal(choice.text))
     if found.fingerprint is None and choice.tracked and not debug:
         raise FingerprintError(f"{choice.label}: {found.problem}")
     return ResolvedParam(choice, found.rendering, found.fingerprint)
-
-
-def _literal_facts(value: Any) -> ValueFacts:
-    try:
-        found = fingerprint(value)
-    except FingerprintError as error:
-        return ValueFacts(None, summarize_value(value, 120), error.message)
-    return ValueFacts(found.digest, found.rendering)
 
 
 def _warm_up_in_background() -> None:

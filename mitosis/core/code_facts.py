@@ -11,6 +11,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mitosis.core.fingerprint import fingerprint
+from mitosis.core.record import summarize_value
+from mitosis.errors import FingerprintError
+
 
 @dataclass(frozen=True)
 class ValueFacts:
@@ -19,6 +23,15 @@ class ValueFacts:
     fingerprint: str | None
     rendering: str
     problem: str | None = None
+
+
+def value_facts(value: Any) -> ValueFacts:
+    """``value``'s fingerprint and rendering, or why it cannot be fingerprinted."""
+    try:
+        found = fingerprint(value)
+    except FingerprintError as error:
+        return ValueFacts(None, summarize_value(value, 120), error.message)
+    return ValueFacts(found.digest, found.rendering)
 
 
 @dataclass(frozen=True)
