@@ -117,11 +117,13 @@ def test_ctrl_c_stops_a_sweep_and_skip_existing_finishes_only_what_is_missing(
     deadline = time.monotonic() + 90
     # Trials 1 and 2 finish; 3 and 4 hold their two workers; 5 waits for a free one.
     while time.monotonic() < deadline:
-        done = [r for r in records(trials) if r["status"] == "succeeded"]
-        if len(done) == 2 and len(kernels_in(root)) == 2:
+        statuses = [r["status"] for r in records(trials)]
+        if statuses.count("succeeded") == 2 and statuses.count("running") == 2:
             break
         time.sleep(0.2)
     time.sleep(2)
+    # The two running trials' kernels, and one booted for trial 5.
+    assert len(kernels_in(root)) == 3
     runner.send_signal(signal.SIGINT)
     stdout, stderr = runner.communicate(timeout=60)
 
