@@ -179,7 +179,10 @@ def _scan_quietly() -> None:
 
 
 def _ask_kernel(
-    kernel: KernelAhead, steps: Sequence[StepConfig], grid: Sequence[Sequence[ParamChoice]]
+    kernel: KernelAhead,
+    steps: Sequence[StepConfig],
+    grid: Sequence[Sequence[ParamChoice]],
+    timeout: float | None,
 ) -> dict[str, StepFacts]:
     wanted: dict[str, dict[str, list[str]]] = {step.name: {} for step in steps}
     for choice in (c for choices in grid for c in choices if c.kind == "lookup"):
@@ -199,7 +202,8 @@ def _ask_kernel(
     ]
     # An expression, not a statement: it leaves no name behind in the trial's namespace.
     module = "__import__('mitosis.kernel_side').kernel_side"
-    facts = facts_from_json(kernel.evaluate(f"{module}.describe_steps({json.dumps(asked)!r})"))
+    call = f"{module}.describe_steps({json.dumps(asked)!r})"
+    facts = facts_from_json(kernel.evaluate(call, timeout))
     for step in steps:
         problem = facts[step.name].problem
         if problem is not None:
@@ -240,7 +244,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     render.render_notebook(template, steps)
     kernel_name = _kernel_name(request.kernel)
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
-    facts = _ask_kernel(kernel, steps, grid)
+    facts = _ask_kernel(kernel, steps, grid, request.timeout)
     for option in options:
         assert option.step is not None
         _check_argument(config.steps[option.step], option.arg, facts[option.step])

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_investigation, working_in
+from conftest import kernels_in, make_investigation, working_in
 
 # Each process that imports this module gets other values for "now" and "pid".
 DRIFTING = """
@@ -136,3 +136,17 @@ def test_a_kernel_that_dies_importing_the_user_code_is_refused_with_nothing_writ
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "the kernel died" in run.stderr
     assert not (root / "trials").exists()
+
+
+def test_code_that_hangs_on_import_is_stopped_by_the_timeout_with_nothing_written(
+    tmp_path: Path,
+) -> None:
+    hangs = "import time\ntime.sleep(300)\nlookup = {}\n\ndef run(seed=None):\n    return {}\n"
+    root = make_investigation(tmp_path / "hangs", hangs, PYPROJECT)
+
+    run = _run(root, "--timeout", "3")
+
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "more than 3.0 s" in run.stderr
+    assert not (root / "trials").exists()
+    assert not kernels_in(root)

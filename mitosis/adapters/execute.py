@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     import nbformat
 
 SAME_INTERPRETER = "mitosis-same-python"
-_KERNEL_BOOT_S = 120.0  # a loaded machine or a cold disk can take many seconds
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
