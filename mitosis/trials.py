@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from mitosis import catalog
 from mitosis.adapters import store
 from mitosis.catalog import Listing, settle_record
+from mitosis.core.verify import recorded_sources
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def load_trial_data(
     """Unpickle each step's returned dict. Pickles can run code: load only trusted trials."""
     if isinstance(trial, str):
         trial = load_trial(trial, trials_folder)
+    _make_steps_importable(trial.record)
     results = []
     for index in range(len(trial.record.get("steps") or [])):
         path = trial.folder / f"results_{index}.pkl"
@@ -110,6 +113,18 @@ def load_trial_data(
         with path.open("rb") as handle:
             results.append(pickle.load(handle))  # noqa: S301 - the documented, explicit opt-in
     return results
+
+
+def _make_steps_importable(record: dict[str, Any]) -> None:
+    # A step may return objects of its own classes, which unpickle only where its modules
+    # import. The folders they were imported from go last on sys.path: they never shadow
+    # what this process imports already.
+    for source in recorded_sources(record):
+        if source.import_root is None:
+            continue
+        folder = os.path.normpath(Path(source.repo) / source.import_root)
+        if folder not in sys.path and Path(folder).is_dir():
+            sys.path.append(folder)
 
 
 def list_trials(trials_folder: Path) -> Listing:

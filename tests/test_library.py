@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import git, trial_dirs
+from conftest import git, make_investigation, trial_dirs, working_in
 from nbclient import NotebookClient
 
 import mitosis
@@ -114,3 +114,38 @@ def test_the_example_investigation_publishes_a_page_with_its_plot(tmp_path: Path
     assert '"image/png"' in (folder / "trial.ipynb").read_text()  # the notebook keeps its own
     assert "sine.frequency" in page and "fast" in page and "rmse" in page
     assert mitosis.__version__ in (folder / "trial.yaml").read_text()
+
+
+OWN_CLASS = """
+class Fit:
+    def __init__(self, slope):
+        self.slope = slope
+
+
+def run(slope=1.0):
+    return {"main": slope, "data": Fit(slope)}
+"""
+
+
+def test_results_of_the_steps_own_classes_load_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_investigation(
+        tmp_path / "own", OWN_CLASS, '[tool.mitosis.steps]\nfit = ["toy_experiments:run"]\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "mitosis.cli", "run", "fit", "-e", "slope=2.5"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (folder,) = trial_dirs(root / "trials")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    # A notebook in another folder, which never imported the investigation's code.
+    with working_in(elsewhere, monkeypatch, "toy_experiments"):
+        assert "toy_experiments" not in sys.modules
+        (result,) = load_trial_data(folder.name, root / "trials")
+
+        assert type(result["data"]).__name__ == "Fit" and result["data"].slope == 2.5
+        assert sys.path[-1] == str(root)  # last: it shadows nothing imported already
