@@ -88,6 +88,7 @@ def main() -> None:
     repeats = parser.parse_args().repeats
     print(f"{os.cpu_count()} CPUs; 8 trials of the example's `sine` step, {repeats} pairs")
     walls: dict[int, list[float]] = {1: [], 2: []}
+    busy: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as temp:
         root = make_repository(Path(temp) / "investigation")
         for repeat in range(repeats):
@@ -95,8 +96,11 @@ def main() -> None:
                 wall, cpu, trials = timed_sweep(root, workers, repeat)
                 report(workers, wall, cpu, trials)
                 walls[workers].append(wall)
+                busy[workers].append(cpu / wall)
     serial, parallel = statistics.median(walls[1]), statistics.median(walls[2])
-    print(f"medians: --workers 1 {serial:.2f} s, --workers 2 {parallel:.2f} s")
+    for workers, wall in ((1, serial), (2, parallel)):
+        cores = statistics.median(busy[workers])
+        print(f"median --workers {workers}: {wall:.2f} s, {cores:.2f} cores busy")
     print(f"speedup: {serial / parallel:.2f}x (target >= 1.7x)")
 
 
