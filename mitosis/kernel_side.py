@@ -174,12 +174,16 @@ def _describe_step(step: dict[str, Any]) -> StepFacts:
         for arg, wanted in step["wanted"].items()
         if arg in lookup
     }
-    files = {key: module_file(step[key]) for key in ("run", "lookup") if step[key]}
     return StepFacts(
         arguments=tuple(sorted(names)),
         any_keyword=any_keyword,
         variants={str(arg): tuple(map(str, variants)) for arg, variants in lookup.items()},
         values=values,
-        run_file=str(files["run"]) if files.get("run") else None,
-        lookup_file=str(files["lookup"]) if files.get("lookup") else None,
+        run_file=_file_of(step["run"]),
+        lookup_file=_file_of(step["lookup"]),
     )
+
+
+def _file_of(path: str | None) -> str | None:
+    file = module_file(path) if path else None
+    return str(file) if file else None
