@@ -5,7 +5,15 @@ own trials folder, so every run repeats every trial rather than skipping any. Th
 interleaved, ``--repeats`` times (default 3), and the speedup is the ratio of the medians:
 this machine is shared and one pair of runs can be skewed by whatever else runs.
 
-Run: python benchmarks/bench_sweep.py [--repeats N]
+Beside the speedup it prints its ceiling: the `--workers 1` time over the shortest time in
+which the cores could do the CPU work that `--workers 2` did. A serial sweep already boots
+the next trial's kernel while a trial runs, so it keeps more than one core busy, and with
+trials as short as the example's that ceiling is well under 2.
+
+``--points N`` samples N points in each trial instead of the example's 200 (1,000,000 takes
+about a second of computing and drawing), to see how a sweep scales when its trials compute.
+
+Run: python benchmarks/bench_sweep.py [--repeats N] [--points N]
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "investigation"
 # 2 frequencies x 2 noise levels x 2 amplitudes = 8 trials.
 SWEEP = ["sine", "-p", "frequency=slow,fast", "-p", "noise=low,high"]
 SWEEP += ["-e", "amplitude=1", "-e", "amplitude=2"]
+DEFAULT_POINTS = 200  # the default of the example's `run`
 
 
 def make_repository(root: Path) -> Path:
@@ -44,12 +53,14 @@ def make_repository(root: Path) -> Path:
     return root
 
 
-def timed_sweep(root: Path, workers: int, repeat: int) -> tuple[float, float, Path]:
+def timed_sweep(root: Path, workers: int, repeat: int, points: int) -> tuple[float, float, Path]:
     """Wall and CPU seconds of the whole `mitosis-nb run` command (kernels included), and
     its trials folder."""
     # Outside the repository: one run's trials would make the other's tree dirty.
     trials = root.parent / f"trials-workers-{workers}-{repeat}"
     command = [sys.executable, "-m", "mitosis.cli", "run", *SWEEP, "--workers", str(workers)]
+    if points != DEFAULT_POINTS:
+        command += ["-e", f"n_points={points}"]
     # Other work on the machine skews both runs: say how busy it was.
     print(f"  load average before --workers {workers}: {os.getloadavg()[0]:.2f}")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -85,23 +96,35 @@ def report(workers: int, wall: float, cpu: float, trials: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved pairs (default 3)")
-    repeats = parser.parse_args().repeats
-    print(f"{os.cpu_count()} CPUs; 8 trials of the example's `sine` step, {repeats} pairs")
+    parser.add_argument(
+        "--points", type=int, default=DEFAULT_POINTS, help="samples per trial (default 200)"
+    )
+    args = parser.parse_args()
+    repeats, points = args.repeats, args.points
+    cores = os.cpu_count() or 1
+    print(f"{cores} CPUs; 8 trials of the example's `sine` step, {points} points, {repeats} pairs")
     walls: dict[int, list[float]] = {1: [], 2: []}
     busy: dict[int, list[float]] = {1: [], 2: []}
+    ceilings: list[float] = []
     with tempfile.TemporaryDirectory() as temp:
         root = make_repository(Path(temp) / "investigation")
         for repeat in range(repeats):
             for workers in (1, 2):
-                wall, cpu, trials = timed_sweep(root, workers, repeat)
+                wall, cpu, trials = timed_sweep(root, workers, repeat, points)
                 report(workers, wall, cpu, trials)
                 walls[workers].append(wall)
                 busy[workers].append(cpu / wall)
+            # No schedule of this run's CPU work on these cores ends sooner than this.
+            ceilings.append(walls[1][-1] / (busy[2][-1] * walls[2][-1] / min(cores, 2)))
     serial, parallel = statistics.median(walls[1]), statistics.median(walls[2])
     for workers, wall in ((1, serial), (2, parallel)):
-        cores = statistics.median(busy[workers])
-        print(f"median --workers {workers}: {wall:.2f} s, {cores:.2f} cores busy")
+        cores_busy = statistics.median(busy[workers])
+        print(f"median --workers {workers}: {wall:.2f} s, {cores_busy:.2f} cores busy")
     print(f"speedup: {serial / parallel:.2f}x (target >= 1.7x)")
+    print(
+        f"ceiling: {statistics.median(ceilings):.2f}x, the --workers 1 time over the CPU time"
+        f" of --workers 2 spread over {min(cores, 2)} cores"
+    )
 
 
 if __name__ == "__main__":

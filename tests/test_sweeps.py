@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -182,3 +184,29 @@ def test_trials_wait_for_kernels_that_are_slow_to_start(
     found = records(investigation / "trials")
     assert sorted(r["main"] for r in found) == [1.0, 2.0]
     assert {r["environment"]["kernel"] for r in found} == {"slowpoke"}
+
+
+@pytest.mark.parametrize("kernel", [None, "plain-ipykernel"])
+def test_trial_kernels_leave_the_users_ipython_history_alone(
+    investigation: Path, cli: RunCli, tmp_path: Path, kernel: str | None
+) -> None:
+    jupyter, ipython = tmp_path / "jupyter", tmp_path / "ipython"
+    spec = jupyter / "kernels" / "plain-ipykernel"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "plain", "language": "python"})
+    )
+    env = {"JUPYTER_PATH": str(jupyter), "IPYTHONDIR": str(ipython)}
+
+    chosen = ["--kernel", kernel] if kernel else []
+    done = cli("run", "toy", "-p", "frequency=fast,slow", "--workers", "2", *chosen, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert len(records(investigation / "trials")) == 2
+    # Parallel kernels sharing one history database contend for it; and the user's
+    # up-arrow in IPython would bring back trial cells.
+    history = ipython / "profile_default" / "history.sqlite"
+    if history.exists():
+        with contextlib.closing(sqlite3.connect(history)) as database:
+            assert database.execute("SELECT count(*) FROM history").fetchone() == (0,)

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     import nbformat
 
 SAME_INTERPRETER = "mitosis-same-python"
+# A trial's notebook is its record, so its kernel keeps no IPython history. Parallel kernels
+# writing one history.sqlite contend for its lock and can corrupt it, and every trial's cells
+# would fill the user's own command history.
+_NO_HISTORY = "--HistoryManager.enabled=False"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -50,7 +54,14 @@ class _SameInterpreterSpecs(KernelSpecManager):
         if kernel_name != SAME_INTERPRETER:
             return super().get_kernel_spec(kernel_name)
         return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            argv=[
+                sys.executable,
+                "-m",
+                "ipykernel_launcher",
+                "-f",
+                "{connection_file}",
+                _NO_HISTORY,
+            ],
             display_name=f"Python {sys.version.split()[0]} ({sys.executable})",
             language="python",
             interrupt_mode="signal",
@@ -100,8 +111,19 @@ def start_kernel(
         transport="ipc",
         ip=str(sockets / "kernel"),
     )
-    run_sync(manager.start_kernel)(cwd=str(root), env=kernel_environment(root, import_roots))
+    run_sync(manager.start_kernel)(
+        cwd=str(root),
+        env=kernel_environment(root, import_roots),
+        extra_arguments=_history_off(manager.kernel_spec),
+    )
     return manager
+
+
+def _history_off(spec: KernelSpec | None) -> list[str]:
+    """The argument that keeps an IPython kernel's history off; other kernels get none."""
+    if spec is None or _NO_HISTORY in spec.argv:
+        return []
+    return [_NO_HISTORY] if any("ipykernel" in part for part in spec.argv) else []
 
 
 class KernelAhead:
