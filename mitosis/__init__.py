@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = [
     "MitosisError",
+    "MitosisWarning",
     "Trial",
     "execute_trial",
     "load_trial",
@@ -19,13 +20,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from mitosis.errors import MitosisError
+    from mitosis.errors import MitosisError, MitosisWarning
     from mitosis.pipeline import execute_trial
     from mitosis.reproduce import reproduce_trial
     from mitosis.trials import Trial, load_trial, load_trial_data
 
 _HOMES = {
     "MitosisError": "mitosis.errors",
+    "MitosisWarning": "mitosis.errors",
     "Trial": "mitosis.trials",
     "load_trial": "mitosis.trials",
     "load_trial_data": "mitosis.trials",

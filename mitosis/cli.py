@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 import warnings
@@ -20,13 +21,13 @@ if TYPE_CHECKING:
     from mitosis.core.params import ParamOption
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CLOSED_PIPE = 141  # as a shell reports a process that SIGPIPE ended
+STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
-        self.exit(
-            EXIT_USAGE, f"mitosis-nb: {message}; see mitosis-nb {self.prog.split()[-1]} --help.\n"
-        )
+        self.exit(EXIT_USAGE, f"mitosis-nb: {message}; see {self.prog} --help.\n")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -75,6 +76,9 @@ def _build_parser() -> argparse.ArgumentParser:
     experiments.add_argument("-F", "--trials-folder", type=Path)
     experiments.add_argument("--config", type=Path, metavar="PYPROJECT")
     experiments.add_argument("--json", action="store_true")
+    for command in commands.choices.values():
+        # Also after the command's name; SUPPRESS keeps one given before it.
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
     return parser
 
 
@@ -91,8 +95,7 @@ def _add_browse_parsers(commands: Any) -> None:
 
     listing = browse("list", "list the trials, oldest first")
     listing.add_argument("--experiment", metavar="NAME")
-    statuses = "running, succeeded, failed, interrupted or unreadable"
-    listing.add_argument("--status", metavar="S", help=statuses)
+    listing.add_argument("--status", metavar="S", choices=STATUSES, help=", ".join(STATUSES))
     browse("show", "show one trial").add_argument("id", metavar="ID")
     compare = browse("compare", "show only what differs between two trials")
     compare.add_argument("a", metavar="ID")
@@ -370,7 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         _quiet_libraries()
     try:
-        return handlers[args.command]()
+        code = handlers[args.command]()
+        sys.stdout.flush()  # so that a closed pipe shows here, not as Python exits
+        return code
     except MitosisError as error:
         if args.verbose:
             raise
@@ -379,6 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mitosis-nb: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `mitosis-nb list | head`: the reader has all it wanted
+        # Python would flush stdout again at exit, and complain that the pipe is closed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
     except OSError as error:  # a full disk or a lost share mid-trial: say so, no traceback
         if args.verbose:
             raise

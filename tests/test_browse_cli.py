@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 from conftest import RunCli, git, trial_dirs
-from synthetic import make_record
+from synthetic import make_record, write_trials
 
 from mitosis.adapters import site
 from mitosis.core.compare import compare_records
@@ -105,3 +108,35 @@ def test_the_site_escapes_every_user_string() -> None:
     assert data is not None
     assert json.loads(data.group(1))["rows"][0][3] == hostile  # intact once parsed
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from afar
+
+
+def test_usage_slips_get_one_sentence_and_a_closed_pipe_ends_quietly(
+    cli: RunCli, investigation: Path
+) -> None:
+    write_trials(investigation / "trials", 50)
+    assert cli("index").returncode == 0
+
+    # --verbose also after the command's name; an unknown status is refused, not "no trials".
+    assert cli("list", "--verbose").returncode == 0
+    bogus = cli("list", "--status", "bogus")
+    assert bogus.returncode == 2 and bogus.stdout == ""
+    assert bogus.stderr.startswith("mitosis-nb: argument --status: invalid choice: 'bogus'")
+    assert bogus.stderr.rstrip().endswith("see mitosis-nb list --help.")
+    unknown = cli("bogus")
+    assert unknown.returncode == 2 and "see mitosis-nb --help." in unknown.stderr
+
+    # `mitosis-nb list --json | head -1`, where head has already exited.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        closed = subprocess.run(
+            [sys.executable, "-m", "mitosis.cli", "list", "--json"],
+            cwd=investigation,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    assert closed.returncode == 141 and closed.stderr == ""

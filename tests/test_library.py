@@ -149,3 +149,10 @@ def test_results_of_the_steps_own_classes_load_from_anywhere(
 
         assert type(result["data"]).__name__ == "Fit" and result["data"].slope == 2.5
         assert sys.path[-1] == str(root)  # last: it shadows nothing imported already
+
+
+def test_the_package_exports_its_warning_class() -> None:
+    import mitosis
+    from mitosis import MitosisWarning
+
+    assert "MitosisWarning" in mitosis.__all__ and issubclass(MitosisWarning, Warning)

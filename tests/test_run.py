@@ -99,6 +99,8 @@ def test_the_kernel_runs_the_runners_interpreter(investigation: Path, cli: RunCl
 def test_secrets_never_reach_the_trials_folder(investigation: Path, cli: RunCli) -> None:
     secrets = {
         "AWS_SECRET_ACCESS_KEY": "aws-secret-value-123",
+        "AWS_ACCESS_KEY_ID": "AKIA-key-id-value-321",
+        "SIGNINGKEY": "signing-key-value-654",
         "GITHUB_TOKEN": "ghp_tokenvalue456",
         "MY_PASSWORD": "hunter2-password",
         "DATABASE_URL": "postgres://alice:dbpass789@db.example.org/lab",

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 REDACTED = "<redacted>"
 
 _SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSW(OR)?D|PASSPHRASE|\bPWD_|_KEY\b|^KEY|APIKEY|API_KEY|CREDENTIAL|AUTH|"
+    r"TOKEN|SECRET|PASSW(OR)?D|PASSPHRASE|\bPWD_|(^|_)KEYS?(_|$)|KEY$|CREDENTIAL|AUTH|"
     r"COOKIE|SESSION|PRIVATE|SIGNATURE|CERT",
     re.IGNORECASE,
 )
@@ -21,7 +21,7 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<cred>
 
 def looks_secret(name: str) -> bool:
     """Whether an environment variable's name suggests its value is a secret."""
-    return bool(_SECRET_NAME.search(name)) or name.upper() == "KEY"
+    return bool(_SECRET_NAME.search(name))
 
 
 def redact_url(text: str) -> str:
