@@ -13,6 +13,7 @@ import ast
 import json
 import logging
 import pickle
+import platform
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from mitosis.adapters.usercode import (
     module_file,
 )
 from mitosis.atomic import write_atomic
-from mitosis.core.code_facts import StepFacts, facts_to_json, value_facts
+from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_to_json, value_facts
 from mitosis.core.fingerprint import fingerprint
 from mitosis.core.record import summarize_metrics, summarize_value
 from mitosis.core.steps import load_object
@@ -160,6 +161,11 @@ def describe_steps(request: str) -> str:
     """
     asked: list[dict[str, Any]] = json.loads(request)
     return facts_to_json({step["name"]: _describe_step(step) for step in asked})
+
+
+def describe_interpreter() -> str:
+    """This kernel's Python, as ``InterpreterFacts`` JSON: the record names it."""
+    return InterpreterFacts(platform.python_version(), sys.executable, tuple(sys.path)).to_json()
 
 
 def _describe_step(step: dict[str, Any]) -> StepFacts:

@@ -36,7 +36,7 @@ from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.adapters.execute import KernelAhead
 from mitosis.ahead import start_kernel_ahead
 from mitosis.atomic import write_atomic
-from mitosis.core.code_facts import StepFacts, facts_from_json, value_facts
+from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_from_json, value_facts
 from mitosis.core.params import (
     ParamChoice,
     ParamOption,
@@ -121,6 +121,8 @@ class TrialPlan:
     trials_folder: Path
     kernel_name: str
     source: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The Python of a kernel named with --kernel; None: the runner's own runs the trial.
+    interpreter: InterpreterFacts | None = None
 
     @property
     def experiment(self) -> str:
@@ -178,6 +180,16 @@ def _scan_quietly() -> None:
         environment.installed_packages()
 
 
+# An expression, not a statement: it leaves no name behind in the trial's namespace.
+_KERNEL_SIDE = "__import__('mitosis.kernel_side').kernel_side"
+
+
+def _ask_interpreter(kernel: KernelAhead, timeout: float | None) -> InterpreterFacts:
+    return InterpreterFacts.from_json(
+        kernel.evaluate(f"{_KERNEL_SIDE}.describe_interpreter()", timeout)
+    )
+
+
 def _ask_kernel(
     kernel: KernelAhead,
     steps: Sequence[StepConfig],
@@ -200,9 +212,7 @@ def _ask_kernel(
         }
         for index, step in enumerate(steps)
     ]
-    # An expression, not a statement: it leaves no name behind in the trial's namespace.
-    module = "__import__('mitosis.kernel_side').kernel_side"
-    call = f"{module}.describe_steps({json.dumps(asked)!r})"
+    call = f"{_KERNEL_SIDE}.describe_steps({json.dumps(asked)!r})"
     facts = facts_from_json(kernel.evaluate(call, timeout))
     for step in steps:
         problem = facts[step.name].problem
@@ -245,6 +255,8 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     kernel_name = _kernel_name(request.kernel)
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
     facts = _ask_kernel(kernel, steps, grid, request.timeout)
+    # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
+    interpreter = _ask_interpreter(kernel, request.timeout) if request.kernel else None
     for option in options:
         assert option.step is not None
         _check_argument(config.steps[option.step], option.arg, facts[option.step])
@@ -258,7 +270,16 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
         params = tuple(_resolve(c, facts[c.step], request.debug) for c in choices)
         plans.append(
             TrialPlan(
-                request, config, steps, params, state, template, trials_folder, kernel_name, source
+                request,
+                config,
+                steps,
+                params,
+                state,
+                template,
+                trials_folder,
+                kernel_name,
+                source,
+                interpreter,
             )
         )
     return plans
@@ -324,7 +345,7 @@ def _initial_record(
         "timings": {},
         "git": plan.git.as_record(),
         "environment": environment.describe_environment(
-            plan.kernel_name, plan.config.env_include, plan.config.env_exclude
+            plan.kernel_name, plan.config.env_include, plan.config.env_exclude, plan.interpreter
         ),
         "command": request.command or _describe_call(plan),
         "mitosis_version": __version__,

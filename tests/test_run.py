@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import RunCli, git, kernels_in, trial_dirs
+
+import mitosis
 
 RECORD_FIELDS = {
     "record",
@@ -94,6 +99,46 @@ def test_the_kernel_runs_the_runners_interpreter(investigation: Path, cli: RunCl
     done = cli("run", "which")
     assert done.returncode == 0, done.stderr
     assert record_of(only_trial(investigation))["main"] == sys.executable
+
+
+def test_a_named_kernel_is_recorded_with_its_own_interpreter_and_packages(
+    investigation: Path, cli: RunCli, tmp_path: Path
+) -> None:
+    # Another interpreter: this Python under another path, outside the venv, finding the
+    # venv's packages and one distribution of its own through the kernelspec's PYTHONPATH.
+    other = tmp_path / "other" / "python3"
+    other.parent.mkdir()
+    other.symlink_to(sys.executable)
+    own = tmp_path / "own-packages" / "kernel_only_pkg-9.8.7.dist-info"
+    own.mkdir(parents=True)
+    (own / "METADATA").write_text("Metadata-Version: 2.1\nName: kernel-only-pkg\nVersion: 9.8.7\n")
+    mitosis_source = Path(mitosis.__file__).resolve().parent.parent
+    path = [str(own.parent), sysconfig.get_paths()["purelib"], str(mitosis_source)]
+    spec = tmp_path / "jupyter" / "kernels" / "other-python"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(other), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "other",
+                "language": "python",
+                "env": {"PYTHONPATH": os.pathsep.join(path)},
+            }
+        )
+    )
+
+    done = cli(
+        "run", "toy", "-p", "frequency=fast", "--kernel", "other-python",
+        env={"JUPYTER_PATH": str(tmp_path / "jupyter")},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    record = record_of(only_trial(investigation))
+    environment = record["environment"]
+    assert environment["kernel"] == "other-python"
+    assert environment["interpreter"] == str(other)
+    assert environment["packages"]["kernel-only-pkg"] == "9.8.7"
+    assert "ipykernel" in environment["packages"]
 
 
 def test_secrets_never_reach_the_trials_folder(investigation: Path, cli: RunCli) -> None:

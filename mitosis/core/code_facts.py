@@ -55,6 +55,25 @@ class StepFacts:
         return self.any_keyword or argument in self.arguments
 
 
+@dataclass(frozen=True)
+class InterpreterFacts:
+    """The Python a named kernel runs, which need not be the runner's own."""
+
+    python: str  # its version
+    interpreter: str  # its executable
+    path: tuple[str, ...]  # its sys.path: where its installed packages are found
+
+    def to_json(self) -> str:
+        """As JSON text, to cross from the kernel to the runner."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> InterpreterFacts:
+        """Read ``to_json``'s text back."""
+        entry = json.loads(text)
+        return cls(str(entry["python"]), str(entry["interpreter"]), tuple(entry["path"]))
+
+
 def facts_to_json(facts: dict[str, StepFacts]) -> str:
     """The kernel's answer, by step name, as JSON text."""
     return json.dumps({name: asdict(step) for name, step in facts.items()})
