@@ -396,6 +396,13 @@ def _run_on_dask(
         except (KeyboardInterrupt, execute.TrialInterrupted):
             stopped = True
             cluster.stop(stop_name)  # running tasks stop their kernels, pending ones return
+            # After the stop, a task that no worker has begun would only return: withdraw
+            # it rather than wait for a worker that may never come.
+            queued = cluster.queued(f for f in futures if f not in results)
+            cluster.cancel(queued)
+            for future in queued:
+                plan, reservation = futures[future]
+                results[future] = _Ran(reservation, _outcome(plan, reservation, None))
             remaining = [f for f in futures if f not in results]
             _drain(
                 lambda: _settle_finished(cluster.wait(remaining, DRAIN_TIMEOUT_S), results, settle)

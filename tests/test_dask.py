@@ -222,6 +222,10 @@ def test_an_unreachable_scheduler_or_missing_dask_is_refused_with_nothing_writte
     assert unreachable.returncode == 2
     assert "cannot reach the Dask scheduler" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+    started = time.monotonic()
+    portless = run_cli(investigation, "run", "toy", "--scheduler", "tcp://127.0.0.1")
+    assert portless.returncode == 2 and time.monotonic() - started < 30
+    assert portless.stderr.count("\n") == 1 and "missing port number" in portless.stderr
 
     # An interpreter where `import distributed` fails, as it does without the [dask] extra.
     shadow = tmp_path / "no-dask"
@@ -238,3 +242,39 @@ def test_an_unreachable_scheduler_or_missing_dask_is_refused_with_nothing_writte
     assert missing.returncode == 2
     assert "pip install 'mitosis-nb[dask]'" in missing.stderr
     assert trial_dirs(investigation / "trials") == []
+
+
+def test_a_scheduler_without_workers_is_said_and_ctrl_c_leaves_nothing_behind(
+    investigation: Path,
+) -> None:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", address.rsplit(":", 1)[1], "--dashboard-address", "127.0.0.1:0"],
+        cwd=investigation.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with distributed.Client(address, timeout=60):
+            pass  # the scheduler is up
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "mitosis.cli", "run", "toy", "-p", "frequency=fast,slow",
+             "--scheduler", address],
+            cwd=investigation, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert runner.stderr is not None
+        warning = runner.stderr.readline()  # blocks until the runner has said it
+        deadline = time.monotonic() + 60
+        while len(trial_dirs(investigation / "trials")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the trials are reserved and submitted: they wait for a worker
+        time.sleep(0.5)
+        runner.send_signal(signal.SIGINT)
+        stdout, stderr = runner.communicate(timeout=120)
+    finally:
+        _stop(scheduler)
+
+    assert "has no workers yet" in warning and f"dask worker {address}" in warning
+    assert runner.returncode == 130, stderr
+    summary = [line.split() for line in stdout.splitlines()]
+    assert ["not", "started", "2"] in [line[:3] for line in summary], stdout
+    trials = investigation / "trials"
+    assert trial_dirs(trials) == []  # no empty folder that no record explains

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from mitosis.errors import SchedulerError
+from mitosis.errors import MitosisWarning, SchedulerError
 
 # How often a running task asks the scheduler whether its sweep was stopped.
 STOP_POLL_S = 0.5
@@ -36,6 +37,9 @@ class DaskCluster:
     def __init__(self, address: str) -> None:
         distributed = _distributed()
         try:
+            # Before a Client exists: one half-built by a bad address tries to close itself
+            # when collected, for seconds, with a traceback.
+            distributed.comm.get_address_host_port(address)
             self._client = distributed.Client(
                 address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
             )
@@ -45,6 +49,13 @@ class DaskCluster:
                 "(`dask scheduler`) or check the address, e.g. tcp://HOST:8786."
             ) from None
         self._distributed = distributed
+        if not self._client.nthreads():
+            warnings.warn(
+                f"the Dask scheduler at {address} has no workers yet; the trials wait until "
+                f"one joins (`dask worker {address}`).",
+                MitosisWarning,
+                stacklevel=2,
+            )
 
     def threads(self) -> int:
         """How many tasks the cluster's workers run at once."""
@@ -58,6 +69,19 @@ class DaskCluster:
         same key.
         """
         return self._client.submit(function, *args, key=key, pure=False)
+
+    def queued(self, futures: Iterable[Any]) -> list[Any]:
+        """The unfinished futures that no worker has begun (none joined, or all are busy)."""
+        try:
+            begun = {key for keys in self._client.processing().values() for key in keys}
+        except Exception:  # a lost scheduler: leave them all to the drain
+            return []
+        return [future for future in futures if not future.done() and future.key not in begun]
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        """Withdraw tasks from the scheduler; one already running goes on to its end."""
+        with contextlib.suppress(Exception):  # a lost scheduler has nothing left to cancel
+            self._client.cancel(list(futures))
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         """The futures as they finish, successfully or not."""
