@@ -30,6 +30,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"mitosis-nb: {message}; see {self.prog} --help.\n")
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not seconds > 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return seconds
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mitosis-nb", description="Every experiment a reproducible, browsable trial."
@@ -51,7 +61,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-F", "--trials-folder", type=Path)
     run.add_argument("--template", type=Path)
-    run.add_argument("--timeout", type=float, metavar="S")
+    run.add_argument("--timeout", type=_seconds, metavar="S")
     run.add_argument("--kernel", metavar="NAME")
     run.add_argument("--note")
     run.add_argument("--config", type=Path, metavar="PYPROJECT")

@@ -240,6 +240,8 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     The steps' code is imported by ``kernel``, the started kernel the first trial will run
     in, never by this process: it is the user's, and it is the kernel's to import.
     """
+    if request.timeout is not None and not request.timeout > 0:
+        raise ParameterError(f"the timeout must be more than 0 seconds, not {request.timeout}.")
     config = load_config(request.config, request.cwd)
     if not request.steps:
         raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")

@@ -42,7 +42,8 @@ def summary_table(result: SweepResult) -> str:
             ids = " ".join(str(o.trial_id) for o in outcomes if status != NOT_STARTED)
             rows.append((status, len(outcomes), ids))
     width = max(len(status) for status, _, _ in rows) if rows else 0
-    lines = [f"sweep of {len(result.outcomes)} trials:"]
+    count = len(result.outcomes)
+    lines = [f"sweep of {count} trial{'' if count == 1 else 's'}:"]
     lines += [f"  {status:<{width}}  {count:>4}  {ids}".rstrip() for status, count, ids in rows]
     return "\n".join(lines)
 

@@ -43,6 +43,8 @@ def test_execute_trial_failures_are_results_and_refusals_are_errors(investigatio
         execute_trial("toy", params={"frequency": "medium"})
     with pytest.raises(MitosisError, match="not a Python literal"):
         execute_trial("toy", literals={"amplitude": object()})
+    with pytest.raises(MitosisError, match="more than 0 seconds, not -1"):
+        execute_trial("toy", timeout=-1)
     assert len(trial_dirs(investigation / "trials")) == 1
 
 

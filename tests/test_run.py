@@ -284,6 +284,8 @@ def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> N
         (["run", "gen", "fit", "-p", "length=short"], "needs its step"),
         (["run", "toy", "--kernel", "no-such-kernel"], "no Jupyter kernel named"),
         (["run", "toy", "-p", "frequency"], "[STEP.]ARG=VALUE"),
+        (["run", "toy", "--timeout", "-5"], "must be more than 0 seconds, not -5"),
+        (["run", "toy", "--timeout", "0"], "must be more than 0 seconds, not 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
