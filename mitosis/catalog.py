@@ -21,7 +21,13 @@ from typing import Any
 
 from mitosis.adapters import index_cache, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
-from mitosis.core.summary import UNREADABLE, TrialSummary, summarize_record, unreadable_summary
+from mitosis.core.summary import (
+    UNREADABLE,
+    TrialSummary,
+    oldest_first,
+    summarize_record,
+    unreadable_summary,
+)
 from mitosis.errors import MitosisWarning, RecordError
 
 
@@ -198,7 +204,7 @@ def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
         gone = set(cached) - listed
         if fresh or died or gone:
             _store_entries(trials_folder, [*fresh, *died], gone)
-    summaries = [entry.summary for entry in entries]
+    summaries = oldest_first(entry.summary for entry in entries)
     if died:
         with contextlib.suppress(OSError):
             site.write_index(trials_folder, summaries)
@@ -218,7 +224,7 @@ def rebuild(trials_folder: Path) -> Summaries:
     entries = [_settle(trials_folder, entry)[0] for entry in _read_entries(started)]
     # The index keeps records as they are; flags are worked out afresh by each reader.
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
-    summaries = [entry.summary for entry in entries]
+    summaries = oldest_first(entry.summary for entry in entries)
     site.write_index(trials_folder, summaries)
     return Summaries(summaries, None)
 

@@ -203,3 +203,22 @@ def test_another_hosts_running_trial_is_flagged_never_rewritten(cli: RunCli, tri
     shown = cli("show", folder.name, "-F", str(trials))
     assert shown.returncode == 0 and "cannot be checked" in shown.stdout
     assert (folder / "trial.yaml").read_bytes() == before
+
+
+def test_a_sweeps_trials_are_listed_in_the_order_they_started(tmp_path: Path) -> None:
+    # A sweep's ids all carry its submission second; their random parts order them anyhow.
+    trials = tmp_path / "trials"
+    submitted = "2026-11-24T19:05:12+00:00"
+    for index, (trial_id, started) in enumerate(
+        [
+            ("20261124-190512-ffffff", "2026-11-24T19:05:13.200000+00:00"),
+            ("20261124-190512-000000", "2026-11-24T19:05:15.900000+00:00"),
+            ("20261124-190512-777777", "2026-11-24T19:05:14.100000+00:00"),
+        ]
+    ):
+        write_trial(trials, index, id=trial_id, started=started, finished=submitted)
+    ran_first = ["20261124-190512-ffffff", "20261124-190512-777777", "20261124-190512-000000"]
+
+    assert [row["id"] for row in catalog.list_trials(trials).trials] == ran_first
+    catalog.rebuild(trials)
+    assert [row["id"] for row in catalog.list_trials(trials).trials] == ran_first

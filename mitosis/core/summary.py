@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
 from typing import Any
 
 UNREADABLE = "unreadable"
@@ -98,3 +99,23 @@ def summarize_record(
 def unreadable_summary(trial_id: str, problem: str) -> TrialSummary:
     """The row of a trial whose record cannot be read."""
     return TrialSummary(id=trial_id, status=UNREADABLE, problem=problem)
+
+
+def oldest_first(summaries: Iterable[TrialSummary]) -> list[TrialSummary]:
+    """``summaries`` by when their trials started.
+
+    A sweep's ids all carry the moment it was submitted, so within a sweep only ``started``
+    tells which trial ran first; a record without it falls back on its id's time.
+    """
+    return sorted(summaries, key=lambda summary: (_start_of(summary), summary.id))
+
+
+def _start_of(summary: TrialSummary) -> datetime:
+    try:
+        started = datetime.fromisoformat(summary.started or "")
+    except ValueError:
+        try:
+            started = datetime.strptime(summary.id[:15], "%Y%m%d-%H%M%S")
+        except ValueError:
+            started = datetime.min
+    return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
