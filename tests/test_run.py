@@ -184,6 +184,8 @@ def test_a_failing_experiment_gets_a_failed_record_and_its_page(
     assert record["main"] is None
     page = (folder / "trial.html").read_text()
     assert "failed" in page and error_type in page
+    # The cells that ran, kept whether the step raised or its kernel died.
+    assert (folder / "trial.ipynb").is_file() and "toy_experiments" in page
     if mode == "boom":
         assert "exploded on purpose" in record["error"]["message"]
         assert "ValueError" in record["error"]["traceback"]
@@ -195,9 +197,14 @@ def test_timeout_stops_the_kernel(investigation: Path, cli: RunCli) -> None:
     done = cli("run", "toy", "-p", "mode=sleep", "--timeout", "2")
     assert done.returncode == 1
     assert time.monotonic() - started < 60
-    record = record_of(only_trial(investigation))
+    folder = only_trial(investigation)
+    record = record_of(folder)
     assert record["status"] == "failed" and record["error"]["kind"] == "timeout"
+    assert record["error"]["type"] == "TimeoutError"
     assert not kernels_in(investigation)
+    # What the step printed before it was stopped is on its page and in its notebook.
+    assert "toy run: frequency=1" in (folder / "trial.html").read_text()
+    assert "toy run: frequency=1" in (folder / "trial.ipynb").read_text()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -221,8 +228,11 @@ def test_ctrl_c_and_sigterm_interrupt_and_leave_no_kernel(investigation: Path, s
     runner.send_signal(signum)
     _, stderr = runner.communicate(timeout=60)
     assert runner.returncode == 130, stderr
-    record = record_of(only_trial(investigation))
+    folder = only_trial(investigation)
+    record = record_of(folder)
     assert record["status"] == "interrupted" and record["error"]["kind"] == "interrupted"
+    assert "toy run: frequency=1" in (folder / "trial.html").read_text()
+    assert "toy run: frequency=1" in (folder / "trial.ipynb").read_text()
     time.sleep(1)
     assert not kernels_in(investigation)
 

@@ -339,28 +339,62 @@ def _run_papermill(
             notebook,
             str(output),
             parameters=parameters,
+            engine_name=_register_engine(),
             kernel_name=manager.kernel_name,
             progress_bar=progress,
             log_output=False,
             # papermill would rewrite (and re-validate) the whole notebook after every
-            # cell; it still saves once at the end, whether the kernel finished or died.
+            # cell. It saves once at the end after a cell's error, but not when the
+            # kernel died or was stopped: then the engine hands over what ran.
             request_save_on_cell_execute=False,
             km=manager,
         )
     except BaseException as error:  # reported to the supervising thread, which decides
         outcome["error"] = error
+        outcome["notebook"] = getattr(error, _PARTIAL, None)
+
+
+_ENGINE = "mitosis"
+_PARTIAL = "mitosis_partial_notebook"
+
+
+def _register_engine() -> str:
+    """papermill's nbclient engine, which also keeps the notebook of an execution that
+    ended without a save: a stopped or dead kernel's cells, with their outputs so far."""
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.exceptions import PapermillException
+
+    class KeepingEngine(NBClientEngine):  # type: ignore[misc]
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            try:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            except BaseException as error:
+                with contextlib.suppress(AttributeError):  # a built-in without a __dict__
+                    setattr(error, _PARTIAL, nb_man.nb)
+                raise
+
+    try:
+        papermill_engines.get_engine(_ENGINE)
+    except PapermillException:
+        papermill_engines.register(_ENGINE, KeepingEngine)
+    return _ENGINE
 
 
 def _supervise(
-    worker: threading.Thread,
+    finished: threading.Event,
     deadline: float | None,
     on_timeout: Callable[[], None],
     cancel: threading.Event | None,
 ) -> bool:
-    """Wait for ``worker``; return whether the deadline passed first."""
+    """Wait until ``finished``; return whether the deadline passed first.
+
+    Not ``Thread.join``: a Ctrl-C that interrupts a join leaves the thread looking finished
+    to every later join in CPython 3.11 (bpo-45274's fix), and the partial notebook it was
+    about to hand over would be lost.
+    """
     timed_out = False
-    while worker.is_alive():
-        worker.join(0.05)
+    while not finished.wait(0.05):
         if cancel is not None and cancel.is_set():
             # A sweep was stopped: signals reach only the main thread, so trials running
             # in other threads learn of it here and end exactly as a Ctrl-C would end them.
@@ -394,9 +428,16 @@ def execute(
     """
     manager = started or start_kernel(kernel, root, import_roots)
     outcome: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def run_papermill() -> None:
+        try:
+            _run_papermill(notebook, output, parameters, manager, progress, outcome, on_start)
+        finally:
+            finished.set()
+
     worker = threading.Thread(
-        target=_run_papermill,
-        args=(notebook, output, parameters, manager, progress, outcome, on_start),
+        target=run_papermill,
         # A unique name: jupyter_core keeps one event-loop runner per thread *name*.
         name=f"mitosis-papermill-{output.parent.name}",
         daemon=True,
@@ -408,11 +449,11 @@ def execute(
         with sigterm_as_interrupt():
             worker.start()
             try:
-                timed_out = _supervise(worker, deadline, lambda: _kill_kernel(manager), cancel)
+                timed_out = _supervise(finished, deadline, lambda: _kill_kernel(manager), cancel)
             except (KeyboardInterrupt, TrialInterrupted) as signal_error:
                 interrupted = signal_error
                 _kill_kernel(manager)
-                worker.join(30)
+                finished.wait(30)
                 timed_out = False
         if interrupted is None and not timed_out:
             # The notebook is saved: the kernel's shutdown overlaps with publishing it. Not
@@ -430,7 +471,8 @@ def execute(
     if interrupted is not None:
         result.error_kind, result.exception = "interrupted", interrupted
     elif timed_out:
-        result.error_kind, result.exception = "timeout", error
+        # The kernel was killed, so papermill saw it die; the cause was the deadline.
+        result.error_kind, result.exception = "timeout", TimeoutError("the deadline passed")
     elif error is not None:
         result.error_kind = "exception" if _is_cell_error(error) else "kernel_died"
         result.exception = error
