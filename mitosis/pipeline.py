@@ -566,6 +566,8 @@ def run_plan(
             folder / "uncommitted.patch", gitstate.uncommitted_patch(plan.git, plan.trials_folder)
         )
     notebook = render.render_notebook(plan.template, plan.steps)
+    if plan.request.kernel:
+        notebook.metadata["kernelspec"] = execute.kernelspec_metadata(plan.request.kernel)
     parameters = {
         "mitosis_trial_dir": str(folder),
         "mitosis_steps": [

@@ -139,6 +139,8 @@ def test_a_named_kernel_is_recorded_with_its_own_interpreter_and_packages(
     assert environment["interpreter"] == str(other)
     assert environment["packages"]["kernel-only-pkg"] == "9.8.7"
     assert "ipykernel" in environment["packages"]
+    notebook = json.loads((only_trial(investigation) / "trial.ipynb").read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "other-python"
 
 
 def test_secrets_never_reach_the_trials_folder(investigation: Path, cli: RunCli) -> None:

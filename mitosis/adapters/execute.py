@@ -119,6 +119,13 @@ def start_kernel(
     return manager
 
 
+def kernelspec_metadata(kernel: str) -> dict[str, str]:
+    """The notebook's ``kernelspec`` metadata for the named kernel: Jupyter then opens the
+    trial's notebook with the kernel that ran it."""
+    spec = KernelSpecManager().get_kernel_spec(kernel)
+    return {"name": kernel, "display_name": spec.display_name, "language": spec.language}
+
+
 def _history_off(spec: KernelSpec | None) -> list[str]:
     """The argument that keeps an IPython kernel's history off; other kernels get none."""
     if spec is None or _NO_HISTORY in spec.argv:
