@@ -166,6 +166,18 @@ def test_a_stray_temp_file_without_its_record_is_named(cli: RunCli, tmp_path: Pa
     assert any(".tmp-0123456789ab-trial.yaml" in warning for warning in warnings)
 
 
+def test_a_trial_that_never_started_is_not_listed_and_show_says_why(
+    cli: RunCli, trials: Path
+) -> None:
+    # The folder a sweep set aside for a trial, before its runner was killed outright.
+    (trials / "20261124-190512-abcdef").mkdir()
+    rows, _ = listed(cli, trials)
+    assert "20261124-190512-abcdef" not in [row["id"] for row in rows] and len(rows) == 12
+    shown = cli("show", "abcdef", "-F", str(trials))
+    assert shown.returncode == 2
+    assert "trial 20261124-190512-abcdef never started" in shown.stderr
+
+
 def test_a_dead_runner_is_recorded_as_interrupted(cli: RunCli, trials: Path) -> None:
     folder = write_trial(trials, 70, status="running", pid=dead_pid(), main=None, error=None)
     rows, _ = listed(cli, trials)

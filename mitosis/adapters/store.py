@@ -102,6 +102,11 @@ def _missing(path: Path) -> str:
             f"{path} is missing; only the partly written {temps[0]} is there "
             "(its runner was stopped while writing it)."
         )
+    if never_started(path.parent):
+        return (
+            f"trial {path.parent.name} never started: its id was set aside for a sweep that "
+            "was stopped (or is still running) before this trial began."
+        )
     return f"{path} is missing."
 
 
