@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -57,8 +58,20 @@ class SweepBar:
     def __init__(self, total: int) -> None:
         from tqdm import tqdm
 
+        # A terminal that reports no size (a new pseudo-terminal, some CI runners) would get
+        # no bar at all from tqdm: give it 80 columns and 24 lines.
+        try:
+            sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+        except (OSError, ValueError):
+            sized = False
         self._bar: Any = tqdm(
-            total=total, desc="sweep", unit="trial", file=sys.stderr, dynamic_ncols=True
+            total=total,
+            desc="sweep",
+            unit="trial",
+            file=sys.stderr,
+            dynamic_ncols=sized,
+            ncols=None if sized else 80,
+            nrows=None if sized else 24,
         )
 
     def progress(self, finished: int, failed: int, running: int) -> None:

@@ -67,14 +67,17 @@ def run_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.Complete
     )
 
 
-def run_with_terminal_stderr(root: Path, *args: str, timeout: float = 180) -> tuple[int, str, str]:
+def run_with_terminal_stderr(
+    root: Path, *args: str, timeout: float = 180, columns: int = 120
+) -> tuple[int, str, str]:
     """Run the command line with stderr on a pseudo-terminal (stdout piped).
 
-    Returns the exit code, stdout and everything written to the terminal.
+    The terminal is ``columns`` wide, as a user's would be; 0 leaves it as a new pty is,
+    reporting 0 x 0. Returns the exit code, stdout and everything written to the terminal.
     """
     controller, terminal = pty.openpty()
-    # A terminal 120 columns wide, as a user's would be (a new pty reports 0 x 0).
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    if columns:
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "mitosis.cli", *args],
         cwd=root,

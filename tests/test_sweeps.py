@@ -210,3 +210,11 @@ def test_trial_kernels_leave_the_users_ipython_history_alone(
     if history.exists():
         with contextlib.closing(sqlite3.connect(history)) as database:
             assert database.execute("SELECT count(*) FROM history").fetchone() == (0,)
+
+
+def test_the_progress_bar_shows_on_a_terminal_that_reports_no_width(investigation: Path) -> None:
+    code, _, terminal = run_with_terminal_stderr(
+        investigation, "run", "toy", "-p", "frequency=fast,slow", columns=0
+    )
+    assert code == 0, terminal
+    assert "sweep" in terminal and "done 2, failed 0" in terminal
