@@ -246,6 +246,12 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     if not request.steps:
         raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")
     steps = tuple(config.step(name) for name in request.steps)
+    repeated = sorted({name for name in request.steps if request.steps.count(name) > 1})
+    if repeated:
+        raise ParameterError(
+            f"step {repeated[0]!r} is named twice; a trial runs each step once (to chain a "
+            "step with itself, register it again under a second name in [tool.mitosis.steps])."
+        )
     options = bind_steps(request.options, [step.name for step in steps])
     grid = expand_grid(options)
     trials_folder = (request.trials_folder or config.trials_folder).resolve()
@@ -253,7 +259,8 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     if not request.debug:
         gitstate.require_clean(state)
     template = request.template or config.template or render.packaged_template()
-    render.render_notebook(template, steps)
+    origin = "--template" if request.template else "`template` in [tool.mitosis]"
+    render.render_notebook(template, steps, origin)
     kernel_name = _kernel_name(request.kernel)
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
     facts = _ask_kernel(kernel, steps, grid, request.timeout)

@@ -298,6 +298,7 @@ def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> N
         (["run", "toy", "-p", "frequency"], "[STEP.]ARG=VALUE"),
         (["run", "toy", "--timeout", "-5"], "must be more than 0 seconds, not -5"),
         (["run", "toy", "--timeout", "0"], "must be more than 0 seconds, not 0"),
+        (["run", "gen", "gen"], "step 'gen' is named twice"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
@@ -323,6 +324,10 @@ def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
             "cannot import module 'missing_module'",
         ),
         ('[tool.mitosis.steps]\ntoy = ["toy_experiments:nothing"]\n', "has no 'nothing'"),
+        (  # a mapping whose values are not dicts of variants
+            '[tool.mitosis.steps]\ntoy = ["toy_experiments:run", "os:environ"]\n',
+            "is a str, not a dict of variant names",
+        ),
     ],
 )
 def test_bad_configuration_exits_2(
@@ -359,6 +364,17 @@ def test_own_template_from_config_and_a_template_without_parameters(
     nbformat.write(template, str(investigation / "templates" / "lab.ipynb"))
     no_parameters = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     nbformat.write(no_parameters, str(investigation / "templates" / "bad.ipynb"))
+    # Neither kernelspec nor language in the metadata, as a notebook written by hand.
+    parameters = nbformat.v4.new_code_cell("mitosis_trial_dir = '.'\nmitosis_steps = []")
+    parameters.metadata["tags"] = ["parameters"]
+    start = nbformat.v4.new_code_cell(
+        "import mitosis.kernel_side\n"
+        "mitosis_trial = mitosis.kernel_side.start(mitosis_trial_dir, mitosis_steps)"
+    )
+    minimal = nbformat.v4.new_notebook(cells=[parameters, start])
+    nbformat.write(minimal, str(investigation / "templates" / "minimal.ipynb"))
+    never_starts = nbformat.v4.new_notebook(cells=[parameters])
+    nbformat.write(never_starts, str(investigation / "templates" / "bare.ipynb"))
     pyproject = investigation / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
@@ -372,6 +388,15 @@ def test_own_template_from_config_and_a_template_without_parameters(
     assert "closing remarks" in (only_trial(investigation) / "trial.ipynb").read_text()
     refused = cli("run", "toy", "--template", "templates/bad.ipynb")
     assert refused.returncode == 2 and "no cell tagged 'parameters'" in refused.stderr
+    bare = cli("run", "toy", "--template", "templates/bare.ipynb")
+    assert bare.returncode == 2 and "never starts the trial" in bare.stderr
+    assert len(trial_dirs(investigation / "trials")) == 1
+    assert cli("run", "toy", "--template", "templates/minimal.ipynb").returncode == 0
+
+    pyproject.write_text(pyproject.read_text().replace("lab.ipynb", "gone.ipynb"))
+    git(investigation, "commit", "-qam", "a template that is not there")
+    gone = cli("run", "toy")
+    assert gone.returncode == 2 and "fix `template` in [tool.mitosis]" in gone.stderr
 
 
 def test_show_and_list_find_the_trial(investigation: Path, cli: RunCli) -> None:

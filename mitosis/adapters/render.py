@@ -12,6 +12,7 @@ from mitosis.errors import ConfigError
 
 STEPS_TAG = "mitosis-steps"
 PARAMETERS_TAG = "parameters"
+START_CALL = "mitosis.kernel_side.start"
 
 
 def packaged_template() -> Path:
@@ -49,12 +50,17 @@ def step_source(step: StepConfig, index: int, count: int, previous: str | None) 
     )
 
 
-def render_notebook(template: Path, steps: Sequence[StepConfig]) -> nbformat.NotebookNode:
-    """Load ``template`` and put the steps' cells where its ``mitosis-steps`` cell is."""
+def render_notebook(
+    template: Path, steps: Sequence[StepConfig], origin: str = "--template"
+) -> nbformat.NotebookNode:
+    """Load ``template`` and put the steps' cells where its ``mitosis-steps`` cell is.
+
+    ``origin`` says where the template was named, for the user to fix it there.
+    """
     try:
         notebook: nbformat.NotebookNode = nbformat.read(str(template), as_version=4)
     except FileNotFoundError:
-        raise ConfigError(f"template {template} does not exist; fix --template.") from None
+        raise ConfigError(f"template {template} does not exist; fix {origin}.") from None
     except Exception as error:  # nbformat raises many kinds for a file that is not a notebook
         raise ConfigError(f"template {template} is not a readable notebook: {error}.") from None
     cells = notebook.cells
@@ -62,6 +68,16 @@ def render_notebook(template: Path, steps: Sequence[StepConfig]) -> nbformat.Not
         raise ConfigError(
             f"template {template} has no cell tagged 'parameters'; papermill needs one."
         )
+    if not any(cell.cell_type == "code" and START_CALL in cell.source for cell in cells):
+        raise ConfigError(
+            f"template {template} never starts the trial: after its parameters cell it needs "
+            f"`mitosis_trial = {START_CALL}(mitosis_trial_dir, mitosis_steps)`, as in "
+            f"{packaged_template()}."
+        )
+    # papermill writes the parameters in the notebook's language; a template without
+    # one is Python, which is all a trial's kernel runs.
+    if not notebook.metadata.get("kernelspec", {}).get("language"):
+        notebook.metadata.setdefault("language_info", {}).setdefault("name", "python")
     step_cells = []
     for index, step in enumerate(steps):
         previous = steps[index - 1].name if index else None

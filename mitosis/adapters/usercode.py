@@ -51,13 +51,15 @@ def import_lookup(path: str | None) -> Mapping[str, Mapping[str, Any]]:
     if path is None:
         return {}
     lookup = import_object(path)
-    if not isinstance(lookup, Mapping) or not all(
-        isinstance(variants, Mapping) for variants in lookup.values()
-    ):
-        raise UserCodeError(
-            f"{path} must be a dict mapping argument -> variant name -> value, "
-            f"got {type(lookup).__name__}."
-        )
+    shape = "a dict mapping argument -> variant name -> value"
+    if not isinstance(lookup, Mapping):
+        raise UserCodeError(f"{path} must be {shape}, got {type(lookup).__name__}.")
+    for argument, variants in lookup.items():
+        if not isinstance(variants, Mapping):
+            raise UserCodeError(
+                f"{path} must be {shape}; its {argument!r} is a {type(variants).__name__}, "
+                "not a dict of variant names."
+            )
     return lookup
 
 
