@@ -357,9 +357,19 @@ def _initial_record(
             plan.kernel_name, plan.config.env_include, plan.config.env_exclude, plan.interpreter
         ),
         "command": request.command or _describe_call(plan),
+        "template": _template_given(plan),
         "mitosis_version": __version__,
         "reproduces": request.reproduces,
     }
+
+
+def _template_given(plan: TrialPlan) -> str | None:
+    # One set in [tool.mitosis] is at the recorded commit already; --template's may not be.
+    if plan.request.template is None:
+        return None
+    template = ((plan.request.cwd or Path.cwd()) / plan.template).resolve()
+    root = plan.config.root.resolve()
+    return template.relative_to(root).as_posix() if template.is_relative_to(root) else str(template)
 
 
 def _describe_call(plan: TrialPlan) -> str:

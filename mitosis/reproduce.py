@@ -71,10 +71,13 @@ def _request(
 ) -> TrialRequest:
     asked = recorded_request(record)
     kernel = None if asked.kernel in (None, execute.SAME_INTERPRETER) else asked.kernel
+    # A relative template is the one at the recorded commit, in the re-run's checkout.
+    template = config.root / asked.template if asked.template else None
     return TrialRequest(
         steps=asked.steps,
         options=asked.options,
         debug=asked.debug,
+        template=template,
         note=f"reproduces {record.get('id')}",
         kernel=kernel,
         progress=progress,

@@ -336,3 +336,33 @@ def test_an_installed_src_layout_is_imported_from_the_worktree(
     again = record_of(newest(investigation))
     assert again["main"] == 4.0 and again["git"]["commit"] == first
     assert again["steps"][0]["source"]["run"]["commit"] == first
+
+
+def test_a_trial_run_with_template_is_reproduced_with_that_template_at_its_commit(
+    investigation: Path, cli: RunCli
+) -> None:
+    import nbformat
+
+    own = nbformat.read(
+        str(Path(__file__).resolve().parent.parent / "templates" / "trial.ipynb"), as_version=4
+    )
+    own.cells.append(nbformat.v4.new_markdown_cell("## closing remarks, first version"))
+    (investigation / "templates").mkdir()
+    template = investigation / "templates" / "mine.ipynb"
+    nbformat.write(own, str(template))
+    (investigation / ".gitignore").write_text("trials/\n")
+    commit_all(investigation, "our template")
+    done = cli("run", "toy", "-p", "frequency=fast", "--template", "templates/mine.ipynb")
+    assert done.returncode == 0, done.stderr
+    original = newest(investigation)
+    assert record_of(original)["template"] == "templates/mine.ipynb"
+    own.cells[-1].source = "## closing remarks, second version"
+    nbformat.write(own, str(template))
+    commit_all(investigation, "the template moved on")
+
+    done = cli("reproduce", original.name)
+
+    assert done.returncode == 0, done.stderr
+    again = newest(investigation)
+    assert record_of(again)["template"] == "templates/mine.ipynb"
+    assert "first version" in (again / "trial.ipynb").read_text()

@@ -28,6 +28,8 @@ class RecordedRequest:
     debug: bool
     commit: str
     kernel: str | None
+    # A template given with --template: relative to the investigation's root, or absolute.
+    template: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,12 +123,14 @@ def recorded_request(record: Mapping[str, Any]) -> RecordedRequest:
         for arg, param in _mapping(step.get("params")).items():
             options.append(_option(name, str(arg), _mapping(param), trial))
     kernel = _mapping(record.get("environment")).get("kernel")
+    template = record.get("template")
     return RecordedRequest(
         steps=tuple(names),
         options=tuple(options),
         debug=bool(record.get("debug")),
         commit=commit,
         kernel=kernel if isinstance(kernel, str) else None,
+        template=template if isinstance(template, str) else None,
     )
 
 
