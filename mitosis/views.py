@@ -132,8 +132,14 @@ def comparison_text(comparison: Comparison) -> str:
 
 def reproduction_text(report: Mapping[str, Any]) -> str:
     """``reproduce``: the verdict, what differs, where it ran and what changed around it."""
-    verdict = "REPRODUCED" if report["reproduced"] else "DIVERGED"
-    lines = [f"{verdict}: trial {report['original']} re-ran as {report['trial']}"]
+    ended = report["status"]
+    if report["reproduced"]:
+        verdict, how = "REPRODUCED", ""
+    elif ended != "succeeded":  # whatever it is compared with, a re-run that failed failed
+        verdict, how = "FAILED", f", which ended {ended}"
+    else:
+        verdict, how = "DIVERGED", ""
+    lines = [f"{verdict}: trial {report['original']} re-ran as {report['trial']}{how}"]
     differences: Mapping[str, Any] = report["differences"]
     compared = ", ".join(report["compared"])
     if differences:

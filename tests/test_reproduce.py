@@ -366,3 +366,18 @@ def test_a_trial_run_with_template_is_reproduced_with_that_template_at_its_commi
     again = newest(investigation)
     assert record_of(again)["template"] == "templates/mine.ipynb"
     assert "first version" in (again / "trial.ipynb").read_text()
+
+
+def test_reproducing_a_failed_trial_says_the_re_run_failed(
+    investigation: Path, cli: RunCli
+) -> None:
+    assert cli("run", "toy", "-p", "mode=boom").returncode == 1
+    original = newest(investigation)
+
+    done = cli("reproduce", original.name)
+
+    assert done.returncode == 1, done.stderr
+    again = newest(investigation)
+    assert done.stdout.startswith(
+        f"FAILED: trial {original.name} re-ran as {again.name}, which ended failed"
+    )
