@@ -39,11 +39,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _get(url: str, path: str) -> tuple[int, bytes]:
+    return _fetch(url, path)[:2]
+
+
+def _fetch(url: str, path: str) -> tuple[int, bytes, str]:
     host, port = url.split("//")[1].rstrip("/").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     connection.request("GET", path)  # sent as written: no client-side normalising
     response = connection.getresponse()
-    return response.status, response.read()
+    return response.status, response.read(), response.getheader("Content-Type", "")
 
 
 def test_serves_the_index_and_trial_files_on_loopback(served: tuple[str, Path]) -> None:
@@ -52,7 +56,8 @@ def test_serves_the_index_and_trial_files_on_loopback(served: tuple[str, Path]) 
     status, body = _get(url, "/")
     assert status == 200 and b"mitosis-data" in body  # index.html written on demand
     trial = sorted(p.name for p in trials.iterdir() if p.name[0] == "2")[0]
-    assert _get(url, f"/{trial}/trial.yaml")[0] == 200
+    status, _, kind = _fetch(url, f"/{trial}/trial.yaml")
+    assert status == 200 and kind.startswith("text/plain")  # shown, not downloaded
     assert _get(url, "/inside")[0] == 200  # a symlink that stays inside is fine
 
 

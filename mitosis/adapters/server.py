@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 ALL_INTERFACES = ("0.0.0.0", "::", "")  # noqa: S104 - named only to warn about them
+# The page's "record" link shows the YAML record in the browser instead of downloading it.
+_SHOWN_AS_TEXT = {suffix: "text/plain; charset=utf-8" for suffix in (".yaml", ".log", ".patch")}
 
 
 class _TrialsHandler(SimpleHTTPRequestHandler):
@@ -22,6 +24,7 @@ class _TrialsHandler(SimpleHTTPRequestHandler):
 
     def __init__(self, *args: Any, root: str, **kwargs: Any) -> None:
         self.root = root
+        self.extensions_map = {**self.extensions_map, **_SHOWN_AS_TEXT}
         super().__init__(*args, directory=root, **kwargs)
 
     def _inside(self, path: str) -> bool:
