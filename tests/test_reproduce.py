@@ -44,7 +44,10 @@ def test_reproduce_at_head_reruns_the_recorded_parameters(investigation: Path, c
     assert params["tag"]["tracked"] is False
 
     shown = json.loads(cli("compare", original.name, again.name, "--json").stdout)
-    assert shown["differences"]["trial"] == {"reproduces": [None, original.name]}
+    assert shown["differences"]["trial"] == {
+        "note": [None, f"reproduces {original.name}"],
+        "reproduces": [None, original.name],
+    }
 
 
 def test_reproduce_at_an_older_commit_uses_a_worktree_and_leaves_the_checkout_alone(

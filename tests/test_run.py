@@ -324,6 +324,11 @@ def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
             "cannot import module 'missing_module'",
         ),
         ('[tool.mitosis.steps]\ntoy = ["toy_experiments:nothing"]\n', "has no 'nothing'"),
+        (
+            '[tool.mitosis]\ntrials_folder = "elsewhere"\n[tool.mitosis.steps]\n'
+            'toy = ["toy_experiments:run"]\n',
+            "unknown key 'trials_folder' in [tool.mitosis]",
+        ),
         (  # a mapping whose values are not dicts of variants
             '[tool.mitosis.steps]\ntoy = ["toy_experiments:run", "os:environ"]\n',
             "is a str, not a dict of variant names",

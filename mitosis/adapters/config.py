@@ -83,6 +83,9 @@ def _string_list(table: dict[str, Any], key: str, pyproject: Path) -> tuple[str,
     return tuple(value)
 
 
+KEYS = ("env-exclude", "env-include", "steps", "template", "trials-folder")
+
+
 def load_config(pyproject: Path | None = None, start: Path | None = None) -> InvestigationConfig:
     """Load the investigation's configuration from ``pyproject`` or the enclosing git root."""
     path = (pyproject or find_pyproject(start or Path.cwd())).resolve()
@@ -97,6 +100,11 @@ def load_config(pyproject: Path | None = None, start: Path | None = None) -> Inv
     table = data.get("tool", {}).get("mitosis")
     if not isinstance(table, dict):
         raise ConfigError(f"{path} has no [tool.mitosis] table; add [tool.mitosis.steps].")
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:  # a misspelt trials-folder would otherwise put trials somewhere unexpected
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in [tool.mitosis] of {path}; known: {', '.join(KEYS)}."
+        )
     steps_table = table.get("steps")
     if not isinstance(steps_table, dict) or not steps_table:
         raise ConfigError(

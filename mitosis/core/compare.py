@@ -109,7 +109,7 @@ def _sections(record: Mapping[str, Any], patch: str | None) -> dict[str, Mapping
     return {
         "trial": {
             key: record.get(key)
-            for key in ("experiment", "variant", "status", "debug", "reproduces")
+            for key in ("experiment", "variant", "status", "debug", "note", "reproduces")
         },
         "params": _params(record),
         "main": {"main": record.get("main")},
