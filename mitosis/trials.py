@@ -70,14 +70,22 @@ class Trial:
             for k, v in self.metrics.items()
         )
         link = html.escape(os.path.relpath(self.html_path, Path.cwd()))
+        table = f"<table>{rows}</table>" if rows else "<br>"
+        error = self.error
+        why = (
+            f"<span style='color:{colour}'>{html.escape(str(error.get('type')))}: "
+            f"{html.escape(str(error.get('message')))}</span><br>"
+            if error
+            else ""
+        )
         return (
             f"<div style='border:1px solid {colour};border-radius:6px;padding:.5em 1em'>"
             f"<b>{html.escape(str(self.record.get('experiment')))}</b> "
             f"<code>{html.escape(self.id)}</code> "
             f"<span style='color:{colour}'>{html.escape(self.status)}</span><br>"
             f"variant: {html.escape(str(self.record.get('variant') or '(defaults)'))}<br>"
-            f"main: <b>{html.escape(str(self.main))}</b>"
-            f"<table>{rows}</table><a href='{link}' target='_blank'>trial page</a></div>"
+            f"main: <b>{html.escape(str(self.main))}</b>{table}{why}"
+            f"<a href='{link}' target='_blank'>trial page</a></div>"
         )
 
     def __repr__(self) -> str:

@@ -39,6 +39,8 @@ def test_execute_trial_failures_are_results_and_refusals_are_errors(investigatio
     failed = execute_trial("toy", params={"mode": "boom"})
     assert failed.status == "failed" and failed.error is not None
     assert failed.error["type"] == "ValueError"
+    card = failed._repr_html_()
+    assert "ValueError: the experiment exploded on purpose" in card and "<table>" not in card
     with pytest.raises(MitosisError, match="unknown variant 'medium'"):
         execute_trial("toy", params={"frequency": "medium"})
     with pytest.raises(MitosisError, match="not a Python literal"):
