@@ -24,6 +24,7 @@ from mitosis.adapters.usercode import (
     import_callable,
     import_lookup,
     module_file,
+    required_arguments,
 )
 from mitosis.atomic import write_atomic
 from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_to_json, value_facts
@@ -187,6 +188,7 @@ def _describe_step(step: dict[str, Any]) -> StepFacts:
         values=values,
         run_file=_file_of(step["run"]),
         lookup_file=_file_of(step["lookup"]),
+        required=required_arguments(function, step["skip_first"]),
     )
 
 

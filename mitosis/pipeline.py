@@ -221,6 +221,17 @@ def _ask_kernel(
     return facts
 
 
+def _check_required(step: StepConfig, facts: StepFacts, options: Sequence[ParamOption]) -> None:
+    given = {option.arg for option in options if option.step == step.name}
+    missing = [name for name in facts.required if name not in given]
+    if missing:  # else the call fails in the kernel with a TypeError, after all the set-up
+        raise ParameterError(
+            f"step {step.name!r} needs {missing[0]!r}, which has no default; give it with -p "
+            f'or -e {step.name}.{missing[0]}=... (a later step gets the "data" of the step '
+            "before it as its first argument)."
+        )
+
+
 def _kernel_name(kernel: str | None) -> str:
     if kernel is None:
         return execute.SAME_INTERPRETER
@@ -269,6 +280,8 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     for option in options:
         assert option.step is not None
         _check_argument(config.steps[option.step], option.arg, facts[option.step])
+    for step in steps:
+        _check_required(step, facts[step.name], options)
     files = {step.name: (facts[step.name].run_file, facts[step.name].lookup_file) for step in steps}
     traced = provenance.trace_steps(steps, files, state, trials_folder)
     if not request.debug:

@@ -299,6 +299,7 @@ def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> N
         (["run", "toy", "--timeout", "-5"], "must be more than 0 seconds, not -5"),
         (["run", "toy", "--timeout", "0"], "must be more than 0 seconds, not 0"),
         (["run", "gen", "gen"], "step 'gen' is named twice"),
+        (["run", "fit"], "step 'fit' needs 'data', which has no default"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(

@@ -89,3 +89,20 @@ def accepted_arguments(function: Any, skip_first: bool) -> tuple[set[str], bool]
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     }
     return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def required_arguments(function: Any, skip_first: bool) -> tuple[str, ...]:
+    """The parameters of ``function`` without a default, in order (``skip_first`` as in
+    ``accepted_arguments``); none when the signature cannot be read."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return ()
+    if skip_first and parameters:
+        parameters = parameters[1:]
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return tuple(
+        p.name
+        for p in parameters
+        if p.default is inspect.Parameter.empty and p.kind not in variadic
+    )

@@ -49,6 +49,7 @@ class StepFacts:
     values: dict[str, dict[str, ValueFacts]] = field(default_factory=dict)
     run_file: str | None = None
     lookup_file: str | None = None
+    required: tuple[str, ...] = ()  # the callable's parameters without a default
 
     def accepts(self, argument: str) -> bool:
         """Whether the step's callable takes ``argument`` as a keyword."""
@@ -96,4 +97,5 @@ def _step_from(entry: dict[str, Any]) -> StepFacts:
         },
         run_file=entry["run_file"],
         lookup_file=entry["lookup_file"],
+        required=tuple(entry["required"]),
     )
