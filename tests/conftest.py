@@ -82,6 +82,19 @@ fit = { run = "toy_experiments:fit", lookup = "toy_experiments:fit_lookup" }
 """
 
 
+def write_own_template(root: Path, name: str, closing: str) -> Path:
+    """mitosis-nb's own template plus a closing markdown cell, as ``root/templates/name``."""
+    import nbformat
+
+    packaged = Path(__file__).resolve().parent.parent / "templates" / "trial.ipynb"
+    template = nbformat.read(str(packaged), as_version=4)
+    template.cells.append(nbformat.v4.new_markdown_cell(closing))
+    path = root / "templates" / name
+    path.parent.mkdir(exist_ok=True)
+    nbformat.write(template, str(path))
+    return path
+
+
 def git(root: Path, *args: str) -> str:
     """Run git in ``root`` and return its output."""
     return subprocess.run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RunCli, git, make_investigation, trial_dirs
+from conftest import RunCli, git, make_investigation, trial_dirs, write_own_template
 
 
 def record_of(folder: Path) -> dict:
@@ -344,23 +344,14 @@ def test_an_installed_src_layout_is_imported_from_the_worktree(
 def test_a_trial_run_with_template_is_reproduced_with_that_template_at_its_commit(
     investigation: Path, cli: RunCli
 ) -> None:
-    import nbformat
-
-    own = nbformat.read(
-        str(Path(__file__).resolve().parent.parent / "templates" / "trial.ipynb"), as_version=4
-    )
-    own.cells.append(nbformat.v4.new_markdown_cell("## closing remarks, first version"))
-    (investigation / "templates").mkdir()
-    template = investigation / "templates" / "mine.ipynb"
-    nbformat.write(own, str(template))
+    write_own_template(investigation, "mine.ipynb", "## closing remarks, first version")
     (investigation / ".gitignore").write_text("trials/\n")
     commit_all(investigation, "our template")
     done = cli("run", "toy", "-p", "frequency=fast", "--template", "templates/mine.ipynb")
     assert done.returncode == 0, done.stderr
     original = newest(investigation)
     assert record_of(original)["template"] == "templates/mine.ipynb"
-    own.cells[-1].source = "## closing remarks, second version"
-    nbformat.write(own, str(template))
+    write_own_template(investigation, "mine.ipynb", "## closing remarks, second version")
     commit_all(investigation, "the template moved on")
 
     done = cli("reproduce", original.name)

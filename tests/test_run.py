@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RunCli, git, kernels_in, trial_dirs
+from conftest import RunCli, git, kernels_in, trial_dirs, write_own_template
 
 import mitosis
 
@@ -362,12 +362,7 @@ def test_own_template_from_config_and_a_template_without_parameters(
 ) -> None:
     import nbformat
 
-    template = nbformat.read(
-        str(Path(__file__).resolve().parent.parent / "templates" / "trial.ipynb"), as_version=4
-    )
-    template.cells.append(nbformat.v4.new_markdown_cell("## Our lab's closing remarks"))
-    (investigation / "templates").mkdir()
-    nbformat.write(template, str(investigation / "templates" / "lab.ipynb"))
+    write_own_template(investigation, "lab.ipynb", "## Our lab's closing remarks")
     no_parameters = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     nbformat.write(no_parameters, str(investigation / "templates" / "bad.ipynb"))
     # Neither kernelspec nor language in the metadata, as a notebook written by hand.
