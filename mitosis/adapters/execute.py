@@ -54,14 +54,7 @@ class _SameInterpreterSpecs(KernelSpecManager):
         if kernel_name != SAME_INTERPRETER:
             return super().get_kernel_spec(kernel_name)
         return KernelSpec(
-            argv=[
-                sys.executable,
-                "-m",
-                "ipykernel_launcher",
-                "-f",
-                "{connection_file}",
-                _NO_HISTORY,
-            ],
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             display_name=f"Python {sys.version.split()[0]} ({sys.executable})",
             language="python",
             interrupt_mode="signal",
@@ -128,9 +121,8 @@ def kernelspec_metadata(kernel: str) -> dict[str, str]:
 
 def _history_off(spec: KernelSpec | None) -> list[str]:
     """The argument that keeps an IPython kernel's history off; other kernels get none."""
-    if spec is None or _NO_HISTORY in spec.argv:
-        return []
-    return [_NO_HISTORY] if any("ipykernel" in part for part in spec.argv) else []
+    runs_ipykernel = spec is not None and any("ipykernel" in part for part in spec.argv)
+    return [_NO_HISTORY] if runs_ipykernel else []
 
 
 class KernelAhead:
@@ -371,6 +363,12 @@ def _register_engine() -> str:
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.exceptions import PapermillException
 
+    try:
+        papermill_engines.get_engine(_ENGINE)
+        return _ENGINE
+    except PapermillException:
+        pass
+
     class KeepingEngine(NBClientEngine):  # type: ignore[misc]
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
@@ -381,10 +379,7 @@ def _register_engine() -> str:
                     setattr(error, _PARTIAL, nb_man.nb)
                 raise
 
-    try:
-        papermill_engines.get_engine(_ENGINE)
-    except PapermillException:
-        papermill_engines.register(_ENGINE, KeepingEngine)
+    papermill_engines.register(_ENGINE, KeepingEngine)
     return _ENGINE
 
 
