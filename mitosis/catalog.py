@@ -175,6 +175,7 @@ def _store_entries(trials_folder: Path, entries: Iterable[Entry], remove: Iterab
 
 def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
     """Every trial's summary: from the index where its record is unchanged, else the record."""
+    store.check_folder(trials_folder)
     folders = list(store.trial_folders(trials_folder))
     cached, problem = _read_cached(trials_folder) if use_index else ({}, None)
     if not folders:

@@ -266,7 +266,10 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     options = bind_steps(request.options, [step.name for step in steps])
     grid = expand_grid(options)
     trials_folder = (request.trials_folder or config.trials_folder).resolve()
-    state = gitstate.read_state(config.root, ignore=trials_folder)
+    store.check_folder(trials_folder)
+    # The configured trials folder holds trials too, even when -F writes these elsewhere.
+    ignored = (trials_folder, config.trials_folder)
+    state = gitstate.read_state(config.root, ignore=ignored)
     if not request.debug:
         gitstate.require_clean(state)
     template = request.template or config.template or render.packaged_template()
@@ -283,7 +286,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     for step in steps:
         _check_required(step, facts[step.name], options)
     files = {step.name: (facts[step.name].run_file, facts[step.name].lookup_file) for step in steps}
-    traced = provenance.trace_steps(steps, files, state, trials_folder)
+    traced = provenance.trace_steps(steps, files, state, ignored)
     if not request.debug:
         traced.require_clean()  # a step from another repository needs a clean tree too
     source = traced.sources
@@ -425,7 +428,8 @@ def _describe_error(
     if outcome.error_kind is None and not missing:
         return None
     failed_step, output = _first_error(outcome.notebook)
-    failed_step = failed_step or (missing[0] if missing else None)
+    if output is None:  # no cell raised: the kernel stopped during the first step not done
+        failed_step = missing[0] if missing else None
     kind = outcome.error_kind or "exception"
     if kind == "exception" and output is not None:
         return {
@@ -496,12 +500,15 @@ def _publish(folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNo
         (folder / RUNNING_NOTEBOOK).unlink()
 
 
-def _claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> None:
+def _claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> int:
+    """Claim the trial's variants and take its iteration number."""
     try:
         for wanted in _claims(plan, trial_id):
             registry.claim(plan.trials_folder, wanted)
+        return _iteration(plan, trial_id)
     except BaseException:
-        # Lost a race for a variant: this trial never happened, so leave no trace of it.
+        # Lost a race for a variant, or the registry cannot be written: this trial never
+        # happened, so leave no trace of it.
         with contextlib.suppress(OSError):
             folder.rmdir()
         raise
@@ -586,14 +593,16 @@ def run_plan(
     if reservation is None:
         store.ensure_folder(plan.trials_folder)
         trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
-        _claim_all(plan, trial_id, folder)
+        iteration = _claim_all(plan, trial_id, folder)
     else:
         trial_id, folder = _take_reserved(reservation)
-    record = _initial_record(plan, trial_id, started, _iteration(plan, trial_id))
+        iteration = _iteration(plan, trial_id)
+    record = _initial_record(plan, trial_id, started, iteration)
     store.write_record(folder, record)
     if plan.request.debug:
         write_atomic(
-            folder / "uncommitted.patch", gitstate.uncommitted_patch(plan.git, plan.trials_folder)
+            folder / "uncommitted.patch",
+            gitstate.uncommitted_patch(plan.git, (plan.trials_folder, plan.config.trials_folder)),
         )
     notebook = render.render_notebook(plan.template, plan.steps)
     if plan.request.kernel:

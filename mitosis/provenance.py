@@ -30,7 +30,10 @@ class Provenance:
 
 
 def _trace(
-    path: str | None, file: str | None, states: dict[Path, gitstate.GitState], ignore: Path
+    path: str | None,
+    file: str | None,
+    states: dict[Path, gitstate.GitState],
+    ignore: Sequence[Path],
 ) -> dict[str, Any] | None:
     if path is None:
         return None
@@ -43,18 +46,19 @@ def trace_steps(
     steps: Sequence[StepConfig],
     files: Mapping[str, tuple[str | None, str | None]],
     main: gitstate.GitState,
-    trials_folder: Path,
+    trials_folders: Sequence[Path],
 ) -> Provenance:
     """Trace every step's callable and lookup dictionary to its repository.
 
     ``files`` gives, by step name, the files that define the callable's and the lookup's
-    modules, as the kernel that imported them found them.
+    modules, as the kernel that imported them found them. Files in ``trials_folders``
+    never make a repository dirty.
     """
     states = {main.root: main}
     sources = {
         step.name: {
-            "run": _trace(step.run, files[step.name][0], states, trials_folder),
-            "lookup": _trace(step.lookup, files[step.name][1], states, trials_folder),
+            "run": _trace(step.run, files[step.name][0], states, trials_folders),
+            "lookup": _trace(step.lookup, files[step.name][1], states, trials_folders),
         }
         for step in steps
     }

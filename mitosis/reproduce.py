@@ -125,7 +125,7 @@ def reproduce_trial(
     folder = (Path(trials_folder) if trials_folder else here.trials_folder).resolve()
     original = load_trial(query, folder)
     asked = recorded_request(original.record)
-    checkout = gitstate.read_state(here.root, ignore=folder)
+    checkout = gitstate.read_state(here.root, ignore=(folder, here.trials_folder))
     in_place = checkout.commit == asked.commit and not checkout.dirty and not asked.debug
     hidden: list[Path] = []
     with contextlib.ExitStack() as stack:

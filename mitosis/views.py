@@ -38,12 +38,24 @@ def _cell(row: Mapping[str, Any], column: str) -> str:
     return short(value, 10_000)
 
 
+PIPED_COLUMN = 200
+
+
 def trial_table(rows: Sequence[Mapping[str, Any]], width: int | None) -> str:
-    """The ``list`` table; with a ``width`` the long columns are cut to fit it."""
+    """The ``list`` table; with a ``width`` the long columns are cut to fit it.
+
+    Without one (piped), a long column is still cut at ``PIPED_COLUMN`` characters: every
+    row is padded to its column's width, so one huge value would widen them all
+    (``--json`` keeps every value whole).
+    """
     cells = [[_cell(row, column) for column in _LIST_COLUMNS] for row in rows]
     headings = [_HEADINGS.get(c, c.upper()) for c in _LIST_COLUMNS]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headings)]
-    if width is not None:
+    if width is None:
+        for column in _SHRINKABLE:
+            index = _LIST_COLUMNS.index(column)
+            widths[index] = min(widths[index], PIPED_COLUMN)
+    else:
         for column in _SHRINKABLE:
             index = _LIST_COLUMNS.index(column)
             excess = sum(widths) + 2 * (len(widths) - 1) - width

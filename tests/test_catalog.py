@@ -234,3 +234,16 @@ def test_a_sweeps_trials_are_listed_in_the_order_they_started(tmp_path: Path) ->
     assert [row["id"] for row in catalog.list_trials(trials).trials] == ran_first
     catalog.rebuild(trials)
     assert [row["id"] for row in catalog.list_trials(trials).trials] == ran_first
+
+
+def test_one_huge_variant_does_not_widen_every_row_of_a_piped_list(
+    cli: RunCli, trials: Path
+) -> None:
+    write_trial(trials, 40, variant="sine.x=" + "9" * 30_000)
+    table = cli("list", "-F", str(trials))
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert len(lines) == 14 and max(len(line) for line in lines) < 600
+    assert "…" in lines[-1]  # cut, not lost: `list --json` has it whole
+    rows, _ = listed(cli, trials)
+    assert rows[-1]["variant"] == "sine.x=" + "9" * 30_000

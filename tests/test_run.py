@@ -411,3 +411,62 @@ def test_show_and_list_find_the_trial(investigation: Path, cli: RunCli) -> None:
     assert [row["id"] for row in json.loads(listed.stdout)] == [trial_id]
     missing = cli("show", "ffffff")
     assert missing.returncode == 2 and "no trial" in missing.stderr
+
+
+def test_a_trials_folder_that_is_a_file_is_refused_in_one_sentence(
+    investigation: Path, cli: RunCli, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a file"
+    a_file.write_text("not a folder\n")
+    for folder, says in ((a_file, "is not a directory"), (a_file / "sub", "under the file")):
+        done = cli("run", "toy", "-p", "frequency=fast", "-F", str(folder))
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    listed = cli("list", "-F", str(a_file))
+    assert listed.returncode == 2 and "is not a directory" in listed.stderr
+    assert a_file.read_text() == "not a folder\n"
+
+
+def test_an_error_in_a_template_cell_is_not_blamed_on_a_step(
+    investigation: Path, cli: RunCli
+) -> None:
+    import nbformat
+
+    template = write_own_template(investigation, "boom.ipynb", "## after the steps")
+    notebook = nbformat.read(str(template), as_version=4)
+    slot = next(
+        i for i, c in enumerate(notebook.cells) if "mitosis-steps" in c.metadata.get("tags", [])
+    )
+    notebook.cells.insert(slot, nbformat.v4.new_code_cell("raise RuntimeError('template boom')"))
+    nbformat.write(notebook, str(template))
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-qm", "a template that raises")
+
+    done = cli("run", "toy", "--template", "templates/boom.ipynb")
+
+    assert done.returncode == 1
+    error = record_of(only_trial(investigation))["error"]
+    assert error["type"] == "RuntimeError" and error["step"] is None
+    assert "in step" not in done.stderr
+
+
+def test_trials_written_elsewhere_leave_the_configured_trials_folder_out_of_the_dirty_check(
+    investigation: Path, cli: RunCli, tmp_path: Path
+) -> None:
+    assert cli("run", "toy", "-p", "frequency=fast").returncode == 0  # into ./trials, untracked
+    done = cli("run", "toy", "-p", "frequency=slow", "-F", str(tmp_path / "elsewhere"))
+    assert done.returncode == 0, done.stderr
+    assert len(trial_dirs(tmp_path / "elsewhere")) == 1
+
+
+def test_a_registry_that_cannot_be_written_leaves_no_trial_folder(
+    investigation: Path, cli: RunCli
+) -> None:
+    trials = investigation / "trials"
+    (trials / "variants").mkdir(parents=True)
+    (trials / "variants" / ".iterations").write_text("in the way\n")  # iterations go in here
+
+    done = cli("run", "toy", "-p", "frequency=fast")
+
+    assert done.returncode == 2, done.stderr
+    assert trial_dirs(trials) == []

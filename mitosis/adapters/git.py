@@ -9,7 +9,7 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +60,13 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def read_state(path: Path, ignore: Path | None = None) -> GitState:
-    """Read the repository containing ``path``; files under ``ignore`` never count as dirty."""
+def _ignored(path: Path, ignore: Sequence[Path]) -> bool:
+    return any(_inside(path.resolve(), folder.resolve()) for folder in ignore)
+
+
+def read_state(path: Path, ignore: Sequence[Path] = ()) -> GitState:
+    """Read the repository containing ``path``; files under the ``ignore`` folders (trials
+    folders) never count as dirty."""
     repo = _open(path)
     root = Path(repo.working_tree_dir or path).resolve()
     try:
@@ -86,7 +91,7 @@ def read_state(path: Path, ignore: Path | None = None) -> GitState:
         if len(entry) < 4:
             continue
         name = entry[3:]
-        if ignore is not None and _inside((root / name).resolve(), ignore.resolve()):
+        if _ignored(root / name, ignore):
             continue
         dirty.append(name)
     submodules = submodule_commits(root) if (root / ".gitmodules").is_file() else {}
@@ -106,13 +111,13 @@ def require_clean(state: GitState) -> None:
         )
 
 
-def uncommitted_patch(state: GitState, ignore: Path | None = None) -> str:
+def uncommitted_patch(state: GitState, ignore: Sequence[Path] = ()) -> str:
     """The working tree's changes against HEAD, untracked files included, as one patch."""
     repo = git.Repo(state.root)
     patch = repo.git.diff("HEAD", "--binary")
     parts = [patch + "\n"] if patch else []
     for name in repo.untracked_files:
-        if ignore is not None and _inside((state.root / name).resolve(), ignore.resolve()):
+        if _ignored(state.root / name, ignore):
             continue
         # `git diff --no-index` exits 1 when files differ, which is always the case here.
         completed = subprocess.run(
@@ -165,7 +170,9 @@ def _identity(repo: git.Repo, root: Path) -> Path:
     return (common / configured).resolve() if completed.returncode == 0 and configured else root
 
 
-def locate_file(file: Path, states: dict[Path, GitState], ignore: Path | None = None) -> FileSource:
+def locate_file(
+    file: Path, states: dict[Path, GitState], ignore: Sequence[Path] = ()
+) -> FileSource:
     """The repository that holds ``file``; ``states`` caches each repository's state by root.
 
     A file git ignores (a virtualenv's site-packages inside a repository) belongs to none.
@@ -180,7 +187,7 @@ def locate_file(file: Path, states: dict[Path, GitState], ignore: Path | None = 
 
 
 def _locate_in(
-    repo: git.Repo, file: Path, states: dict[Path, GitState], ignore: Path | None
+    repo: git.Repo, file: Path, states: dict[Path, GitState], ignore: Sequence[Path]
 ) -> FileSource:
     root = Path(repo.working_tree_dir or file.parent).resolve()
     if root not in states:

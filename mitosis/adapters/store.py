@@ -20,6 +20,19 @@ from mitosis.errors import RecordError, TrialNotFoundError, TrialsFolderError
 RECORD_NAME = "trial.yaml"
 
 
+def check_folder(trials_folder: Path) -> None:
+    """Refuse a trials folder that is a file, or lies under one, before anything reads it."""
+    for place in (trials_folder, *trials_folder.parents):
+        if place.is_dir():
+            return
+        if place.exists():
+            under = "" if place == trials_folder else f" (it lies under the file {place})"
+            raise TrialsFolderError(
+                f"the trials folder {trials_folder} is not a directory{under}; choose a folder "
+                "with -F or set [tool.mitosis] trials-folder."
+            )
+
+
 def ensure_folder(trials_folder: Path) -> None:
     """Create the trials folder, or refuse clearly when that is impossible."""
     try:
