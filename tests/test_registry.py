@@ -74,8 +74,9 @@ def test_an_unreadable_claim_is_refused_not_ignored(tmp_path: Path) -> None:
     path = claim_path(tmp_path, "sine", "frequency", "fast")
     path.parent.mkdir(parents=True)
     path.write_text("{not: [valid")
-    with pytest.raises(VariantConflictError, match="cannot be read"):
+    with pytest.raises(VariantConflictError, match="cannot be read") as refused:
         registry.claim(tmp_path, _claim("10"))
+    assert "\n" not in refused.value.message  # one sentence, though YAML's report has lines
     assert path.read_text() == "{not: [valid"
 
 

@@ -85,6 +85,7 @@ def read_claim(path: Path) -> Claim | None:
 
 
 def _unreadable(path: Path, why: str) -> VariantConflictError:
+    why = " ".join(why.split())  # a YAML parser's report runs over several lines
     return VariantConflictError(
         f"the variant claim {path} cannot be read ({why}); restore it from a backup or a "
         "colleague's copy (deleting it lets the next trial lock the variant anew)."
