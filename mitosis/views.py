@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +12,9 @@ _LIST_COLUMNS = ("id", "started", "experiment", "variant", "status", "main", "no
 _HEADINGS = {"started": "STARTED (UTC)"}
 # Columns that give way, widest first, when the table is wider than the terminal.
 _SHRINKABLE = ("note", "variant", "experiment")
+# Control characters and bidirectional overrides: a note or value must not move the cursor,
+# recolour or reorder the user's terminal. They are shown escaped instead.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _number(value: float) -> str:
@@ -21,8 +25,12 @@ def _number(value: float) -> str:
 def short(value: Any, limit: int = 60) -> str:
     """A value on one line, cut with an ellipsis past ``limit`` characters."""
     text = _number(value) if isinstance(value, float) else "" if value is None else str(value)
-    text = " ".join(text.split())
+    text = _UNPRINTABLE.sub(_escaped, " ".join(text.split()))
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def _cell(row: Mapping[str, Any], column: str) -> str:
@@ -86,8 +94,9 @@ def trial_text(record: Mapping[str, Any], page: str, flag: str | None) -> str:
     metrics = record.get("metrics") or {}
     status = f"{record.get('status')}{' (debug)' if record.get('debug') else ''}"
     lines = [
-        f"{record.get('id')}  {record.get('experiment')}  {status}",
-        f"variant:  {record.get('variant') or '(defaults)'}  (iteration {record.get('iteration')})",
+        f"{record.get('id')}  {short(record.get('experiment'), 500)}  {status}",
+        f"variant:  {short(record.get('variant') or '(defaults)', 10_000)}  "
+        f"(iteration {record.get('iteration')})",
     ]
     if flag:
         lines.append(f"warning:  {flag}")

@@ -140,3 +140,19 @@ def test_usage_slips_get_one_sentence_and_a_closed_pipe_ends_quietly(
     finally:
         os.close(writer)
     assert closed.returncode == 141 and closed.stderr == ""
+
+
+def test_terminal_control_characters_in_a_note_are_shown_escaped(
+    cli: RunCli, investigation: Path
+) -> None:
+    trials = investigation / "trials"
+    folder = write_trials(trials, 1)[0]
+    record = yaml.safe_load((folder / "trial.yaml").read_text())
+    record["note"] = "clean \x1b[2J\x1b[31mred\u202eevil"
+    (folder / "trial.yaml").write_text(yaml.safe_dump(record))
+
+    for args in (["list"], ["show", folder.name]):
+        shown = cli(*args)
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
+        assert "clean \\x1b[2J\\x1b[31mred\\u202eevil" in shown.stdout
