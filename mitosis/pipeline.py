@@ -121,8 +121,10 @@ class TrialPlan:
     trials_folder: Path
     kernel_name: str
     source: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The Python of a kernel named with --kernel; None: the runner's own runs the trial.
+    # The Python of a kernel named with --kernel, and its notebook metadata; None: the
+    # runner's own Python runs the trial.
     interpreter: InterpreterFacts | None = None
+    kernelspec: Mapping[str, str] | None = None
 
     @property
     def experiment(self) -> str:
@@ -232,19 +234,6 @@ def _check_required(step: StepConfig, facts: StepFacts, options: Sequence[ParamO
         )
 
 
-def _kernel_name(kernel: str | None) -> str:
-    if kernel is None:
-        return execute.SAME_INTERPRETER
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        KernelSpecManager().get_kernel_spec(kernel)
-    except NoSuchKernel:
-        known = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
-        raise ParameterError(f"no Jupyter kernel named {kernel!r}; installed: {known}.") from None
-    return kernel
-
-
 def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     """Check the whole request and resolve every trial of it; writes nothing.
 
@@ -275,7 +264,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     template = request.template or config.template or render.packaged_template()
     origin = "--template" if request.template else "`template` in [tool.mitosis]"
     render.render_notebook(template, steps, origin)
-    kernel_name = _kernel_name(request.kernel)
+    kernelspec = execute.kernelspec_metadata(request.kernel) if request.kernel else None
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
     facts = _ask_kernel(kernel, steps, grid, request.timeout)
     # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
@@ -302,9 +291,10 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
                 state,
                 template,
                 trials_folder,
-                kernel_name,
+                request.kernel or execute.SAME_INTERPRETER,
                 source,
                 interpreter,
+                kernelspec,
             )
         )
     return plans
@@ -605,8 +595,8 @@ def run_plan(
             gitstate.uncommitted_patch(plan.git, (plan.trials_folder, plan.config.trials_folder)),
         )
     notebook = render.render_notebook(plan.template, plan.steps)
-    if plan.request.kernel:
-        notebook.metadata["kernelspec"] = execute.kernelspec_metadata(plan.request.kernel)
+    if plan.kernelspec:
+        notebook.metadata["kernelspec"] = dict(plan.kernelspec)
     parameters = {
         "mitosis_trial_dir": str(folder),
         "mitosis_steps": [

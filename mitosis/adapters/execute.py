@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from mitosis.errors import KernelError
+from mitosis.errors import KernelError, ParameterError
 
 if TYPE_CHECKING:
     import nbformat
@@ -113,9 +113,14 @@ def start_kernel(
 
 
 def kernelspec_metadata(kernel: str) -> dict[str, str]:
-    """The notebook's ``kernelspec`` metadata for the named kernel: Jupyter then opens the
-    trial's notebook with the kernel that ran it."""
-    spec = KernelSpecManager().get_kernel_spec(kernel)
+    """The notebook's ``kernelspec`` metadata for the named kernel, with which Jupyter opens
+    the trial's notebook; ``ParameterError`` if no such kernel is installed."""
+    specs = KernelSpecManager()
+    try:
+        spec = specs.get_kernel_spec(kernel)
+    except NoSuchKernel:
+        known = ", ".join(sorted(specs.find_kernel_specs())) or "none"
+        raise ParameterError(f"no Jupyter kernel named {kernel!r}; installed: {known}.") from None
     return {"name": kernel, "display_name": spec.display_name, "language": spec.language}
 
 

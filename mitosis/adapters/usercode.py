@@ -70,19 +70,24 @@ def module_file(path: str) -> Path | None:
     return Path(file).resolve() if file else None
 
 
+def _parameters(function: Any, skip_first: bool) -> list[inspect.Parameter] | None:
+    # ``skip_first`` leaves out a later step's input from the step before; None: unreadable.
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    return parameters[1:] if skip_first else parameters
+
+
 def accepted_arguments(function: Any, skip_first: bool) -> tuple[set[str], bool]:
     """The keyword arguments ``function`` takes, and whether it takes any (``**kwargs``).
 
     ``skip_first`` leaves out the first parameter: a later step's input from the step before.
     A callable whose signature cannot be read is taken to accept anything.
     """
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
+    parameters = _parameters(function, skip_first)
+    if parameters is None:
         return set(), True
-    parameters = list(signature.parameters.values())
-    if skip_first and parameters:
-        parameters = parameters[1:]
     names = {
         p.name
         for p in parameters
@@ -94,15 +99,9 @@ def accepted_arguments(function: Any, skip_first: bool) -> tuple[set[str], bool]
 def required_arguments(function: Any, skip_first: bool) -> tuple[str, ...]:
     """The parameters of ``function`` without a default, in order (``skip_first`` as in
     ``accepted_arguments``); none when the signature cannot be read."""
-    try:
-        parameters = list(inspect.signature(function).parameters.values())
-    except (TypeError, ValueError):
-        return ()
-    if skip_first and parameters:
-        parameters = parameters[1:]
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     return tuple(
         p.name
-        for p in parameters
+        for p in _parameters(function, skip_first) or []
         if p.default is inspect.Parameter.empty and p.kind not in variadic
     )
