@@ -6,6 +6,8 @@ import json
 import multiprocessing
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -247,3 +249,22 @@ def test_one_huge_variant_does_not_widen_every_row_of_a_piped_list(
     assert "…" in lines[-1]  # cut, not lost: `list --json` has it whole
     rows, _ = listed(cli, trials)
     assert rows[-1]["variant"] == "sine.x=" + "9" * 30_000
+
+
+KILLED_MIDWAY = """
+import os, signal, sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA cache_size = 1")  # changed pages reach the file before COMMIT
+connection.execute("BEGIN IMMEDIATE")
+connection.execute("DELETE FROM trials")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_index_update_killed_midway_is_rolled_back_by_the_next_reader(trials: Path) -> None:
+    before = index_cache.read(trials)
+    index = index_cache.index_path(trials)
+    subprocess.run([sys.executable, "-c", KILLED_MIDWAY, str(index)], check=False)
+    assert index.with_name(index.name + "-journal").exists()  # a hot journal is left
+
+    assert index_cache.read(trials) == before

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -67,19 +68,36 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
     return connection
 
 
+def _connect_checked(path: Path, mode: str) -> sqlite3.Connection:
+    connection = _connect(path, mode)
+    try:
+        version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+    except BaseException:
+        connection.close()
+        raise
+    if version is None or version[0] != INDEX_VERSION:
+        connection.close()
+        raise IndexUnavailable(f"{path} was built by another version of mitosis-nb")
+    return connection
+
+
 @contextlib.contextmanager
 def _opened(trials_folder: Path, mode: str) -> Iterator[sqlite3.Connection]:
     path = index_path(trials_folder)
     if not path.is_file():
         raise IndexUnavailable(f"{path} is missing")
     try:
-        connection = _connect(path, mode)
+        try:
+            connection = _connect_checked(path, mode)
+        except sqlite3.OperationalError as error:
+            # A writer killed mid-update leaves a hot journal, which only a writable
+            # connection can roll back: a reader that may write does so, then reads.
+            if mode != "ro" or "readonly" not in str(error) or not os.access(path, os.W_OK):
+                raise
+            connection = _connect_checked(path, "rw")
     except sqlite3.Error as error:
-        raise IndexUnavailable(f"{path} cannot be opened ({error})") from None
+        raise IndexUnavailable(f"{path} is damaged or locked ({error})") from None
     try:
-        version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-        if version is None or version[0] != INDEX_VERSION:
-            raise IndexUnavailable(f"{path} was built by another version of mitosis-nb")
         yield connection
     except sqlite3.Error as error:
         raise IndexUnavailable(f"{path} is damaged or locked ({error})") from None
