@@ -52,12 +52,3 @@ def record_problem(data: Any) -> tuple[str | None, str] | None:
         return "status", f"has an unknown status {data['status']!r}"
     return None
 
-
-def check_record(data: Any, source: str) -> dict[str, Any]:
-    """Return ``data`` if it is a record this version can read, else raise ``RecordError``."""
-    from mitosis.errors import RecordError
-
-    problem = record_problem(data)
-    if problem is not None:
-        raise RecordError(f"{source} {problem[1]}.")
-    return data  # type: ignore[no-any-return]
