@@ -201,12 +201,16 @@ def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
         if changed:
             died.append(entry)
         entries.append(entry)
+    changed = bool(died)
     if cached is not None:
         gone = set(cached) - listed
         if fresh or died or gone:
             _store_entries(trials_folder, [*fresh, *died], gone)
+            # The page showed what the index held: a folder deleted or copied in by hand,
+            # or a trial that has moved on since, would leave it wrong (or linking nowhere).
+            changed = True
     summaries = oldest_first(entry.summary for entry in entries)
-    if died:
+    if changed:
         with contextlib.suppress(OSError):
             site.write_index(trials_folder, summaries)
     return Summaries(summaries, problem)
@@ -230,6 +234,14 @@ def rebuild(trials_folder: Path) -> Summaries:
     return Summaries(summaries, None)
 
 
+def refresh(trials_folder: Path) -> None:
+    """Bring ``index.html`` up to date with the records before anyone browses it."""
+    if (trials_folder / site.INDEX_HTML).is_file():
+        collect(trials_folder)  # rewrites the page if a trial changed, came or went
+    else:
+        rebuild(trials_folder)
+
+
 def _unflagged(entry: Entry) -> Entry:
     if entry.summary.status == UNREADABLE or entry.summary.problem is None:
         return entry
@@ -241,7 +253,7 @@ def _warn(message: str) -> None:
 
 
 def record_trial(trials_folder: Path, record: dict[str, Any]) -> None:
-    """After a trial's final record: update the index and rewrite the site. Never raises.
+    """After a trial's record is written: update the index and rewrite the site. Never raises.
 
     A trial has happened whatever befalls its index entry, so failures here only warn;
     the next ``list`` or ``index`` catches up from the records.

@@ -268,9 +268,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     folder = _trials_folder(args)
     a, b = load_trial(args.a, folder), load_trial(args.b, folder)
-    patches = [trial.folder / "uncommitted.patch" for trial in (a, b)]
-    texts = [p.read_text("utf-8", errors="replace") if p.is_file() else None for p in patches]
-    comparison = compare_records(a.record, b.record, *texts)
+    comparison = compare_records(a.record, b.record, a.patch, b.patch)
     if args.json:
         _print_json(comparison.as_dict())
     else:
@@ -314,14 +312,13 @@ def _index(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from mitosis.adapters.server import ALL_INTERFACES, serve
-    from mitosis.catalog import rebuild
+    from mitosis.catalog import refresh
     from mitosis.errors import TrialsFolderError
 
     folder = _trials_folder(args)
     if not folder.is_dir():
         raise TrialsFolderError(f"no trials folder at {folder}; run a trial first or pass -F DIR.")
-    if not (folder / "index.html").is_file():
-        rebuild(folder)
+    refresh(folder)
     if args.bind in ALL_INTERFACES:
         print(
             f"mitosis-nb: warning: serving on all interfaces ({args.bind or '*'}): anyone who can "

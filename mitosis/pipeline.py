@@ -475,16 +475,16 @@ def _finish_record(
 
 
 def _publish(folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNode | None) -> None:
-    has_log = (folder / LOG_NAME).is_file()
+    beside = [name for name in (LOG_NAME, store.PATCH_NAME) if (folder / name).is_file()]
     if notebook is not None:
         write_atomic(folder / "trial.ipynb", nbformat.writes(notebook))
-        page = publish.render_page(notebook, record, has_log)
+        page = publish.render_page(notebook, record, beside)
         for name, data in page.figures.items():
             write_atomic(folder / name, data)
         publish.write_assets(folder.parent)
         html = page.html
     else:
-        html = publish.render_missing_notebook(record)
+        html = publish.render_missing_notebook(record, beside)
     write_atomic(folder / "trial.html", html)
     with contextlib.suppress(FileNotFoundError):
         (folder / RUNNING_NOTEBOOK).unlink()
@@ -589,9 +589,11 @@ def run_plan(
         iteration = _iteration(plan, trial_id)
     record = _initial_record(plan, trial_id, started, iteration)
     store.write_record(folder, record)
+    if update_index:
+        catalog.record_trial(plan.trials_folder, record)  # the page shows it running
     if plan.request.debug:
         write_atomic(
-            folder / "uncommitted.patch",
+            folder / store.PATCH_NAME,
             gitstate.uncommitted_patch(plan.git, (plan.trials_folder, plan.config.trials_folder)),
         )
     notebook = render.render_notebook(plan.template, plan.steps)

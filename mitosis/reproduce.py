@@ -100,11 +100,6 @@ def _run_one(request: TrialRequest) -> Trial:
     return trial
 
 
-def _read_patch(trial: Trial) -> str | None:
-    path = trial.folder / "uncommitted.patch"
-    return path.read_text("utf-8", errors="replace") if path.is_file() else None
-
-
 def reproduce_trial(
     query: str,
     rtol: float = DEFAULT_RTOL,
@@ -133,7 +128,7 @@ def reproduce_trial(
         if not in_place:
             tree = stack.enter_context(gitstate.worktree(checkout.root, asked.commit))
             if asked.debug:
-                gitstate.apply_patch(tree, _read_patch(original) or "")
+                gitstate.apply_patch(tree, original.patch or "")
             # The worktree's own pyproject: its steps, template and (for the kernel) import root.
             there = load_config(tree / _inside_repository(here.pyproject, checkout.root))
             hidden.append(checkout.root)
@@ -142,9 +137,7 @@ def reproduce_trial(
         request = _request(original.record, there, folder, command, progress, roots)
         trial = _run_one(request)
     verdict = verify(original.record, trial.record, rtol)
-    differences = compare_records(
-        original.record, trial.record, _read_patch(original), _read_patch(trial)
-    )
+    differences = compare_records(original.record, trial.record, original.patch, trial.patch)
     moved = tuple(str(path) for path in hidden)
     return Reproduction(original, trial, verdict, moved, checkout.commit, differences)
 

@@ -59,6 +59,12 @@ class Trial:
         return self.folder / "trial.ipynb"
 
     @property
+    def patch(self) -> str | None:
+        """What a debug trial ran beyond its commit (``uncommitted.patch``), or None."""
+        path = self.folder / store.PATCH_NAME
+        return path.read_text("utf-8", errors="replace") if path.is_file() else None
+
+    @property
     def results(self) -> list[dict[str, Any]]:
         """Each step's returned dict, unpickled: only do this for trials you trust."""
         return load_trial_data(self)

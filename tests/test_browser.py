@@ -201,3 +201,91 @@ def test_ten_thousand_trials_load_in_under_two_seconds(browser: Browser, tmp_pat
     browser.wait_for("document.getElementById('count').textContent.startsWith('3333 of')")
     assert time.monotonic() - started < 1.0
     assert os.path.getsize(tmp_path / "index.html") < 8_000_000
+
+
+def _wide_and_narrow(folder: Path) -> None:
+    """One trial reporting 45 metrics and one reporting 2, of two experiments."""
+    wide = make_record(1, experiment="wide", metrics={f"m{k:02d}": k for k in range(45)})
+    narrow = make_record(2, experiment="narrow", main=0.25, metrics={"only": 1, "zz_last": 2})
+    site.write_index(
+        folder,
+        [summarize_record(r["id"], r, has_page=True, has_notebook=True) for r in (wide, narrow)],
+    )
+
+
+def _headings(browser: Browser) -> list[str]:
+    return browser.evaluate(f"[...{HEADS}].map(th => th.textContent)")
+
+
+def test_metrics_beyond_the_columns_are_named_and_each_experiment_shows_its_own(
+    browser: Browser, tmp_path: Path
+) -> None:
+    _wide_and_narrow(tmp_path)
+    browser.navigate((tmp_path / "index.html").as_uri())
+    browser.wait_for("document.body.dataset.ready === 'true'")
+    metric_headings = [
+        h for h in _headings(browser) if h != "main" and (h[0] == "m" or h in ("only", "zz_last"))
+    ]
+    assert len(metric_headings) == 40
+    note = browser.evaluate("document.getElementById('hidden-metrics').textContent")
+    assert note.startswith("7 more metrics not shown") and "choose an experiment" in note
+    # Picking an experiment shows its own metrics: the narrow one's two come back.
+    browser.evaluate("""(() => { const s = document.getElementById('experiment');
+        s.value = 'narrow'; s.dispatchEvent(new Event('change')); })()""")
+    browser.wait_for(f"[...{HEADS}].some(th => th.textContent === 'zz_last')")
+    assert {"only", "zz_last"} <= set(_headings(browser))
+    assert not any(h.startswith("m0") for h in _headings(browser))
+    assert browser.evaluate("document.getElementById('hidden-metrics').textContent") == ""
+    assert _column(browser, "zz_last") == ["2"]
+    # A plot of one trial states its value, not an invented range around it.
+    captions = browser.evaluate("[...document.querySelectorAll('.plot p')].map(p => p.textContent)")
+    assert any(c.startswith("main of 1 trial") and c.endswith("all 0.25") for c in captions)
+
+
+def test_sorting_and_the_experiment_plots_work_from_the_keyboard(
+    browser: Browser, served: tuple[str, Path]
+) -> None:
+    url, _ = served
+    _open_index(browser, url)
+    press = (
+        "(el => { el.focus(); el.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'})); })"
+    )
+    # Enter on a focused button is a click: drive it as the keyboard would.
+    main_heading = f"[...{HEADS}].find(th => th.textContent === 'main')"
+    browser.evaluate(f"{main_heading}.querySelector('button').focus()")
+    browser.call(
+        "Input.dispatchKeyEvent",
+        type="keyDown",
+        key="Enter",
+        code="Enter",
+        windowsVirtualKeyCode=13,
+        text="\r",
+    )
+    browser.call(
+        "Input.dispatchKeyEvent", type="keyUp", key="Enter", code="Enter", windowsVirtualKeyCode=13
+    )
+    browser.wait_for(f"{main_heading}.getAttribute('aria-sort') === 'ascending'")
+    assert _column(browser, "main")[:4] == ["1", "3", "4", "10"]
+    assert browser.evaluate("document.querySelector('.plot').getAttribute('role')") == "button"
+    browser.evaluate(f"{press}(document.querySelector('.plot'))")
+    browser.wait_for("document.querySelector('.plot').getAttribute('aria-pressed') === 'true'")
+    assert browser.evaluate("document.getElementById('experiment').value") == "toy"
+    labels = browser.evaluate(
+        "[...document.querySelectorAll('.pager button')].map(b => b.ariaLabel)"
+    )
+    assert labels == ["previous page", "next page"]
+
+
+def test_a_trial_page_is_titled_and_a_long_variant_wraps(
+    browser: Browser, served: tuple[str, Path]
+) -> None:
+    url, trials = served
+    folder = next(p for p in sorted(trials.iterdir()) if (p / "trial.html").is_file())
+    browser.navigate(f"{url}{folder.name}/trial.html")
+    assert browser.evaluate("document.title") == f"toy {folder.name} (succeeded)"
+    assert browser.evaluate("document.querySelectorAll('h1').length") == 1
+    # Stretch the variant to 3,000 characters: the page must not scroll sideways.
+    browser.evaluate(
+        "document.querySelector('.mitosis-header p:nth-of-type(2)').append('x'.repeat(3000))"
+    )
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

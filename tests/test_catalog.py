@@ -95,6 +95,37 @@ def test_a_trial_added_or_rewritten_behind_the_index_is_still_listed_right(trial
     assert len(index_cache.read(trials)) == 13
 
 
+def test_list_and_serve_bring_the_page_up_to_date_after_hand_edits(
+    cli: RunCli, trials: Path
+) -> None:
+    # A folder deleted by hand must not stay on the page as links to nothing, and one
+    # copied in must appear, whichever reader notices first.
+    html = trials / "index.html"
+    deleted = next(iter(store.trial_folders(trials)))
+    assert deleted.name in html.read_text()
+    for path in sorted(deleted.iterdir()):
+        path.unlink()
+    deleted.rmdir()
+    listed(cli, trials)
+    assert deleted.name not in html.read_text()
+    copied = write_trial(trials, 60, note="copied in")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mitosis", "serve", "-F", str(trials), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and "serving" in server.stdout.readline()
+        assert copied.name in html.read_text()
+    finally:
+        server.terminate()
+        server.wait(10)
+    # An index page that already shows every record is left alone.
+    before = html.stat().st_mtime_ns
+    listed(cli, trials)
+    assert html.stat().st_mtime_ns == before
+
+
 def _update_many(trials: Path, start: int) -> None:
     for index in range(start, start + 10):
         catalog.record_trial(trials, store.read_record(write_trial(trials, index)))

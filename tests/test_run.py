@@ -227,6 +227,9 @@ def test_ctrl_c_and_sigterm_interrupt_and_leave_no_kernel(investigation: Path, s
     time.sleep(2)  # let the step start sleeping
     running = record_of(only_trial(investigation))
     assert running["status"] == "running" and running["pid"] == runner.pid
+    # Whoever refreshes the browser while the trial runs sees it there, running.
+    page = (investigation / "trials" / "index.html").read_text()
+    assert f'["{running["id"]}",' in page and '"running"' in page
     runner.send_signal(signum)
     _, stderr = runner.communicate(timeout=60)
     assert runner.returncode == 130, stderr
@@ -259,6 +262,7 @@ def test_dirty_tree_is_refused_listing_files_and_debug_runs_anyway(
     assert record["debug"] is True and record["git"]["dirty"] is True
     patch = (folder / "uncommitted.patch").read_text()
     assert "an uncommitted idea" in patch and "scratch.py" in patch
+    assert '<a href="uncommitted.patch">' in (folder / "trial.html").read_text()
     assert not (investigation / "trials" / "variants" / "toy").exists()
 
 

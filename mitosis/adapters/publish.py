@@ -15,7 +15,7 @@ import contextlib
 import copy
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -134,7 +134,7 @@ def warm_up() -> None:
     validator and the syntax highlighter's patterns: about a second, spent while the kernel
     runs the experiment instead of after it.
     """
-    render_page(nbformat.from_dict(_WARM_UP), {}, has_log=False)
+    render_page(nbformat.from_dict(_WARM_UP), {}, beside=())
 
 
 def warm_up_in_background() -> None:
@@ -157,9 +157,19 @@ def _warm_up_quietly() -> None:
             _warming = False
 
 
-def render_header(record: dict[str, Any], has_log: bool) -> str:
-    """The HTML header of a trial page: status, parameters, metrics, commit, links."""
-    return _header_template().render(record=record, has_log=has_log)
+def render_header(record: dict[str, Any], beside: Collection[str]) -> str:
+    """The HTML header of a trial page: status, parameters, metrics, commit, links.
+
+    ``beside`` names the files in the trial's folder that the header may link to.
+    """
+    return _header_template().render(record=record, beside=beside)
+
+
+def _title(record: dict[str, Any]) -> str:
+    # Tabs, bookmarks and history tell trials apart by this.
+    parts = [record.get("experiment"), record.get("id")]
+    title = " ".join(str(part) for part in parts if part)
+    return f"{title} ({record['status']})" if record.get("status") else title or "trial"
 
 
 @dataclass(frozen=True)
@@ -208,10 +218,13 @@ def _extract_figures(notebook: nbformat.NotebookNode) -> tuple[Any, dict[str, by
     return shown, figures
 
 
-def render_page(notebook: nbformat.NotebookNode, record: dict[str, Any], has_log: bool) -> Page:
+def render_page(
+    notebook: nbformat.NotebookNode, record: dict[str, Any], beside: Collection[str]
+) -> Page:
     """The whole ``trial.html``: header, then the executed notebook with its figures."""
-    resources = {"mitosis_header": render_header(record, has_log)}
+    resources = {"mitosis_header": render_header(record, beside)}
     shown, figures = _extract_figures(notebook)
+    shown.metadata["title"] = _title(record)  # the lab template escapes it
     with _exporter() as exporter:
         body, _ = exporter.from_notebook_node(shown, resources=resources)
     return Page(str(body), figures)
@@ -228,8 +241,9 @@ def write_assets(trials_folder: Path) -> None:
         write_atomic(path, source)
 
 
-def render_missing_notebook(record: dict[str, Any]) -> str:
+def render_missing_notebook(record: dict[str, Any], beside: Collection[str]) -> str:
     """A page for a trial whose notebook never came back (the kernel could not start)."""
-    header = render_header(record, has_log=False)
-    head = f"<head><meta charset='utf-8'><title>{record['id']}</title></head>"
-    return f"<!DOCTYPE html>\n<html>{head}<body>{header}</body></html>\n"
+    header = render_header(record, beside)
+    title = markupsafe.escape(_title(record))
+    head = f"<head><meta charset='utf-8'><title>{title}</title></head>"
+    return f"<!DOCTYPE html>\n<html lang='en'>{head}<body>{header}</body></html>\n"

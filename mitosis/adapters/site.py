@@ -25,7 +25,8 @@ from mitosis.atomic import write_atomic
 from mitosis.core.summary import TrialSummary
 
 INDEX_HTML = "index.html"
-# Beyond this many metric columns the table is unreadable; the most common ones are kept.
+# Beyond this many metric columns the table is unreadable: the page shows the most common
+# ones and names the others.
 MAX_METRIC_COLUMNS = 40
 _HTML_DIR = Path(__file__).resolve().parent.parent / "html"
 # Row layout shared with the page's script (ROW_FIELDS there); metrics follow as one list.
@@ -67,10 +68,9 @@ def _plain(value: Any) -> Any:
 
 
 def metric_columns(summaries: Sequence[TrialSummary]) -> list[str]:
-    """The metric names shown as columns: the most common first, then by name."""
+    """Every metric name, the most common first, then by name."""
     counts = Counter(name for summary in summaries for name in summary.metrics)
-    ranked = sorted(counts, key=lambda name: (-counts[name], name))[:MAX_METRIC_COLUMNS]
-    return sorted(ranked)
+    return sorted(counts, key=lambda name: (-counts[name], name))
 
 
 def page_data(summaries: Sequence[TrialSummary]) -> dict[str, Any]:
@@ -82,7 +82,12 @@ def page_data(summaries: Sequence[TrialSummary]) -> dict[str, Any]:
         row = [_plain(fields[name]) for name in ROW_FIELDS]
         row.append([_plain(summary.metrics.get(name)) for name in metrics])
         rows.append(row)
-    return {"fields": list(ROW_FIELDS), "metrics": metrics, "rows": rows}
+    return {
+        "fields": list(ROW_FIELDS),
+        "metrics": metrics,
+        "max_metric_columns": MAX_METRIC_COLUMNS,
+        "rows": rows,
+    }
 
 
 def embed_json(data: Any) -> str:

@@ -18,6 +18,8 @@ from mitosis.core.trial_id import is_trial_id, make_trial_id, matches_id
 from mitosis.errors import RecordError, TrialNotFoundError, TrialsFolderError
 
 RECORD_NAME = "trial.yaml"
+# What a debug trial ran beyond its commit: ``git diff`` plus untracked files.
+PATCH_NAME = "uncommitted.patch"
 
 
 def check_folder(trials_folder: Path) -> None:

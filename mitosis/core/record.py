@@ -51,4 +51,3 @@ def record_problem(data: Any) -> tuple[str | None, str] | None:
     if data["status"] not in STATUSES:
         return "status", f"has an unknown status {data['status']!r}"
     return None
-
