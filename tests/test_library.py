@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -48,6 +50,21 @@ def test_execute_trial_failures_are_results_and_refusals_are_errors(investigatio
     with pytest.raises(MitosisError, match="more than 0 seconds, not -1"):
         execute_trial("toy", timeout=-1)
     assert len(trial_dirs(investigation / "trials")) == 1
+
+
+def test_trial_after_trial_in_one_process_leaves_no_sockets_or_threads_behind(
+    investigation: Path,
+) -> None:
+    # A notebook that loops over execute_trial (or a long sweep) must not run out of file
+    # descriptors: each trial's kernel client once left a dozen sockets and a thread.
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    execute_trial("toy")
+    files, threads = open_files(), threading.active_count()
+    for _ in range(3):
+        assert execute_trial("toy").status == "succeeded"
+    assert open_files() <= files + 1 and threading.active_count() <= threads
 
 
 def test_a_trial_card_escapes_what_the_user_typed(investigation: Path) -> None:

@@ -9,6 +9,7 @@ running notebook, whose event loop papermill must not share.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import os
 import queue
@@ -62,6 +63,42 @@ class _SameInterpreterSpecs(KernelSpecManager):
         )
 
 
+class _TrialKernelManager(AsyncKernelManager):
+    """A kernel manager that remembers the clients it made, so that stopping the kernel
+    closes them too. nbclient closes its client only for kernels it started itself; every
+    trial would otherwise leave a heartbeat thread and a dozen sockets behind."""
+
+    def client(self, **kwargs: Any) -> Any:
+        made = super().client(**kwargs)
+        self.__dict__.setdefault("_mitosis_clients", []).append(made)
+        return made
+
+    def close_clients(self) -> None:
+        """Stop every client's channels and free their sockets."""
+        for made in self.__dict__.pop("_mitosis_clients", []):
+            with contextlib.suppress(Exception):
+                made.stop_channels()
+            with contextlib.suppress(Exception):
+                made.context.destroy(linger=0)
+
+
+def _in_own_loop(target: Callable[..., None]) -> Callable[..., None]:
+    """``target`` for a thread of its own, which closes the event loop that jupyter_core's
+    ``run_sync`` made for the thread. Left open, each loop keeps three descriptors until
+    the garbage collector happens upon it, and a long sweep makes several per trial."""
+
+    def run(*args: Any) -> None:
+        try:
+            target(*args)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the thread never made one
+                loop = asyncio.get_event_loop_policy().get_event_loop()
+                if not loop.is_running():
+                    loop.close()
+
+    return run
+
+
 @dataclass
 class Execution:
     """How a notebook's execution ended."""
@@ -97,7 +134,7 @@ def start_kernel(
     # IPC sockets in a private directory: no TCP ports to clash between parallel trials,
     # and no unencrypted-TCP warning from the kernel.
     sockets = Path(tempfile.mkdtemp(prefix="mitosis-kernel-"))
-    manager = AsyncKernelManager(
+    manager = _TrialKernelManager(
         kernel_name=name,
         kernel_spec_manager=_SameInterpreterSpecs(),
         client_factory=_PromptClient,
@@ -143,7 +180,7 @@ class KernelAhead:
         self._manager: AsyncKernelManager | None = None
         self._failure: str | None = None
         self._thread = threading.Thread(
-            target=self._start, name=f"mitosis-kernel-ahead-{id(self)}", daemon=True
+            target=_in_own_loop(self._start), name=f"mitosis-kernel-ahead-{id(self)}", daemon=True
         )
         self._thread.start()
 
@@ -200,6 +237,7 @@ def _evaluate(manager: AsyncKernelManager, expression: str, timeout: float | Non
         reply = _await_reply(client, manager, asked, timeout)
     finally:
         client.stop_channels()
+        client.context.destroy(linger=0)  # now, not whenever the collector finds it
     answer = reply["content"].get("user_expressions", {}).get("v", {})
     if answer.get("status") != "ok":
         raise KernelError(
@@ -290,6 +328,10 @@ def stop_kernel(manager: AsyncKernelManager) -> None:
             run_sync(manager.shutdown_kernel)(now=True)
     with contextlib.suppress(Exception):
         run_sync(manager.cleanup_resources)()
+    if isinstance(manager, _TrialKernelManager):
+        manager.close_clients()
+    with contextlib.suppress(Exception):
+        manager.context.destroy(linger=0)
     sockets = Path(manager.ip).parent
     if manager.transport == "ipc" and sockets.name.startswith("mitosis-kernel-"):
         shutil.rmtree(sockets, ignore_errors=True)
@@ -444,7 +486,7 @@ def execute(
             finished.set()
 
     worker = threading.Thread(
-        target=run_papermill,
+        target=_in_own_loop(run_papermill),
         # A unique name: jupyter_core keeps one event-loop runner per thread *name*.
         name=f"mitosis-papermill-{output.parent.name}",
         daemon=True,
@@ -466,7 +508,9 @@ def execute(
             # The notebook is saved: the kernel's shutdown overlaps with publishing it. Not
             # a daemon, so that even an exit meanwhile waits for the kernel to be gone.
             stopping = threading.Thread(
-                target=stop_kernel, args=(manager,), name=f"mitosis-stop-{output.parent.name}"
+                target=_in_own_loop(stop_kernel),
+                args=(manager,),
+                name=f"mitosis-stop-{output.parent.name}",
             )
             stopping.start()
     finally:
