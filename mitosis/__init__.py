@@ -1,5 +1,10 @@
 """mitosis-nb: every computational experiment a reproducible, browsable trial.
 
+- ``execute_trial(*steps, params=, literals=, ...)`` runs one trial, as ``mitosis-nb run``;
+- ``load_trial(id)`` and ``load_trial_data(trial)`` read a trial back;
+- ``reproduce_trial(id)`` runs a trial again at its commit and compares the results;
+- ``Trial`` is what they return; ``MitosisError`` is what refusals raise.
+
 The public API is imported lazily, so that a trial's kernel, which imports
 ``mitosis.kernel_side``, does not pay for papermill and nbconvert at start-up.
 """
@@ -43,3 +48,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    # help() and tab completion see the lazily imported API too.
+    return sorted({*globals(), *__all__})

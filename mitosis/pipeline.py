@@ -229,8 +229,8 @@ def _check_required(step: StepConfig, facts: StepFacts, options: Sequence[ParamO
     if missing:  # else the call fails in the kernel with a TypeError, after all the set-up
         raise ParameterError(
             f"step {step.name!r} needs {missing[0]!r}, which has no default; give it with -p "
-            f'or -e {step.name}.{missing[0]}=... (a later step gets the "data" of the step '
-            "before it as its first argument)."
+            f"or -e {step.name}.{missing[0]}=... (params= or literals= in Python; a later "
+            'step gets the "data" of the step before it as its first argument).'
         )
 
 
@@ -262,7 +262,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     if not request.debug:
         gitstate.require_clean(state)
     template = request.template or config.template or render.packaged_template()
-    origin = "--template" if request.template else "`template` in [tool.mitosis]"
+    origin = "--template (template=)" if request.template else "`template` in [tool.mitosis]"
     render.render_notebook(template, steps, origin)
     kernelspec = execute.kernelspec_metadata(request.kernel) if request.kernel else None
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
@@ -430,7 +430,7 @@ def _describe_error(
             "traceback": execute.strip_ansi("\n".join(output.get("traceback", []))),
         }
     messages = {
-        "timeout": f"the trial ran longer than --timeout {timeout} s and its kernel was stopped.",
+        "timeout": f"the trial ran longer than its timeout of {timeout} s; its kernel was stopped.",
         "kernel_died": "the kernel died (os._exit, a crash, or killed, perhaps for memory).",
         "interrupted": "the trial was interrupted (Ctrl-C or SIGTERM); its kernel was stopped.",
         "exception": f"step {failed_step!r} ended without returning a result (sys.exit()?).",
@@ -674,6 +674,28 @@ def run_plans(plans: Sequence[TrialPlan], ahead: execute.KernelAhead | None = No
     return trials
 
 
+def _check_api_arguments(steps: Sequence[Any], params: Any, literals: Any) -> None:
+    """Refuse, in one sentence, arguments of the wrong kind, before they fail somewhere deep."""
+    for step in steps:
+        if not isinstance(step, str):
+            raise ParameterError(
+                f"steps are named by strings, as in execute_trial('gen', 'fit'); got {step!r}."
+            )
+    for name, given in (("params", params), ("literals", literals)):
+        if given is not None and not isinstance(given, Mapping):
+            raise ParameterError(
+                f"{name} is a dict of argument names to values, not {type(given).__name__} "
+                f"{given!r}."
+            )
+    for arg, variants in (params or {}).items():
+        names = [variants] if isinstance(variants, str) else variants
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ParameterError(
+                f"params[{arg!r}] is a variant name of the step's lookup dictionary, not "
+                f"{variants!r}; give a value itself with literals={{{arg!r}: {variants!r}}}."
+            )
+
+
 def _options_from_mappings(
     params: Mapping[str, Any] | None, literals: Mapping[str, Any] | None
 ) -> tuple[ParamOption, ...]:
@@ -696,6 +718,22 @@ def _options_from_mappings(
     return tuple(options)
 
 
+def _one_trial_only(plans: Sequence[TrialPlan]) -> str:
+    values: dict[str, set[str]] = {}
+    for plan in plans:
+        for param in plan.params:
+            choice = param.choice
+            shown = f"{'' if choice.tracked else '+'}{choice.text}"
+            values.setdefault(f"{choice.step}.{choice.arg}", set()).add(shown)
+    several = sorted(name for name, texts in values.items() if len(texts) > 1)
+    return (
+        f"execute_trial runs one trial, but {', '.join(several)} "
+        f"{'is' if len(several) == 1 else 'are'} given more than one value here (perhaps "
+        "once with the step's name and once without, or tracked and untracked), which makes "
+        f"{len(plans)} trials; give each argument once, or sweep with `mitosis-nb run`."
+    )
+
+
 def execute_trial(
     *steps: str,
     params: Mapping[str, str | Sequence[str]] | None = None,
@@ -712,8 +750,11 @@ def execute_trial(
 
     ``params`` maps ``[+][STEP.]ARG`` to a variant name of the step's lookup dictionary;
     ``literals`` maps ``[+][STEP.]ARG`` to a Python literal. Refusals raise ``MitosisError``;
-    a failing experiment returns a ``Trial`` whose ``status`` is ``"failed"``.
+    a failing experiment returns a ``Trial`` whose ``status`` is ``"failed"``. Ctrl-C (a
+    notebook's interrupt button) or SIGTERM stops the trial, records it as ``interrupted``
+    and then raises ``KeyboardInterrupt``, so that a loop of trials stops too.
     """
+    _check_api_arguments(steps, params, literals)
     request = TrialRequest(
         steps=tuple(steps),
         options=_options_from_mappings(params, literals),
@@ -730,7 +771,12 @@ def execute_trial(
     try:
         plans = prepare(request, ahead)
         if len(plans) != 1:
-            raise ParameterError("execute_trial runs one trial; give one variant per parameter.")
-        return run_plans(plans, ahead)[0]
+            raise ParameterError(_one_trial_only(plans))
+        (trial,) = run_plans(plans, ahead)
     finally:
         ahead.close()
+    if trial.status == "interrupted":
+        raise KeyboardInterrupt(
+            f"trial {trial.id} was interrupted; its record is in {trial.folder}"
+        )
+    return trial

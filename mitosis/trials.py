@@ -14,6 +14,7 @@ from mitosis import catalog
 from mitosis.adapters import store
 from mitosis.catalog import Listing, settle_record
 from mitosis.core.verify import recorded_sources
+from mitosis.errors import TrialNotFoundError
 
 
 @dataclass(frozen=True)
@@ -98,26 +99,44 @@ class Trial:
         return f"Trial(id={self.id!r}, status={self.status!r}, main={self.main!r})"
 
 
-def default_trials_folder() -> Path:
-    """The trials folder of the investigation around the current directory."""
+def default_trials_folder(config: str | os.PathLike[str] | None = None) -> Path:
+    """The trials folder of the investigation configured by ``config`` (a pyproject.toml),
+    else of the one around the current directory."""
     from mitosis.adapters.config import load_config
 
-    return load_config().trials_folder
+    return load_config(Path(config) if config else None).trials_folder
 
 
-def load_trial(query: str, trials_folder: str | os.PathLike[str] | None = None) -> Trial:
-    """The trial named by its id or a unique prefix of the id's random part."""
-    folder = Path(trials_folder) if trials_folder else default_trials_folder()
+def load_trial(
+    query: str,
+    trials_folder: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+) -> Trial:
+    """The trial named by its id or a unique prefix of the id's random part.
+
+    It is looked for in ``trials_folder``, else in the trials folder that ``config`` (the
+    investigation's pyproject.toml, as for ``execute_trial``) names, else in the
+    investigation around the current directory.
+    """
+    if not isinstance(query, str):
+        raise TrialNotFoundError(f"a trial is named by its id as a string, not {query!r}.")
+    folder = Path(trials_folder) if trials_folder else default_trials_folder(config)
     folder = store.find_trial(folder, query)
     return Trial(record=settle_record(folder, store.read_record(folder)), folder=folder)
 
 
 def load_trial_data(
-    trial: Trial | str, trials_folder: str | os.PathLike[str] | None = None
+    trial: Trial | str,
+    trials_folder: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Unpickle each step's returned dict. Pickles can run code: load only trusted trials."""
-    if isinstance(trial, str):
-        trial = load_trial(trial, trials_folder)
+    """Unpickle each step's returned dict. Pickles can run code: load only trusted trials.
+
+    ``trial`` is a ``Trial`` or a query for ``load_trial``, with the same ``trials_folder``
+    and ``config``.
+    """
+    if not isinstance(trial, Trial):
+        trial = load_trial(trial, trials_folder, config)
     _make_steps_importable(trial.record)
     results = []
     for index in range(len(trial.record.get("steps") or [])):

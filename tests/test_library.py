@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+import pydoc
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import git, make_investigation, trial_dirs, working_in
+import yaml
+from conftest import git, kernels_in, make_investigation, trial_dirs, working_in
 from nbclient import NotebookClient
 
 import mitosis
@@ -65,6 +71,44 @@ def test_trial_after_trial_in_one_process_leaves_no_sockets_or_threads_behind(
     for _ in range(3):
         assert execute_trial("toy").status == "succeeded"
     assert open_files() <= files + 1 and threading.active_count() <= threads
+
+
+LOOP_OF_TRIALS = """
+from mitosis import execute_trial
+done = []
+try:
+    for _ in range(3):
+        done.append(execute_trial("toy", params={"mode": "sleep"}).status)
+except KeyboardInterrupt as stop:
+    print("stopped:", stop)
+print("finished:", done)
+"""
+
+
+def test_ctrl_c_in_a_loop_of_trials_records_the_trial_and_stops_the_loop(
+    investigation: Path,
+) -> None:
+    loop = subprocess.Popen(
+        [sys.executable, "-c", LOOP_OF_TRIALS],
+        cwd=investigation,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        kernels_in(investigation) and list((investigation / "trials").glob("*/trial.yaml"))
+    ):
+        time.sleep(0.2)
+    time.sleep(2)  # into the step's sleep
+    loop.send_signal(signal.SIGINT)
+    stdout, stderr = loop.communicate(timeout=60)
+    assert loop.returncode == 0, stderr
+    assert "Kernel died" not in stderr  # it was stopped, and the record says so
+    (folder,) = trial_dirs(investigation / "trials")
+    assert f"stopped: trial {folder.name} was interrupted" in stdout
+    assert "finished: []" in stdout
+    assert yaml.safe_load((folder / "trial.yaml").read_text())["status"] == "interrupted"
 
 
 def test_a_trial_card_escapes_what_the_user_typed(investigation: Path) -> None:
@@ -177,3 +221,45 @@ def test_the_package_exports_its_warning_class() -> None:
     from mitosis import MitosisWarning
 
     assert "MitosisWarning" in mitosis.__all__ and issubclass(MitosisWarning, Warning)
+    # help(mitosis) and tab completion in a notebook show the (lazily imported) API.
+    assert set(mitosis.__all__) <= set(dir(mitosis))
+    assert "execute_trial(*steps" in pydoc.render_doc(mitosis)
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda: execute_trial(["toy"]), "steps are named by strings"),
+        (lambda: execute_trial("toy", params="frequency=fast"), "params is a dict"),
+        (lambda: execute_trial("toy", params={"frequency": 10}), "literals={'frequency': 10}"),
+        (
+            lambda: execute_trial("toy", params={"frequency": "fast", "toy.frequency": "slow"}),
+            "toy.frequency is given more than one value",
+        ),
+        (
+            lambda: execute_trial("toy", literals={"+amplitude": 2, "amplitude": 3}),
+            "toy.amplitude is given more than one value",
+        ),
+        (lambda: load_trial(None), "a trial is named by its id as a string"),  # type: ignore[arg-type]
+    ],
+)
+def test_api_arguments_of_the_wrong_kind_are_refused_in_one_sentence(
+    investigation: Path, call: Callable[[], object], says: str
+) -> None:
+    with pytest.raises(MitosisError, match=re.escape(says)):
+        call()
+    assert not (investigation / "trials").exists() or not trial_dirs(investigation / "trials")
+
+
+def test_load_trial_finds_the_investigation_by_its_config_from_anywhere(
+    investigation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trial = execute_trial("toy", literals={"amplitude": 2})
+    elsewhere = tmp_path / "notebooks-outside-the-repository"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = investigation / "pyproject.toml"
+    assert load_trial(trial.id, config=config).main == trial.main
+    assert load_trial_data(trial.id, config=config)[0]["main"] == trial.main
+    with pytest.raises(MitosisError, match=r"config= in Python"):
+        load_trial(trial.id)

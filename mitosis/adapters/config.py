@@ -49,11 +49,12 @@ def find_pyproject(start: Path) -> Path:
                 return candidate
             raise ConfigError(
                 f"no pyproject.toml at the git root {directory}; create one with a "
-                "[tool.mitosis.steps] table, or pass --config PATH."
+                "[tool.mitosis.steps] table, or pass --config PATH (config= in Python)."
             )
     raise ConfigError(
         f"{start} is not inside a git repository; run mitosis-nb from your investigation's "
-        "repository (git init), or pass --config PATH."
+        "repository (`git init` one if it has none), or pass the pyproject.toml of one with "
+        "--config PATH (config= in Python)."
     )
 
 
@@ -92,7 +93,9 @@ def load_config(pyproject: Path | None = None, start: Path | None = None) -> Inv
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist; pass --config with a pyproject.toml.") from None
+        raise ConfigError(
+            f"{path} does not exist; pass a pyproject.toml with --config (config= in Python)."
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}; fix that line.") from None
     except (OSError, UnicodeDecodeError) as error:

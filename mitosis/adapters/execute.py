@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import re
@@ -199,7 +200,9 @@ class KernelAhead:
         """
         self._thread.join()
         if self._manager is None:
-            raise KernelError(f"the kernel did not start ({self._failure}); check --kernel.")
+            raise KernelError(
+                f"the kernel did not start ({self._failure}); check --kernel (kernel=)."
+            )
         return _evaluate(self._manager, expression, timeout)
 
     def claim(
@@ -427,7 +430,15 @@ def _register_engine() -> str:
                 raise
 
     papermill_engines.register(_ENGINE, KeepingEngine)
+    logging.getLogger("papermill").addFilter(_not_kernel_died)
     return _ENGINE
+
+
+def _not_kernel_died(record: logging.LogRecord) -> bool:
+    # nbclient logs this whenever the kernel goes, also when a timeout or Ctrl-C stopped it
+    # on purpose; the trial's error says what happened, and a notebook calling
+    # execute_trial would show the line in red under its cell.
+    return not record.getMessage().startswith("Kernel died while waiting for execute reply")
 
 
 def _supervise(

@@ -107,7 +107,7 @@ def require_clean(state: GitState) -> None:
         more = f" and {len(state.dirty_files) - 10} more" if len(state.dirty_files) > 10 else ""
         raise GitStateError(
             f"uncommitted changes in {state.root}: {shown}{more}; commit them, "
-            "or run with --debug to record a trial anyway."
+            "or run with --debug (debug=True in Python) to record a trial anyway."
         )
 
 

@@ -117,7 +117,8 @@ def expand_grid(options: Sequence[ParamOption]) -> list[tuple[ParamChoice, ...]]
         key = (option.step, option.arg)
         if kinds.setdefault(key, option.kind) != option.kind:
             raise ParameterError(
-                f"{option.step}.{option.arg} is given both with -p and -e; choose one."
+                f"{option.step}.{option.arg} is given both as a variant name (-p, params=) and "
+                "as a literal (-e, literals=); choose one."
             )
         bucket = values.setdefault(key, [])
         for text in option.texts:
