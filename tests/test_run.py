@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -264,6 +265,21 @@ def test_dirty_tree_is_refused_listing_files_and_debug_runs_anyway(
     assert "an uncommitted idea" in patch and "scratch.py" in patch
     assert '<a href="uncommitted.patch">' in (folder / "trial.html").read_text()
     assert not (investigation / "trials" / "variants" / "toy").exists()
+
+
+def test_a_set_literal_names_one_variant_in_every_process(investigation: Path, cli: RunCli) -> None:
+    # A set's repr follows the string hash, which each process seeds differently.
+    tag = "tag={'zz', 'aa', 'mm', 'qq'}"
+    for seed in ("1", "2"):
+        done = cli("run", "toy", "-e", tag, env={"PYTHONHASHSEED": seed})
+        assert done.returncode == 0, done.stderr
+    records = [record_of(folder) for folder in trial_dirs(investigation / "trials")]
+    assert [r["variant"] for r in records] == ["toy.tag={'aa', 'mm', 'qq', 'zz'}"] * 2
+    assert [r["iteration"] for r in records] == [0, 1]
+    skipped = cli("run", "toy", "-e", tag, "--skip-existing", env={"PYTHONHASHSEED": "3"})
+    assert skipped.returncode == 0 and re.search(r"skipped +1 ", skipped.stdout)
+    infinite = cli("run", "toy", "-e", "amplitude=1e400")
+    assert infinite.returncode == 2 and "'1e400' is infinite" in infinite.stderr
 
 
 def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> None:

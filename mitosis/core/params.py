@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -57,7 +58,34 @@ def parse_literal(text: str) -> object:
 
 def canonical_literal(text: str) -> str:
     """The literal's canonical source, so ``-e a=4`` and ``-e a=0x4`` name one variant."""
-    return repr(parse_literal(text))
+    try:
+        return _canonical(parse_literal(text))
+    except ValueError:
+        raise ParameterError(
+            f"-e value {text!r} is infinite or not a number, which no literal can say; put it "
+            "in the step's lookup dictionary and pass its variant name with -p."
+        ) from None
+
+
+def _canonical(value: object) -> str:
+    # repr, but with a set's members in an order of their own: repr follows the string hash,
+    # which differs in every process, and the variant name must not.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(value)
+    if isinstance(value, (set, frozenset)):
+        members = sorted(_canonical(member) for member in value)
+        return "{" + ", ".join(members) + "}" if members else "set()"
+    if isinstance(value, list):
+        return "[" + ", ".join(_canonical(item) for item in value) + "]"
+    if isinstance(value, tuple):
+        items = [_canonical(item) for item in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if isinstance(value, dict):
+        pairs = (f"{_canonical(k)}: {_canonical(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    if isinstance(value, complex) and not (math.isfinite(value.real) and math.isfinite(value.imag)):
+        raise ValueError(value)
+    return repr(value)
 
 
 def parse_option(option: str, kind: ParamKind) -> ParamOption:

@@ -9,8 +9,18 @@ from collections.abc import Iterable, Mapping
 REDACTED = "<redacted>"
 
 _SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSW(OR)?D|PASSPHRASE|\bPWD_|(^|_)KEYS?(_|$)|KEY$|CREDENTIAL|AUTH|"
-    r"COOKIE|SESSION|PRIVATE|SIGNATURE|CERT",
+    r"TOKEN|SECRET|PASSW(OR)?D|PASSPHRASE|(^|_)KEYS?(_|$)|KEY$|CREDENTIAL|AUTH|"
+    r"COOKIE|SESSION|PRIVATE|SIGNATURE|CERT|"
+    # Whole words only: MYSQL_PWD and DB_PASS, but not PASSENGER_COUNT.
+    r"(^|_)(PWD|PASS|CREDS?|DSN|BEARER|WEBHOOK)(_|$)",
+    re.IGNORECASE,
+)
+# The shell's working directories, not passwords.
+_NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+# password=... inside a value: libpq's "host=h password=p", a URL's "?password=p".
+_KEYWORD_SECRET = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|pass|secret|token|api_?key|access_?key)\s*=\s*)"
+    r"(?P<value>[^\s&;,'\"]+)",
     re.IGNORECASE,
 )
 # scheme://user:password@host -> scheme://<redacted>@host ; also bare tokens as user part.
@@ -21,12 +31,14 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<cred>
 
 def looks_secret(name: str) -> bool:
     """Whether an environment variable's name suggests its value is a secret."""
-    return bool(_SECRET_NAME.search(name))
+    return name.upper() not in _NOT_SECRET and bool(_SECRET_NAME.search(name))
 
 
 def redact_url(text: str) -> str:
-    """Replace the credentials part of every URL in ``text`` (``https://tok@host``)."""
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    """Replace the credentials in ``text``: of every URL (``https://tok@host``), and every
+    ``password=...`` or ``token=...`` value (connection strings, query strings)."""
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    return _KEYWORD_SECRET.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
