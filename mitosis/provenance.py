@@ -14,6 +14,7 @@ from typing import Any
 
 from mitosis.adapters import git as gitstate
 from mitosis.core.steps import StepConfig
+from mitosis.errors import GitStateError
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,18 @@ class Provenance:
     repositories: tuple[gitstate.GitState, ...]
 
     def require_clean(self) -> None:
-        """Refuse a non-debug trial if any step's repository has uncommitted changes."""
+        """Refuse a non-debug trial if any step's repository has uncommitted changes, or a
+        step's code lies in a file that git ignores."""
         for state in self.repositories:
             gitstate.require_clean(state)
+        for step, files in self.sources.items():
+            for entry in files.values():
+                if entry is not None and entry.get("ignored"):
+                    raise GitStateError(
+                        f"step {step!r} comes from {entry['file']}, which git ignores (see "
+                        ".gitignore), so no commit holds it; stop ignoring it and commit it, "
+                        "or run with --debug (debug=True in Python)."
+                    )
 
 
 def _trace(

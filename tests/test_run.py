@@ -282,6 +282,41 @@ def test_a_set_literal_names_one_variant_in_every_process(investigation: Path, c
     assert infinite.returncode == 2 and "'1e400' is infinite" in infinite.stderr
 
 
+def test_a_trials_folder_over_code_hides_no_change_to_it(investigation: Path, cli: RunCli) -> None:
+    (investigation / "lib").mkdir()
+    (investigation / "lib" / "helper.py").write_text("FACTOR = 1\n")
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-q", "-m", "a helper")
+    (investigation / "lib" / "helper.py").write_text("FACTOR = 2\n")
+    into_code = cli("run", "toy", "-F", "lib")
+    assert into_code.returncode == 2 and "lib/helper.py" in into_code.stderr
+    whole = cli("run", "toy", "-F", ".")
+    assert whole.returncode == 2 and "holds the whole repository" in whole.stderr
+    assert sorted(p.name for p in (investigation / "lib").iterdir()) == ["helper.py"]
+
+
+def test_a_step_in_a_file_git_ignores_is_refused(investigation: Path, cli: RunCli) -> None:
+    (investigation / ".gitignore").write_text("local_*.py\ntrials/\n")
+    (investigation / "local_toy.py").write_text((investigation / "toy_experiments.py").read_text())
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.mitosis.steps]",
+            '[tool.mitosis.steps]\nlocal = ["local_toy:run", "local_toy:lookup"]',
+        )
+    )
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-q", "-m", "a step git ignores")
+    refused = cli("run", "local")
+    assert refused.returncode == 2, refused.stderr
+    assert "local_toy.py, which git ignores" in refused.stderr
+    assert not trial_dirs(investigation / "trials")
+    debug = cli("run", "local", "--debug")
+    assert debug.returncode == 0, debug.stderr
+    source = record_of(only_trial(investigation))["steps"][0]["source"]["run"]
+    assert source["file"] == "local_toy.py" and source["ignored"] is True and source["dirty"]
+
+
 def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> None:
     done = cli(
         "run",

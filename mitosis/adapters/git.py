@@ -16,6 +16,7 @@ from pathlib import Path
 import git
 
 from mitosis.core.redact import redact_url
+from mitosis.core.trial_id import is_own_entry
 from mitosis.errors import GitStateError
 
 
@@ -60,8 +61,27 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _ignored(path: Path, ignore: Sequence[Path]) -> bool:
-    return any(_inside(path.resolve(), folder.resolve()) for folder in ignore)
+def _ignored(path: Path, ignore: Sequence[Path], tracked: bool = False) -> bool:
+    """Whether a change at ``path`` is the trials folder's, not the code's: anything new in
+    a trials folder, but of tracked files only what mitosis-nb writes there. A trials
+    folder pointed at code (``-F experiments``) must not hide an edited module."""
+    path = path.resolve()
+    for folder in ignore:
+        folder = folder.resolve()
+        if not _inside(path, folder):
+            continue
+        if not tracked or path == folder or is_own_entry(path.relative_to(folder).parts[0]):
+            return True
+    return False
+
+
+def _check_not_around(root: Path, ignore: Sequence[Path]) -> None:
+    for folder in ignore:
+        if _inside(root, folder.resolve()):
+            raise GitStateError(
+                f"the trials folder {folder} holds the whole repository {root}, so no change "
+                f"to the code could be seen; use a folder of its own, such as {root / 'trials'}."
+            )
 
 
 def read_state(path: Path, ignore: Sequence[Path] = ()) -> GitState:
@@ -69,6 +89,7 @@ def read_state(path: Path, ignore: Sequence[Path] = ()) -> GitState:
     folders) never count as dirty."""
     repo = _open(path)
     root = Path(repo.working_tree_dir or path).resolve()
+    _check_not_around(root, ignore)
     try:
         commit = repo.head.commit.hexsha
     except ValueError:
@@ -91,7 +112,7 @@ def read_state(path: Path, ignore: Sequence[Path] = ()) -> GitState:
         if len(entry) < 4:
             continue
         name = entry[3:]
-        if _ignored(root / name, ignore):
+        if _ignored(root / name, ignore, tracked=not entry.startswith("??")):
             continue
         dirty.append(name)
     submodules = submodule_commits(root) if (root / ".gitmodules").is_file() else {}
@@ -139,18 +160,22 @@ class FileSource:
     state: GitState | None
     identity: Path | None
     relative: str | None
+    ignored: bool = False  # in the repository's tree, but git ignores it: no commit holds it
 
     def as_record(self) -> dict[str, object]:
         """A step's ``source.run`` or ``source.lookup`` entry of a trial record."""
         if self.state is None or self.relative is None:
             return {"file": str(self.file), "repo": None}
-        return {
+        entry: dict[str, object] = {
             "file": self.relative,
             "repo": str(self.identity),
             "commit": self.state.commit,
-            "dirty": self.relative in self.state.dirty_files,
+            "dirty": self.ignored or self.relative in self.state.dirty_files,
             "remote": self.state.remote,
         }
+        if self.ignored:
+            entry["ignored"] = True
+        return entry
 
 
 def _identity(repo: git.Repo, root: Path) -> Path:
@@ -198,8 +223,13 @@ def _locate_in(
     state = states[root]
     relative = file.relative_to(root).as_posix()
     if relative not in state.dirty_files and not repo.git.ls_files("--", relative):
-        return FileSource(file, None, None, None)
+        if _INSTALLED.intersection(file.parts):  # a virtualenv kept inside the repository
+            return FileSource(file, None, None, None)
+        return FileSource(file, state, _identity(repo, root), relative, ignored=True)
     return FileSource(file, state, _identity(repo, root), relative)
+
+
+_INSTALLED = frozenset({"site-packages", "dist-packages"})
 
 
 def submodule_commits(root: Path) -> dict[str, str]:
