@@ -25,6 +25,7 @@ from mitosis.adapters.usercode import (
     import_lookup,
     module_file,
     required_arguments,
+    takes_positional,
 )
 from mitosis.atomic import write_atomic
 from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_to_json, value_facts
@@ -189,6 +190,7 @@ def _describe_step(step: dict[str, Any]) -> StepFacts:
         run_file=_file_of(step["run"]),
         lookup_file=_file_of(step["lookup"]),
         required=required_arguments(function, step["skip_first"]),
+        takes_input=not step["skip_first"] or takes_positional(function),
     )
 
 

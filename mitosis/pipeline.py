@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shlex
@@ -272,6 +273,13 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     for option in options:
         assert option.step is not None
         _check_argument(config.steps[option.step], option.arg, facts[option.step])
+    for before, step in itertools.pairwise(steps):
+        if not facts[step.name].takes_input:
+            raise ParameterError(
+                f"step {step.name!r} comes after {before.name!r}, so it is called with the "
+                f'"data" that {before.name!r} returns as its first argument, but its callable '
+                f"{step.run} takes no positional argument; give it one, as in def fit(data, ...)."
+            )
     for step in steps:
         _check_required(step, facts[step.name], options)
     files = {step.name: (facts[step.name].run_file, facts[step.name].lookup_file) for step in steps}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import RunCli, trial_dirs
+from conftest import RunCli, git, trial_dirs
 
 
 def _record(run: Any) -> dict[str, Any]:
@@ -86,3 +86,28 @@ def test_several_steps_need_step_names_on_parameters(cli: RunCli, investigation:
     assert "STEP.length" in run.stderr
     assert "gen, fit" in run.stderr
     assert trial_dirs(investigation / "trials") == []
+
+
+def test_a_later_step_that_cannot_take_the_data_is_refused_before_anything_runs(
+    cli: RunCli, investigation: Path
+) -> None:
+    (investigation / "later.py").write_text(
+        "lookup = {}\n\n\ndef nothing():\n    return {'main': 1}\n\n\n"
+        "def keywords_only(*, k=1):\n    return {'main': k}\n"
+    )
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text()
+        + 'nothing = ["later:nothing", "later:lookup"]\n'
+        + 'keywords = ["later:keywords_only", "later:lookup"]\n'
+    )
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-q", "-m", "steps that take no data")
+    for step in ("nothing", "keywords"):
+        run = cli("run", "gen", step)
+        assert run.returncode == 2, run.stderr
+        assert f"step {step!r} comes after 'gen'" in run.stderr
+        assert "takes no positional argument" in run.stderr
+    assert trial_dirs(investigation / "trials") == []
+    alone = cli("run", "nothing")  # first in its trial, it is given no data
+    assert alone.returncode == 0, alone.stderr

@@ -96,6 +96,16 @@ def accepted_arguments(function: Any, skip_first: bool) -> tuple[set[str], bool]
     return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
+def takes_positional(function: Any) -> bool:
+    """Whether ``function`` can be called with one positional argument (a later step's
+    input); a callable whose signature cannot be read is taken to."""
+    parameters = _parameters(function, skip_first=False)
+    if parameters is None:
+        return True
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in (*positional, inspect.Parameter.VAR_POSITIONAL) for p in parameters)
+
+
 def required_arguments(function: Any, skip_first: bool) -> tuple[str, ...]:
     """The parameters of ``function`` without a default, in order (``skip_first`` as in
     ``accepted_arguments``); none when the signature cannot be read."""

@@ -50,6 +50,7 @@ class StepFacts:
     run_file: str | None = None
     lookup_file: str | None = None
     required: tuple[str, ...] = ()  # the callable's parameters without a default
+    takes_input: bool = True  # a later step's callable can take the data before it
 
     def accepts(self, argument: str) -> bool:
         """Whether the step's callable takes ``argument`` as a keyword."""
@@ -98,4 +99,5 @@ def _step_from(entry: dict[str, Any]) -> StepFacts:
         run_file=entry["run_file"],
         lookup_file=entry["lookup_file"],
         required=tuple(entry["required"]),
+        takes_input=bool(entry.get("takes_input", True)),
     )
