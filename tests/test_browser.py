@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,25 +180,25 @@ def test_a_link_opens_the_trial_page(browser: Browser, served: tuple[str, Path])
     assert back == url + "index.html"
 
 
-def test_ten_thousand_trials_load_in_under_two_seconds(browser: Browser, tmp_path: Path) -> None:
+def test_ten_thousand_trials_load_a_page_at_a_time_and_filter(
+    browser: Browser, tmp_path: Path
+) -> None:
+    # How fast: benchmarks/bench_index_page.py. Here: that it all works at this size.
     template = make_record(0)
     summaries = []
     for index in range(10_000):
         record = make_record(index, environment=template["environment"], steps=[])
         summaries.append(summarize_record(record["id"], record, has_page=True, has_notebook=True))
     site.write_index(tmp_path, summaries)
-    started = time.monotonic()
     browser.navigate((tmp_path / "index.html").as_uri())
-    browser.wait_for("document.body.dataset.ready === 'true'")
-    elapsed = time.monotonic() - started
+    browser.wait_for("document.body.dataset.ready === 'true'", timeout=60)
     assert browser.evaluate("document.getElementById('count').textContent") == "10000 trials"
-    print(f"10,000 trials loaded in {elapsed:.2f} s")
-    assert elapsed < 2.0, f"10,000 trials took {elapsed:.2f} s to load"
-    started = time.monotonic()
+    assert browser.evaluate(f"{ROWS}.length") == 200
+    assert browser.evaluate("document.getElementById('page').textContent") == "page 1 of 50"
     browser.evaluate("document.getElementById('filter').focus()")
     browser.call("Input.insertText", text="cosine")
-    browser.wait_for("document.getElementById('count').textContent.startsWith('3333 of')")
-    assert time.monotonic() - started < 1.0
+    browser.wait_for("document.getElementById('count').textContent.startsWith('3333 of')", 60)
+    assert set(_column(browser, "experiment")) == {"cosine"}
     assert os.path.getsize(tmp_path / "index.html") < 8_000_000
 
 
