@@ -142,3 +142,15 @@ def test_recorded_sources_name_each_module_and_where_it_imports_from() -> None:
         ("lab", "src"),
         ("other", None),
     ]
+
+
+def test_the_results_of_every_step_are_checked_not_only_the_last() -> None:
+    def two_steps(std: float) -> dict:
+        gen = {"name": "gen", "main": 3.0, "metrics": {"y_std": std}}
+        return record(steps=[gen, {"name": "fit", "main": 1.0, "metrics": {"err": 0.5}}])
+
+    same = verify(two_steps(0.25), two_steps(0.25))
+    assert same.reproduced and "gen.metrics.y_std" in same.compared and "gen.main" in same.compared
+    changed = verify(two_steps(0.25), two_steps(0.5))
+    assert not changed.reproduced
+    assert [m.name for m in changed.mismatches] == ["gen.metrics.y_std"]

@@ -176,6 +176,14 @@ def _results(record: Mapping[str, Any]) -> dict[str, Any]:
     results: dict[str, Any] = {"status": record.get("status"), "main": record.get("main")}
     for name, value in _mapping(record.get("metrics")).items():
         results[f"metrics.{name}"] = value
+    # The last step's results are the trial's own, above; the steps before it count too.
+    steps = record.get("steps")
+    for step in steps[:-1] if isinstance(steps, list) else []:
+        step = _mapping(step)
+        if "main" in step:
+            results[f"{step.get('name')}.main"] = step["main"]
+        for name, value in _mapping(step.get("metrics")).items():
+            results[f"{step.get('name')}.metrics.{name}"] = value
     return results
 
 
