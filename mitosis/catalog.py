@@ -252,7 +252,15 @@ def _warn(message: str) -> None:
     warnings.warn(message, MitosisWarning, stacklevel=3)
 
 
-def record_trial(trials_folder: Path, record: dict[str, Any]) -> None:
+def show_running(trials_folder: Path, record: dict[str, Any]) -> None:
+    """List a trial that has just started in the index and on the page, if that can be done.
+
+    Silent when it cannot: the trial's final ``record_trial`` tries again, and warns.
+    """
+    record_trial(trials_folder, record, warn=False)
+
+
+def record_trial(trials_folder: Path, record: dict[str, Any], warn: bool = True) -> None:
     """After a trial's record is written: update the index and rewrite the site. Never raises.
 
     A trial has happened whatever befalls its index entry, so failures here only warn;
@@ -267,4 +275,5 @@ def record_trial(trials_folder: Path, record: dict[str, Any]) -> None:
             return
         site.write_index(trials_folder, collect(trials_folder).summaries)
     except Exception as error:  # whatever it is, the trial itself stands
-        _warn(f"could not update the index of {trials_folder}: {error}")
+        if warn:
+            _warn(f"could not update the index of {trials_folder}: {error}")

@@ -598,7 +598,7 @@ def run_plan(
     record = _initial_record(plan, trial_id, started, iteration)
     store.write_record(folder, record)
     if update_index:
-        catalog.record_trial(plan.trials_folder, record)  # the page shows it running
+        catalog.show_running(plan.trials_folder, record)
     if plan.request.debug:
         write_atomic(
             folder / store.PATCH_NAME,
