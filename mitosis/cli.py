@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +41,14 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _address(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty: give the Dask scheduler's, e.g. tcp://HOST:8786"
+        )
+    return text.strip()
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mitosis-nb", description="Every experiment a reproducible, browsable trial."
@@ -70,7 +79,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, metavar="N", help="run N trials at once on this machine"
     )
     run.add_argument(
-        "--scheduler", metavar="ADDR", help="run the trials on a Dask cluster (tcp://HOST:8786)"
+        "--scheduler",
+        type=_address,
+        metavar="ADDR",
+        help="run the trials on a Dask cluster (tcp://HOST:8786)",
     )
     run.add_argument(
         "--skip-existing",
@@ -182,6 +194,7 @@ def _run_trials(
     plans = prepare(request, ahead[0])
     if args.scheduler:
         ahead[0].close()
+        _quiet_dask()
     if len(plans) > 1 or args.workers > 1 or args.scheduler or args.skip_existing:
         return _run_sweep(args, plans, ahead)
     trials = run_plans(plans, ahead[0])
@@ -361,6 +374,16 @@ def _quiet_libraries() -> None:
     # nbclient logs "Kernel died while waiting for execute reply" through papermill's
     # logger; the trial's error line already says so.
     logging.getLogger("papermill").setLevel(logging.CRITICAL)
+
+
+def _quiet_dask() -> None:
+    """Dask's client logs tracebacks when it loses the scheduler; the summary says what
+    became of each trial. Its loggers get their levels when it is imported: hence now."""
+    with contextlib.suppress(ImportError):  # said, in one sentence, when the sweep connects
+        import distributed  # noqa: F401
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from mitosis import catalog
-from mitosis.adapters import execute
-from mitosis.errors import MitosisError, ParameterError
+from mitosis.adapters import execute, processes, store
+from mitosis.errors import MitosisError, ParameterError, RecordError
 from mitosis.pipeline import Reservation, TrialPlan, lock_in_sweep, release, run_plan
 from mitosis.trials import Trial
 
@@ -29,6 +31,8 @@ SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
 SKIPPED, NOT_STARTED = "skipped", "not started"
 # How long a stopped sweep waits for its running trials to stop their kernels and record.
 DRAIN_TIMEOUT_S = 60.0
+# How often a sweep that lost its Dask scheduler looks at its running trials' records.
+AWAIT_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,8 @@ def run_sweep(
         if index in existing
     }
     todo = [(index, plan) for index, plan in enumerate(plans) if index not in existing]
-    cluster = _connect(options.scheduler) if options.scheduler else None  # before any write
+    # Before any write: connected, and every worker able to run these trials.
+    cluster = _connect(options.scheduler, plans[0].trials_folder) if options.scheduler else None
     try:
         reservations = lock_in_sweep([plan for _, plan in todo])
         jobs = [
@@ -190,6 +195,8 @@ class _Tally:
         if outcome.status != NOT_STARTED:
             self.finished += 1
             self.failed += outcome.status != SUCCEEDED
+            self.observer.finished(outcome)
+        elif outcome.message:  # a trial that could not begin says why
             self.observer.finished(outcome)
 
 
@@ -329,10 +336,16 @@ def _drain(gather: Callable[[], None]) -> None:
 # --- a Dask cluster: tasks keyed by trial id, the index kept here ---------------------------
 
 
-def _connect(address: str) -> Any:
+def _connect(address: str, trials_folder: Path) -> Any:
     from mitosis.adapters import dask_executor  # only a --scheduler sweep needs Dask
 
-    return dask_executor.DaskCluster(address)
+    cluster = dask_executor.DaskCluster(address)
+    try:
+        cluster.check_workers(trials_folder)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
 
 
 def remote_trial(
@@ -345,6 +358,11 @@ def remote_trial(
     """
     from mitosis.adapters import dask_executor
 
+    if not reservation.folder.parent.is_dir():
+        raise MitosisError(
+            f"this worker cannot see the trials folder {reservation.folder.parent}; every "
+            "worker must see it at the same path (a shared filesystem)."
+        )
     if not reservation.folder.is_dir():
         return None  # the sweep was stopped and its submitter released this trial
     with dask_executor.watch_stop(stop_name) as cancel:
@@ -372,7 +390,7 @@ def _run_on_dask(
         plan, reservation = futures[future]
         error = cluster.error_of(future)
         if error is not None:
-            outcome = _refused(plan, reservation, error)
+            outcome = _without_result(plan, reservation, error, lost=future.status == "cancelled")
         else:
             record = future.result()
             trial = None if record is None else Trial(record=record, folder=reservation.folder)
@@ -414,6 +432,49 @@ def _run_on_dask(
                 reservation, Outcome(plan, INTERRUPTED, reservation.trial_id, message=message)
             )
     return [results[future] for future in futures], stopped
+
+
+def _without_result(
+    plan: TrialPlan, reservation: Reservation, error: BaseException, lost: bool
+) -> Outcome:
+    """A task that returned no record: its worker died, the scheduler went, or it raised.
+
+    The trial's folder, on the filesystem the workers share, tells what became of it.
+    """
+    reason = _one_line(error)
+    try:
+        record = store.read_record(reservation.folder)
+    except RecordError:  # it never began: its folder is released
+        return Outcome(plan, NOT_STARTED, reservation.trial_id, message=f"never ran: {reason}")
+    if record.get("status") == "running" and lost:
+        # The scheduler went, not the worker: the trial runs on and records its own end.
+        record = _await_end(reservation.folder, record)
+    record = catalog.settle_record(reservation.folder, record)  # a killed worker, here
+    if record.get("status") == "running":
+        message = f"its task ended ({reason}) but its record still says running"
+        return Outcome(plan, INTERRUPTED, reservation.trial_id, message=message)
+    catalog.record_trial(plan.trials_folder, record)
+    return _outcome(plan, reservation, Trial(record=record, folder=reservation.folder))
+
+
+def _await_end(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The record once its trial ends, or once its runner is known to be gone."""
+    while record.get("status") == "running":
+        pid, start = record.get("pid"), record.get("pid_start")
+        host = (record.get("environment") or {}).get("hostname")
+        if processes.runner_state(host, pid, start) == "dead":
+            break
+        time.sleep(AWAIT_POLL_S)
+        try:
+            record = store.read_record(folder)
+        except RecordError:  # caught mid-replace or damaged: the next look decides
+            continue
+    return record
+
+
+def _one_line(error: BaseException) -> str:
+    text = error.message if isinstance(error, MitosisError) else f"{type(error).__name__}: {error}"
+    return " ".join(text.split())[:300]
 
 
 def _settle_finished(

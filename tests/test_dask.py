@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 class Cluster:
     address: str
     workers: list[subprocess.Popen[bytes]]
+    scheduler: subprocess.Popen[bytes]
 
     def worker_pids(self) -> set[int]:
         return {worker.pid for worker in self.workers if worker.poll() is None}
@@ -56,25 +58,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A scheduler and two workers (one thread each) that can import mitosis.
-
-    Shared by this module's tests, in order: the last one kills a worker.
-    """
+@contextlib.contextmanager
+def _running_cluster(
+    place: Path, workers: int, pythonpath: Sequence[Path] = ()
+) -> Iterator[Cluster]:
+    """A scheduler and ``workers`` single-thread workers, with ``pythonpath`` first."""
     address = f"tcp://127.0.0.1:{_free_port()}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    place = tmp_path_factory.mktemp("cluster")
+    paths = [*map(str, pythonpath), str(REPO), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
     common = {"cwd": place, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
          "--port", address.rsplit(":", 1)[1], "--dashboard-address", "127.0.0.1:0"],
         **common,
     )  # fmt: skip
-    workers = [
+    started = [
         subprocess.Popen(
             [
                 sys.executable,
@@ -93,15 +91,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             ],
             **common,
         )
-        for i in range(2)
+        for i in range(workers)
     ]
     try:
         with distributed.Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield Cluster(address, workers)
+            client.wait_for_workers(workers, timeout=60)
+        yield Cluster(address, started, scheduler)
     finally:
-        for process in [*workers, scheduler]:
+        for process in [*started, scheduler]:
             _stop(process)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A scheduler and two workers (one thread each) that can import mitosis.
+
+    Shared by this module's tests, in order: the last one kills a worker.
+    """
+    with _running_cluster(tmp_path_factory.mktemp("cluster"), workers=2) as running:
+        yield running
 
 
 def _kill_kernels(root: Path) -> None:
@@ -278,3 +286,62 @@ def test_a_scheduler_without_workers_is_said_and_ctrl_c_leaves_nothing_behind(
     assert ["not", "started", "2"] in [line[:3] for line in summary], stdout
     trials = investigation / "trials"
     assert trial_dirs(trials) == []  # no empty folder that no record explains
+
+
+def test_a_lost_scheduler_leaves_running_trials_to_finish_and_the_summary_waits_for_them(
+    tmp_path: Path,
+) -> None:
+    root = make_investigation(tmp_path / "holdable", HOLDABLE, HOLDABLE_PYPROJECT)
+    trials = root / "trials"
+    with _running_cluster(tmp_path, workers=2) as own:
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "mitosis.cli", "run", "nap", "-e", "seconds=5", "-e", "x=1",
+             "-e", "x=2", "--scheduler", own.address],
+            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while len(kernels_in(root)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)  # both trials are in their step
+            own.scheduler.kill()
+            stdout, stderr = runner.communicate(timeout=120)
+        finally:
+            _stop(runner)  # type: ignore[arg-type]
+            _kill_kernels(root)
+
+    assert runner.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    found = records(trials)
+    assert sorted(r["status"] for r in found) == ["succeeded", "succeeded"]
+    summary = [line.split() for line in stdout.splitlines()]
+    assert ["succeeded", "2"] in [line[:2] for line in summary], stdout
+    page = (trials / "index.html").read_text()
+    assert all(r["id"] in page for r in found)
+
+
+def test_a_peer_that_is_no_scheduler_or_workers_without_mitosis_are_refused(
+    investigation: Path, tmp_path: Path
+) -> None:
+    # A port that accepts and never answers, as a dashboard's HTTP port does for Dask.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        hanging = run_cli(investigation, "run", "toy", "--scheduler", address)
+    assert hanging.returncode == 2 and time.monotonic() - started < 60
+    assert "cannot reach the Dask scheduler" in hanging.stderr
+    assert hanging.stderr.count("\n") == 1, hanging.stderr
+
+    # Workers whose `import mitosis` fails: a fake, broken package ahead of the real one.
+    broken = tmp_path / "broken" / "mitosis"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('mitosis is broken here')\n")
+    with _running_cluster(tmp_path, workers=1, pythonpath=[broken.parent]) as own:
+        refused = run_cli(investigation, "run", "toy", "-p", "frequency=fast,slow",
+                          "--scheduler", own.address)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "the Dask workers cannot run mitosis-nb" in refused.stderr
+    assert "mitosis is broken here" in refused.stderr
+    assert not (investigation / "trials").exists() or trial_dirs(investigation / "trials") == []

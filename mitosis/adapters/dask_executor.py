@@ -7,10 +7,12 @@ Imported only by a ``--scheduler`` sweep, so mitosis-nb needs Dask only for that
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from mitosis.errors import MitosisWarning, SchedulerError
@@ -18,6 +20,9 @@ from mitosis.errors import MitosisWarning, SchedulerError
 # How often a running task asks the scheduler whether its sweep was stopped.
 STOP_POLL_S = 0.5
 CONNECT_TIMEOUT_S = 5
+# A scheduler's handshake that never comes (the address is some other service's) would
+# otherwise hang the run for good.
+ANSWER_TIMEOUT_S = 15
 
 
 def _distributed() -> Any:
@@ -40,14 +45,12 @@ class DaskCluster:
             # Before a Client exists: one half-built by a bad address tries to close itself
             # when collected, for seconds, with a traceback.
             distributed.comm.get_address_host_port(address)
-            self._client = distributed.Client(
-                address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
-            )
-        except (OSError, TimeoutError, ValueError) as error:
+        except ValueError as error:
             raise SchedulerError(
-                f"cannot reach the Dask scheduler at {address} ({error}); start one "
-                "(`dask scheduler`) or check the address, e.g. tcp://HOST:8786."
+                f"{address!r} is not a Dask scheduler address ({error}); give one like "
+                "tcp://HOST:8786."
             ) from None
+        self._client = _client_within(distributed, address, ANSWER_TIMEOUT_S)
         self._distributed = distributed
         if not self._client.nthreads():
             warnings.warn(
@@ -56,6 +59,27 @@ class DaskCluster:
                 MitosisWarning,
                 stacklevel=2,
             )
+
+    def check_workers(self, trials_folder: Path) -> None:
+        """Refuse a cluster whose workers cannot run trials into ``trials_folder``: without
+        mitosis-nb, or without the shared filesystem. Workers that join later are not seen."""
+        # A first sweep creates the trials folder after this check: its parent must be there.
+        seen = trials_folder
+        while not seen.is_dir() and seen.parent != seen:
+            seen = seen.parent
+        try:
+            answers = self._client.run(worker_problem, str(seen))
+        except Exception as error:  # the task could not even be unpickled there
+            raise SchedulerError(
+                f"the Dask workers cannot run mitosis-nb ({_one_line(error)}); install "
+                "mitosis-nb and the steps' code in the workers' environment."
+            ) from None
+        for worker, problem in sorted(answers.items()):
+            if problem is not None:
+                raise SchedulerError(
+                    f"the Dask worker at {worker} {problem}; every worker must see the trials "
+                    "folder at the same path (a shared filesystem)."
+                )
 
     def threads(self) -> int:
         """How many tasks the cluster's workers run at once."""
@@ -140,3 +164,41 @@ def watch_stop(name: str) -> Iterator[threading.Event]:
     finally:
         finished.set()
         watcher.join()
+
+
+def worker_problem(trials_folder: str) -> str | None:
+    """Run on a worker: why it could not run trials into ``trials_folder`` (or the folder
+    that will hold it), or None."""
+    if not os.path.isdir(trials_folder):
+        return f"cannot see {trials_folder}"
+    if not os.access(trials_folder, os.W_OK | os.X_OK):
+        return f"cannot write in {trials_folder}"
+    return None
+
+
+def _client_within(distributed: Any, address: str, seconds: float) -> Any:
+    """A Client connected to ``address``, or ``SchedulerError`` after ``seconds`` at most."""
+    made: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            made["client"] = distributed.Client(
+                address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
+            )
+        except BaseException as error:  # whatever a wrong peer makes the handshake raise
+            made["error"] = error
+
+    connecting = threading.Thread(target=connect, name="mitosis-dask-connect", daemon=True)
+    connecting.start()
+    connecting.join(seconds)
+    if "client" in made:
+        return made["client"]
+    why = _one_line(made["error"]) if "error" in made else f"no answer within {seconds:g} s"
+    raise SchedulerError(
+        f"cannot reach the Dask scheduler at {address} ({why}); start one (`dask scheduler`) "
+        "or check the address: the scheduler's port (8786 by default), not its dashboard's."
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
