@@ -61,12 +61,12 @@ class Summaries:
 def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
     """A trial's summary from its record (read unless given) and the files beside it."""
     stamp = store.record_stamp(folder)
+    has_page = (folder / "trial.html").is_file()
+    has_notebook = (folder / "trial.ipynb").is_file()
     try:
         data = store.read_record_for_listing(folder) if record is None else record
     except RecordError as error:
-        return Entry(unreadable_summary(folder.name, error.message), stamp)
-    has_page = (folder / "trial.html").is_file()
-    has_notebook = (folder / "trial.ipynb").is_file()
+        return Entry(unreadable_summary(folder.name, error.message, has_page, has_notebook), stamp)
     return Entry(summarize_record(folder.name, data, has_page, has_notebook), stamp)
 
 

@@ -726,6 +726,15 @@ def _options_from_mappings(
     return tuple(options)
 
 
+def _api_call(steps: Sequence[str], params: Any, literals: Any, debug: bool) -> str:
+    """The record's ``command``: the call as it could be typed again."""
+    arguments = [repr(step) for step in steps]
+    arguments += [f"params={dict(params)!r}"] if params else []
+    arguments += [f"literals={dict(literals)!r}"] if literals else []
+    arguments += ["debug=True"] if debug else []
+    return f"execute_trial({', '.join(arguments)})"
+
+
 def _one_trial_only(plans: Sequence[TrialPlan]) -> str:
     values: dict[str, set[str]] = {}
     for plan in plans:
@@ -771,7 +780,7 @@ def execute_trial(
         template=Path(template) if template else None,
         timeout=timeout,
         kernel=kernel,
-        command=f"execute_trial{steps!r}",
+        command=_api_call(steps, params, literals, debug),
         config=Path(config) if config else None,
         trials_folder=Path(trials_folder) if trials_folder else None,
     )

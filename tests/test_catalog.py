@@ -16,7 +16,7 @@ from conftest import RunCli
 from synthetic import dead_pid, make_record, write_trial, write_trials
 
 from mitosis import catalog
-from mitosis.adapters import index_cache, processes, store
+from mitosis.adapters import index_cache, processes, site, store
 
 
 @pytest.fixture
@@ -174,6 +174,7 @@ def test_a_damaged_record_is_listed_unreadable_and_show_names_file_and_line(
     content, line, problem = DAMAGE[kind]
     folder = sorted(store.trial_folders(trials))[5]
     (folder / "trial.yaml").write_bytes(content)
+    (folder / "trial.html").write_text("<html>the page it had</html>")
     rows, warnings = listed(cli, trials)
     assert len(rows) == 12
     assert rows[5]["status"] == "unreadable" and rows[5]["id"] == folder.name
@@ -186,6 +187,12 @@ def test_a_damaged_record_is_listed_unreadable_and_show_names_file_and_line(
         and problem in shown.stderr
     )
     assert "Traceback" not in shown.stderr
+    # The published page names the file from the trials folder, and links the page it has.
+    page = (trials / "index.html").read_text()
+    assert str(trials) not in page and f"{folder.name}/trial.yaml (line" in page
+    rows_shown = site.page_data(catalog.collect(trials).summaries, trials)["rows"]
+    (row,) = [r for r in rows_shown if r[0] == folder.name]
+    assert row[site.ROW_FIELDS.index("has_page")] is True
 
 
 def test_a_stray_temp_file_without_its_record_is_named(cli: RunCli, tmp_path: Path) -> None:

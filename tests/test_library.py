@@ -34,6 +34,10 @@ def test_execute_trial_from_a_script_returns_the_trial(investigation: Path) -> N
     assert trial.main == 30.0 and trial.metrics["tol"] == 1e-8
     assert trial.html_path.is_file() and trial.html_path.parent.parent == investigation / "trials"
     assert trial.record["variant"] == "toy.amplitude=3,toy.frequency=fast,toy.solver=tight"
+    assert trial.record["command"] == (
+        "execute_trial('toy', params={'frequency': 'fast', 'solver': 'tight'}, "
+        "literals={'amplitude': 3})"
+    )
     (result,) = trial.results
     assert result["main"] == 30.0
     again = load_trial(trial.id.rsplit("-", 1)[1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -73,12 +74,23 @@ def metric_columns(summaries: Sequence[TrialSummary]) -> list[str]:
     return sorted(counts, key=lambda name: (-counts[name], name))
 
 
-def page_data(summaries: Sequence[TrialSummary]) -> dict[str, Any]:
-    """What the page's script shows: field names, metric names and one list per trial."""
+def page_data(
+    summaries: Sequence[TrialSummary], trials_folder: Path | None = None
+) -> dict[str, Any]:
+    """What the page's script shows: field names, metric names and one list per trial.
+
+    Paths inside ``trials_folder`` are shown from it: the page may be shared, and the
+    reader's copy of the folder is elsewhere anyway.
+    """
     metrics = metric_columns(summaries)
+    folders = {trials_folder, trials_folder.resolve()} if trials_folder is not None else set()
+    prefixes = [f"{folder}{os.sep}" for folder in folders]
     rows = []
     for summary in summaries:
         fields = summary.as_dict()
+        for prefix in prefixes:
+            if isinstance(fields["problem"], str):
+                fields["problem"] = fields["problem"].replace(prefix, "")
         row = [_plain(fields[name]) for name in ROW_FIELDS]
         row.append([_plain(summary.metrics.get(name)) for name in metrics])
         rows.append(row)
@@ -102,14 +114,19 @@ def embed_json(data: Any) -> str:
     )
 
 
-def render_index(summaries: Sequence[TrialSummary], title: str, generated: datetime) -> str:
+def render_index(
+    summaries: Sequence[TrialSummary],
+    title: str,
+    generated: datetime,
+    trials_folder: Path | None = None,
+) -> str:
     """The whole ``index.html`` for these trials."""
     return _template().render(
         title=title,
         count=len(summaries),
         generated=generated.strftime("%Y-%m-%d %H:%M:%S UTC"),
         # Safe as markup: embed_json leaves no character that could end the script element.
-        data=markupsafe.Markup(embed_json(page_data(summaries))),  # noqa: S704
+        data=markupsafe.Markup(embed_json(page_data(summaries, trials_folder))),  # noqa: S704
     )
 
 
@@ -118,5 +135,5 @@ def write_index(trials_folder: Path, summaries: Sequence[TrialSummary]) -> Path:
     path = trials_folder / INDEX_HTML
     generated = datetime.now(timezone.utc)
     title = trials_folder.resolve().name or "trials"
-    write_atomic(path, render_index(summaries, title, generated))
+    write_atomic(path, render_index(summaries, title, generated, trials_folder))
     return path

@@ -96,9 +96,17 @@ def summarize_record(
     )
 
 
-def unreadable_summary(trial_id: str, problem: str) -> TrialSummary:
-    """The row of a trial whose record cannot be read."""
-    return TrialSummary(id=trial_id, status=UNREADABLE, problem=problem)
+def unreadable_summary(
+    trial_id: str, problem: str, has_page: bool = False, has_notebook: bool = False
+) -> TrialSummary:
+    """The row of a trial whose record cannot be read (its page may still be there)."""
+    return TrialSummary(
+        id=trial_id,
+        status=UNREADABLE,
+        problem=problem,
+        has_page=has_page,
+        has_notebook=has_notebook,
+    )
 
 
 def oldest_first(summaries: Iterable[TrialSummary]) -> list[TrialSummary]:
