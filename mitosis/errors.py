@@ -68,3 +68,9 @@ class SchedulerError(MitosisError):
 
 class MitosisWarning(UserWarning):
     """Something went wrong that did not stop the work (an index update, say)."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """``error`` as one short line: a refusal's message, else its type and text."""
+    text = error.message if isinstance(error, MitosisError) else f"{type(error).__name__}: {error}"
+    return " ".join(text.split())[:limit]

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from mitosis import catalog
 from mitosis.adapters import execute, processes, store
-from mitosis.errors import MitosisError, ParameterError, RecordError
+from mitosis.errors import MitosisError, ParameterError, RecordError, one_line
 from mitosis.pipeline import Reservation, TrialPlan, lock_in_sweep, release, run_plan
 from mitosis.trials import Trial
 
@@ -177,10 +177,7 @@ def _outcome(plan: TrialPlan, reservation: Reservation, trial: Trial | None) -> 
 def _refused(plan: TrialPlan, reservation: Reservation, error: BaseException) -> Outcome:
     # run_plan refused or crashed (a full disk, a vanished folder): the trial failed, and
     # the sweep goes on with the others.
-    message = (
-        error.message if isinstance(error, MitosisError) else f"{type(error).__name__}: {error}"
-    )
-    return Outcome(plan, FAILED, reservation.trial_id, message=message)
+    return Outcome(plan, FAILED, reservation.trial_id, message=one_line(error, limit=2000))
 
 
 class _Tally:
@@ -390,7 +387,10 @@ def _run_on_dask(
         plan, reservation = futures[future]
         error = cluster.error_of(future)
         if error is not None:
-            outcome = _without_result(plan, reservation, error, lost=future.status == "cancelled")
+            # A task the lost scheduler cancelled may still be running on its worker; once
+            # the sweep is stopped, nobody waits for it.
+            lost = future.status == "cancelled" and not stopped
+            outcome = _without_result(plan, reservation, error, lost)
         else:
             record = future.result()
             trial = None if record is None else Trial(record=record, folder=reservation.folder)
@@ -441,7 +441,7 @@ def _without_result(
 
     The trial's folder, on the filesystem the workers share, tells what became of it.
     """
-    reason = _one_line(error)
+    reason = one_line(error)
     try:
         record = store.read_record(reservation.folder)
     except RecordError:  # it never began: its folder is released
@@ -470,11 +470,6 @@ def _await_end(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
         except RecordError:  # caught mid-replace or damaged: the next look decides
             continue
     return record
-
-
-def _one_line(error: BaseException) -> str:
-    text = error.message if isinstance(error, MitosisError) else f"{type(error).__name__}: {error}"
-    return " ".join(text.split())[:300]
 
 
 def _settle_finished(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mitosis.errors import MitosisWarning, SchedulerError
+from mitosis.errors import MitosisWarning, SchedulerError, one_line
 
 # How often a running task asks the scheduler whether its sweep was stopped.
 STOP_POLL_S = 0.5
@@ -71,7 +71,7 @@ class DaskCluster:
             answers = self._client.run(worker_problem, str(seen))
         except Exception as error:  # the task could not even be unpickled there
             raise SchedulerError(
-                f"the Dask workers cannot run mitosis-nb ({_one_line(error)}); install "
+                f"the Dask workers cannot run mitosis-nb ({one_line(error)}); install "
                 "mitosis-nb and the steps' code in the workers' environment."
             ) from None
         for worker, problem in sorted(answers.items()):
@@ -193,12 +193,8 @@ def _client_within(distributed: Any, address: str, seconds: float) -> Any:
     connecting.join(seconds)
     if "client" in made:
         return made["client"]
-    why = _one_line(made["error"]) if "error" in made else f"no answer within {seconds:g} s"
+    why = one_line(made["error"]) if "error" in made else f"no answer within {seconds:g} s"
     raise SchedulerError(
         f"cannot reach the Dask scheduler at {address} ({why}); start one (`dask scheduler`) "
         "or check the address: the scheduler's port (8786 by default), not its dashboard's."
     )
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
