@@ -21,6 +21,7 @@ from typing import Any
 
 from mitosis.adapters.usercode import (
     accepted_arguments,
+    default_arguments,
     import_callable,
     import_lookup,
     module_file,
@@ -58,6 +59,7 @@ class KernelTrial:
         self.folder = Path(trial_dir)
         self.steps = {step["name"]: step for step in steps}
         self.order = [step["name"] for step in steps]
+        self._defaults: dict[str, dict[str, Any]] = {}
         self._attach_log()
 
     def _attach_log(self) -> None:
@@ -82,6 +84,10 @@ class KernelTrial:
             if expected:
                 self._check_unchanged(name, param, value, expected)
             resolved[param["arg"]] = value
+        # What the step runs with beyond what was given: its defaults, as this kernel has them.
+        if step.get("run"):
+            later = self.order.index(name) > 0
+            self._defaults[name] = default_arguments(load_object(step["run"]), later, resolved)
         return resolved
 
     @staticmethod
@@ -133,6 +139,7 @@ class KernelTrial:
             "index": index,
             "main": summarize_value(result["main"]),
             "metrics": summarize_metrics(metrics),
+            "defaults": summarize_metrics(self._defaults.get(name, {})),
         }
         self._show(summary)
         return result

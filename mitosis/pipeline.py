@@ -466,6 +466,8 @@ def _finish_record(
         summary = summaries.get(entry["name"], {})
         entry["main"] = summary.get("main")
         entry["metrics"] = summary.get("metrics", {})
+        if "defaults" in summary:
+            entry["defaults"] = summary["defaults"]
     last = record["steps"][-1]
     record["main"], record["metrics"] = last["main"], last["metrics"]
     record["error"] = error
@@ -612,6 +614,7 @@ def run_plan(
         "mitosis_steps": [
             {
                 "name": step.name,
+                "run": step.run,
                 "lookup": step.lookup,
                 "params": [p.for_kernel() for p in plan.params_of(step.name)],
             }

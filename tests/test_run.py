@@ -317,6 +317,20 @@ def test_a_step_in_a_file_git_ignores_is_refused(investigation: Path, cli: RunCl
     assert source["file"] == "local_toy.py" and source["ignored"] is True and source["dirty"]
 
 
+def test_the_record_says_which_defaults_each_step_ran_with(
+    investigation: Path, cli: RunCli
+) -> None:
+    # Defaults are code, not parameters: a later commit may change them under one variant.
+    done = cli("run", "gen", "fit", "-e", "fit.scale=2.0")
+    assert done.returncode == 0, done.stderr
+    folder = only_trial(investigation)
+    gen, fit = record_of(folder)["steps"]
+    assert gen["defaults"] == {"length": 3, "shape": "flat"}
+    assert fit["defaults"] == {"fail": False}  # not `data`, which gen gave, nor `scale`
+    page = (folder / "trial.html").read_text()
+    assert "gen.shape</td>" in page and "<code>flat</code>" in page
+
+
 def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> None:
     done = cli(
         "run",

@@ -154,3 +154,12 @@ def test_the_results_of_every_step_are_checked_not_only_the_last() -> None:
     changed = verify(two_steps(0.25), two_steps(0.5))
     assert not changed.reproduced
     assert [m.name for m in changed.mismatches] == ["gen.metrics.y_std"]
+
+
+def test_compare_shows_a_default_that_changed_under_the_same_variant() -> None:
+    def ran_with(helper: int) -> dict:
+        steps = [{"name": "gen", "params": {}, "defaults": {"w": helper, "z": "same"}}]
+        return record(steps=steps)
+
+    differences = compare_records(ran_with(42), ran_with(43)).as_dict()["differences"]
+    assert differences["params"] == {"gen.w": ["42 (default)", "43 (default)"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,18 @@ def takes_positional(function: Any) -> bool:
         return True
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return any(p.kind in (*positional, inspect.Parameter.VAR_POSITIONAL) for p in parameters)
+
+
+def default_arguments(function: Any, skip_first: bool, given: Iterable[str]) -> dict[str, Any]:
+    """The default values ``function`` uses for the keyword arguments not ``given``
+    (``skip_first`` as in ``accepted_arguments``); none when the signature cannot be read."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    given = set(given)
+    return {
+        p.name: p.default
+        for p in _parameters(function, skip_first) or []
+        if p.kind in keyword and p.default is not inspect.Parameter.empty and p.name not in given
+    }
 
 
 def required_arguments(function: Any, skip_first: bool) -> tuple[str, ...]:

@@ -70,6 +70,8 @@ def _params(record: Mapping[str, Any]) -> dict[str, str]:
         step = _mapping(step)
         for arg, param in _mapping(step.get("params")).items():
             params[f"{step.get('name')}.{arg}"] = _param_text(_mapping(param))
+        for arg, value in _mapping(step.get("defaults")).items():
+            params[f"{step.get('name')}.{arg}"] = f"{value!r} (default)"
     return params
 
 
