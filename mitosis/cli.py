@@ -142,7 +142,9 @@ def _trials_folder(args: argparse.Namespace) -> Path:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    from mitosis.core.record import plain_json
+
+    print(json.dumps(plain_json(data), indent=2, default=str, allow_nan=False))
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -265,8 +267,10 @@ def _list(args: argparse.Namespace) -> int:
         and (args.status is None or row.get("status") == args.status)
     ]
     if args.json:
+        from mitosis.core.record import plain_json
+
         # One trial per line: grep-able, and json's fast C encoder (indent= is pure Python).
-        lines = ",\n".join(json.dumps(row, default=str) for row in rows)
+        lines = ",\n".join(json.dumps(plain_json(row), default=str) for row in rows)
         print(f"[\n{lines}\n]" if rows else "[]")
         return EXIT_OK
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None

@@ -31,7 +31,7 @@ from mitosis.adapters.usercode import (
 from mitosis.atomic import write_atomic
 from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_to_json, value_facts
 from mitosis.core.fingerprint import fingerprint
-from mitosis.core.record import summarize_metrics, summarize_value
+from mitosis.core.record import summarize_metrics, summarize_value, to_json_safe
 from mitosis.core.steps import load_object
 from mitosis.errors import UserCodeError
 
@@ -150,7 +150,7 @@ class KernelTrial:
 
         lines = [f"{summary['step']}: main = {summary['main']!r}"]
         lines += [f"  {key} = {value!r}" for key, value in summary["metrics"].items()]
-        bundle = {STEP_MIMETYPE: summary, "text/plain": "\n".join(lines)}
+        bundle = {STEP_MIMETYPE: to_json_safe(summary), "text/plain": "\n".join(lines)}
         display(bundle, raw=True)  # type: ignore[no-untyped-call]  # IPython ships no types
 
 

@@ -47,7 +47,7 @@ from mitosis.core.params import (
     parse_option,
     variant_label,
 )
-from mitosis.core.record import SCHEMA_VERSION
+from mitosis.core.record import SCHEMA_VERSION, from_json_safe
 from mitosis.core.steps import StepConfig
 from mitosis.errors import FingerprintError, ParameterError, UserCodeError
 from mitosis.kernel_side import LOG_NAME, STEP_MIMETYPE
@@ -401,7 +401,7 @@ def _step_summaries(notebook: nbformat.NotebookNode | None) -> dict[str, dict[st
             summary = output.get("data", {}).get(STEP_MIMETYPE)
             if isinstance(summary, dict) and "step" in summary:
                 # Plain containers: notebook nodes are dict subclasses YAML will not write.
-                summaries[summary["step"]] = json.loads(json.dumps(summary))
+                summaries[summary["step"]] = from_json_safe(json.loads(json.dumps(summary)))
     return summaries
 
 

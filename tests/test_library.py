@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pydoc
 import re
@@ -267,3 +269,36 @@ def test_load_trial_finds_the_investigation_by_its_config_from_anywhere(
     assert load_trial_data(trial.id, config=config)[0]["main"] == trial.main
     with pytest.raises(MitosisError, match=r"config= in Python"):
         load_trial(trial.id)
+
+
+def test_nan_and_infinity_are_numbers_in_the_record_and_strict_json_outside(
+    investigation: Path,
+) -> None:
+    (investigation / "diverging.py").write_text(
+        "lookup = {}\n\n\ndef run():\n"
+        "    return {'main': float('nan'), 'metrics': {'loss': float('inf'), 'low': -1e999}}\n"
+    )
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + 'diverging = ["diverging:run", "diverging:lookup"]\n'
+    )
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-q", "-m", "a diverging step")
+    trial = execute_trial("diverging")
+    assert trial.status == "succeeded"
+    assert math.isnan(trial.main) and trial.metrics == {"loss": math.inf, "low": -math.inf}
+    assert trial.metrics["loss"] > 1e300  # a number, not the string 'inf'
+    again = load_trial(trial.id)
+    assert math.isnan(again.main) and again.metrics["low"] == -math.inf
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    for command in (["list", "--json"], ["show", trial.id, "--json"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "mitosis.cli", *command],
+            cwd=investigation, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert '"inf"' in shown.stdout
+        json.loads(shown.stdout, parse_constant=refuse)

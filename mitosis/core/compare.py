@@ -129,9 +129,13 @@ def _sections(record: Mapping[str, Any], patch: str | None) -> dict[str, Mapping
     }
 
 
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b) or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
 def _differences(section: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> Iterator[Difference]:
     for name in sorted(set(a) | set(b), key=str):
-        if a.get(name) != b.get(name) or (name in a) != (name in b):
+        if not _same(a.get(name), b.get(name)) or (name in a) != (name in b):
             yield Difference(section, str(name), a.get(name), b.get(name))
 
 

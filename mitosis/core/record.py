@@ -16,18 +16,54 @@ REQUIRED_FIELDS = {"record": int, "id": str, "experiment": str, "status": str}
 def summarize_value(value: Any, limit: int = 200) -> Any:
     """A YAML- and JSON-safe stand-in for a step's ``main`` or a metric.
 
-    Numbers, strings, booleans and None are kept (numpy scalars become Python ones);
+    Numbers (NaN and infinity too), strings, booleans and None are kept (numpy scalars
+    become Python ones);
     anything else is shown by a shortened ``repr``, since records must never need the
     experiment's classes to be read.
     """
     if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
         value = value.item()
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, int, float, str)):
         return value if not isinstance(value, str) else value[:limit]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# JSON has no NaN or infinity, so across JSON (a notebook's outputs) they travel tagged.
+_NON_FINITE = "mitosis-float"
+
+
+def to_json_safe(value: Any) -> Any:
+    """``value`` with every NaN and infinity tagged, so strict JSON can carry it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_NON_FINITE: str(value)}
+    if isinstance(value, dict):
+        return {key: to_json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(item) for item in value]
+    return value
+
+
+def from_json_safe(value: Any) -> Any:
+    """The inverse of ``to_json_safe``."""
+    if isinstance(value, dict):
+        if set(value) == {_NON_FINITE}:
+            return float(value[_NON_FINITE])
+        return {key: from_json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_json_safe(item) for item in value]
+    return value
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` for JSON meant for other programs: NaN and infinity as ``"nan"``, ``"inf"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(item) for item in value]
+    return value
 
 
 def summarize_metrics(metrics: Mapping[Any, Any]) -> dict[str, Any]:
