@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# A shell that starts the suite in the background (`pytest &`) ignores SIGINT, and every
+# process the tests start would inherit that and sleep through the tests' Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TOY_EXPERIMENTS = '''
 """Small, fast experiments for mitosis-nb's own tests."""
