@@ -66,6 +66,9 @@ def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
     try:
         data = store.read_record_for_listing(folder) if record is None else record
     except RecordError as error:
+        adopted = _adopt_unfinished(folder)
+        if adopted is not None:
+            return _entry(folder, adopted)
         return Entry(unreadable_summary(folder.name, error.message, has_page, has_notebook), stamp)
     return Entry(summarize_record(folder.name, data, has_page, has_notebook), stamp)
 
@@ -119,6 +122,30 @@ def _mark_interrupted(folder: Path) -> dict[str, Any]:
         record["error"] = _died_error(record, datetime.now(timezone.utc))
         store.write_record(folder, record)
     return record
+
+
+def _adopt_unfinished(folder: Path) -> dict[str, Any] | None:
+    """The record of a trial whose runner died as it wrote its very first record.
+
+    Only the temporary copy is there, whole; once its runner is known dead, nobody else
+    will put it in place, so it becomes the record, and the trial ``interrupted``.
+    """
+    if (folder / store.RECORD_NAME).exists():
+        return None  # damaged, not missing: that is for a person to look at
+    for temp in store.unfinished_records(folder):
+        try:
+            data = store.read_record_file(temp)
+        except RecordError:  # cut short: nothing to adopt
+            continue
+        summary = summarize_record(folder.name, data)
+        if processes.runner_state(summary.hostname, summary.pid, summary.pid_start) != "dead":
+            return None
+        try:
+            os.replace(temp, folder / store.RECORD_NAME)
+            return _mark_interrupted(folder)
+        except (OSError, RecordError):
+            return None
+    return None
 
 
 def runner_flag(summary: TrialSummary) -> str | None:

@@ -74,7 +74,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", metavar="NAME")
     run.add_argument("--note")
     run.add_argument("--config", type=Path, metavar="PYPROJECT")
-    run.add_argument("--json", action="store_true")
+    run.add_argument(
+        "--json", action="store_true", help="print the trials' records as JSON on stdout"
+    )
     run.add_argument(
         "--workers", type=int, default=1, metavar="N", help="run N trials at once on this machine"
     )
@@ -100,7 +102,12 @@ def _build_parser() -> argparse.ArgumentParser:
     experiments.add_argument("--json", action="store_true")
     for command in commands.choices.values():
         # Also after the command's name; SUPPRESS keeps one given before it.
-        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks of errors",
+        )
     return parser
 
 
@@ -135,7 +142,12 @@ def _add_browse_parsers(commands: Any) -> None:
 
 def _trials_folder(args: argparse.Namespace) -> Path:
     if args.trials_folder:
-        return Path(args.trials_folder)
+        folder = Path(args.trials_folder)
+        if not folder.exists():  # a typo would otherwise read as "no trials"
+            from mitosis.errors import TrialsFolderError
+
+            raise TrialsFolderError(f"no trials folder at {folder}; check -F.")
+        return folder
     from mitosis.adapters.config import load_config
 
     return load_config(args.config).trials_folder
@@ -202,13 +214,11 @@ def _run_trials(
     trials = run_plans(plans, ahead[0])
     if args.json:
         _print_json([trial.record for trial in trials])
-    for trial in trials:
-        if not args.json:
-            print(f"{trial.status}: {trial.id}  main={trial.main!r}  {trial.html_path}")
-        if trial.error and not args.json:
-            error = trial.error
-            where = f" in step {error['step']!r}" if error.get("step") else ""
-            print(f"  {error['kind']}{where}: {error['type']}: {error['message']}", file=sys.stderr)
+    from mitosis.progress import trial_lines
+
+    for trial in trials if not args.json else []:
+        for text, stream in trial_lines(trial):
+            print(text, file=stream)
     statuses = {trial.status for trial in trials}
     if "interrupted" in statuses:
         return EXIT_INTERRUPTED

@@ -16,16 +16,22 @@ from mitosis.sweeps import (
     Outcome,
     SweepResult,
 )
+from mitosis.trials import Trial
 
 _ORDER = (SUCCEEDED, FAILED, INTERRUPTED, SKIPPED, NOT_STARTED)
 
 
 def outcome_lines(outcome: Outcome) -> list[tuple[str, TextIO]]:
     """The lines ``run`` prints for a finished trial, and where each goes."""
-    trial = outcome.trial
-    if trial is None:
+    if outcome.trial is None:
         return [(f"{outcome.status}: {outcome.trial_id}  {outcome.message}", sys.stderr)]
-    lines = [(f"{trial.status}: {trial.id}  main={trial.main!r}  {trial.html_path}", sys.stdout)]
+    return trial_lines(outcome.trial)
+
+
+def trial_lines(trial: Trial) -> list[tuple[str, TextIO]]:
+    """A finished trial's status, main result (if it has one) and page; then its error."""
+    main = "" if trial.main is None and trial.status != SUCCEEDED else f"main={trial.main!r}  "
+    lines = [(f"{trial.status}: {trial.id}  {main}{trial.html_path}", sys.stdout)]
     error = trial.error
     if error:
         where = f" in step {error['step']!r}" if error.get("step") else ""

@@ -156,3 +156,12 @@ def test_terminal_control_characters_in_a_note_are_shown_escaped(
         assert shown.returncode == 0, shown.stderr
         assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
         assert "clean \\x1b[2J\\x1b[31mred\\u202eevil" in shown.stdout
+
+
+def test_a_misspelt_trials_folder_is_named_not_listed_as_empty(cli: RunCli, tmp_path: Path) -> None:
+    typo = tmp_path / "trails"
+    for command in (["list"], ["index"], ["show", "abc"], ["serve", "--port", "0"]):
+        done = cli(*command, "-F", str(typo))
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert done.stderr == f"mitosis-nb: no trials folder at {typo}; check -F.\n"
+    assert not typo.exists()

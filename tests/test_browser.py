@@ -175,6 +175,9 @@ def test_a_link_opens_the_trial_page(browser: Browser, served: tuple[str, Path])
         "location.pathname.endsWith('/trial.html') && document.readyState === 'complete'"
     )
     assert browser.evaluate("location.pathname") == f"/{trial_id}/trial.html"
+    _open_index(browser, url)  # the id itself opens the page too
+    browser.evaluate("document.querySelector('#rows tr td a code').parentElement.click()")
+    browser.wait_for(f"location.pathname === '/{trial_id}/trial.html'")
     assert trial_id in browser.evaluate("document.body.innerText")
     back = browser.evaluate("document.querySelector('a[href=\"../index.html\"]').href")
     assert back == url + "index.html"

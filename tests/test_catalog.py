@@ -229,6 +229,19 @@ def test_a_dead_runner_is_recorded_as_interrupted(cli: RunCli, trials: Path) -> 
     assert index_cache.read(trials)[folder.name].summary.status == "interrupted"
 
 
+def test_a_runner_killed_while_writing_its_first_record_leaves_an_interrupted_trial(
+    cli: RunCli, trials: Path
+) -> None:
+    # kill -9 between writing the temporary copy and os.replace: only the copy is there.
+    folder = write_trial(trials, 72, status="running", pid=dead_pid(), main=None, error=None)
+    (folder / "trial.yaml").rename(folder / ".tmp-0123456789ab-trial.yaml")
+    rows, warnings = listed(cli, trials)
+    row = next(row for row in rows if row["id"] == folder.name)
+    assert row["status"] == "interrupted" and warnings == []
+    assert sorted(p.name for p in folder.iterdir()) == ["trial.yaml"]
+    assert yaml.safe_load((folder / "trial.yaml").read_text())["status"] == "interrupted"
+
+
 def test_a_reused_pid_is_a_dead_runner(trials: Path) -> None:
     # Our own pid is alive, but the record says its runner started at another moment.
     folder = write_trial(trials, 71, status="running", pid=os.getpid(), pid_start="other-boot/1")

@@ -185,6 +185,9 @@ def test_a_failing_experiment_gets_a_failed_record_and_its_page(
     assert record["error"]["kind"] == kind and record["error"]["type"] == error_type
     assert record["error"]["step"] == "toy"
     assert record["main"] is None
+    # stdout names the trial and its page; no "main=None" posing as a result.
+    assert done.stdout == f"failed: {folder.name}  {folder / 'trial.html'}\n"
+    assert error_type in done.stderr
     page = (folder / "trial.html").read_text()
     assert "failed" in page and error_type in page
     # The cells that ran, kept whether the step raised or its kernel died.
@@ -329,6 +332,9 @@ def test_the_record_says_which_defaults_each_step_ran_with(
     assert fit["defaults"] == {"fail": False}  # not `data`, which gen gave, nor `scale`
     page = (folder / "trial.html").read_text()
     assert "gen.shape</td>" in page and "<code>flat</code>" in page
+    # Each step's results are in the header, not only the last step's.
+    steps_table = page.split('<table class="mitosis-steps"')[1].split("</table>")[0]
+    assert f">{gen['main']}</td>" in steps_table and f">{fit['main']}</td>" in steps_table
 
 
 def test_untracked_and_literal_parameters(investigation: Path, cli: RunCli) -> None:

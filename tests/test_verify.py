@@ -163,3 +163,12 @@ def test_compare_shows_a_default_that_changed_under_the_same_variant() -> None:
 
     differences = compare_records(ran_with(42), ran_with(43)).as_dict()["differences"]
     assert differences["params"] == {"gen.w": ["42 (default)", "43 (default)"]}
+
+
+def test_compare_leaves_out_where_the_shell_has_been() -> None:
+    def shell(level: str, last: str) -> dict:
+        variables = {"SHLVL": level, "OLDPWD": last, "_": last, "OMP_NUM_THREADS": level}
+        return record(environment={"variables": variables})
+
+    differences = compare_records(shell("1", "/a"), shell("2", "/b")).as_dict()["differences"]
+    assert differences["variables"] == {"OMP_NUM_THREADS": ["1", "2"]}

@@ -15,4 +15,3 @@ $MITOSIS run sine -p frequency=slow -p noise=high --note "noise robustness"
 # The two-step pipeline: generate a short linear signal, then fit a line to it.
 $MITOSIS run gen fit -p gen.length=short -p fit.degree=line --note "two-step pipeline"
 
-echo "Browse the trials: python -m http.server -d trials 8000  ->  http://127.0.0.1:8000/"

@@ -127,7 +127,16 @@ def _missing(path: Path) -> str:
 
 def read_record(folder: Path) -> dict[str, Any]:
     """Read and check a trial's record; ``RecordError`` names the file and line if broken."""
-    path = folder / RECORD_NAME
+    return read_record_file(folder / RECORD_NAME)
+
+
+def unfinished_records(folder: Path) -> list[Path]:
+    """Temporary copies of the record that a runner was writing when it stopped."""
+    return sorted(folder.glob(f"{TEMP_PREFIX}*-{RECORD_NAME}"))
+
+
+def read_record_file(path: Path) -> dict[str, Any]:
+    """``read_record`` of the record file at ``path``, wherever it is."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

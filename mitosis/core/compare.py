@@ -52,6 +52,11 @@ class Comparison:
         return {"a": self.a, "b": self.b, "differences": sections}
 
 
+# Variables that say where the shell has been, not what the trial ran with: two trials of
+# one variant differ in them for no reason worth a line of ``compare``.
+_SHELL_STATE = frozenset({"OLDPWD", "SHLVL", "_"})
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -125,7 +130,11 @@ def _sections(record: Mapping[str, Any], patch: str | None) -> dict[str, Mapping
         },
         "packages": _mapping(environment.get("packages")),
         "vcs_packages": _vcs_packages(environment),
-        "variables": _mapping(environment.get("variables")),
+        "variables": {
+            name: value
+            for name, value in _mapping(environment.get("variables")).items()
+            if name not in _SHELL_STATE
+        },
     }
 
 

@@ -52,7 +52,8 @@ def parse_literal(text: str) -> object:
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise ParameterError(
             f"-e value {text!r} is not a Python literal; "
-            "use numbers, quoted strings, lists, tuples, dicts or sets (e.g. -e name='abc')."
+            "use numbers, quoted strings, lists, tuples, dicts or sets; quote a string for "
+            "the shell too, as in -e \"name='abc'\"."
         ) from None
 
 
