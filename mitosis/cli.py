@@ -237,6 +237,9 @@ def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[K
         printer.close()
     if args.json:
         _print_json([outcome.trial.record for outcome in result.outcomes if outcome.trial])
+        if any(outcome.trial is None for outcome in result.outcomes):
+            # Skipped and never-started trials have no record in the JSON: say so aside.
+            print(summary_table(result), file=sys.stderr)
     else:
         print(summary_table(result))
     if result.stopped:
@@ -357,7 +360,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"serving {folder} at {url}  (Ctrl-C stops)", flush=True)
 
     try:
-        serve(folder, args.port, args.bind, announce)
+        serve(folder, args.port, args.bind, announce, before_index=lambda: refresh(folder))
     except OSError as error:
         raise TrialsFolderError(
             f"cannot listen on {args.bind}:{args.port}: {error.strerror}; try another --port."

@@ -73,4 +73,8 @@ class MitosisWarning(UserWarning):
 def one_line(error: BaseException, limit: int = 300) -> str:
     """``error`` as one short line: a refusal's message, else its type and text."""
     text = error.message if isinstance(error, MitosisError) else f"{type(error).__name__}: {error}"
-    return " ".join(text.split())[:limit]
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit] + " …"

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import threading
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -49,7 +50,7 @@ from mitosis.core.params import (
 )
 from mitosis.core.record import SCHEMA_VERSION, from_json_safe
 from mitosis.core.steps import StepConfig
-from mitosis.errors import FingerprintError, ParameterError, UserCodeError
+from mitosis.errors import FingerprintError, ParameterError, UserCodeError, one_line
 from mitosis.kernel_side import LOG_NAME, STEP_MIMETYPE
 from mitosis.trials import Trial
 
@@ -444,6 +445,15 @@ def _describe_error(
         "exception": f"step {failed_step!r} ended without returning a result (sys.exit()?).",
     }
     exception = outcome.exception
+    if kind == "exception" and exception is not None and not execute.is_cell_error(exception):
+        # Not the experiment: running the notebook failed on this side (papermill, say).
+        return {
+            "kind": kind,
+            "step": None,
+            "type": type(exception).__name__,
+            "message": f"mitosis-nb could not run the notebook: {one_line(exception, 2000)}",
+            "traceback": "".join(traceback.format_exception(exception)),
+        }
     return {
         "kind": kind,
         "step": failed_step,

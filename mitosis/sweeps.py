@@ -12,6 +12,7 @@ registry and index writer, and a stop reaches them through one ``threading.Event
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -337,10 +338,15 @@ def _connect(address: str, trials_folder: Path) -> Any:
     from mitosis.adapters import dask_executor  # only a --scheduler sweep needs Dask
 
     cluster = dask_executor.DaskCluster(address)
+    created = not trials_folder.exists()
     try:
+        store.ensure_folder(trials_folder)
         cluster.check_workers(trials_folder)
     except BaseException:
         cluster.close()
+        if created:  # a refused sweep leaves nothing behind
+            with contextlib.suppress(OSError):
+                trials_folder.rmdir()
         raise
     return cluster
 
@@ -451,18 +457,23 @@ def _without_result(
         record = _await_end(reservation.folder, record)
     record = catalog.settle_record(reservation.folder, record)  # a killed worker, here
     if record.get("status") == "running":
-        message = f"its task ended ({reason}) but its record still says running"
+        host = (record.get("environment") or {}).get("hostname")
+        message = (
+            f"its task ended ({reason}) while the trial ran on {host}, where this sweep "
+            "cannot tell whether it still runs; its record will say (`mitosis-nb list`)"
+        )
         return Outcome(plan, INTERRUPTED, reservation.trial_id, message=message)
     catalog.record_trial(plan.trials_folder, record)
     return _outcome(plan, reservation, Trial(record=record, folder=reservation.folder))
 
 
 def _await_end(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """The record once its trial ends, or once its runner is known to be gone."""
+    """The record once its trial ends, or once its runner is gone (or cannot be watched,
+    from another host: a worker there may have died with the scheduler)."""
     while record.get("status") == "running":
         pid, start = record.get("pid"), record.get("pid_start")
         host = (record.get("environment") or {}).get("hostname")
-        if processes.runner_state(host, pid, start) == "dead":
+        if processes.runner_state(host, pid, start) != "alive":
             break
         time.sleep(AWAIT_POLL_S)
         try:

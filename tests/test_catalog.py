@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -115,8 +117,14 @@ def test_list_and_serve_bring_the_page_up_to_date_after_hand_edits(
         text=True,
     )
     try:
-        assert server.stdout is not None and "serving" in server.stdout.readline()
-        assert copied.name in html.read_text()
+        assert server.stdout is not None
+        announced = server.stdout.readline()
+        assert "serving" in announced and copied.name in html.read_text()
+        # While it serves: each request for the page sees the folder as it is now.
+        shutil.rmtree(copied)
+        url = announced.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "index.html", timeout=30) as response:
+            assert copied.name not in response.read().decode()
     finally:
         server.terminate()
         server.wait(10)

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -333,6 +334,25 @@ def test_a_peer_that_is_no_scheduler_or_workers_without_mitosis_are_refused(
     assert hanging.returncode == 2 and time.monotonic() - started < 60
     assert "cannot reach the Dask scheduler" in hanging.stderr
     assert hanging.stderr.count("\n") == 1, hanging.stderr
+
+    # A port whose service talks, but something else: an SSH server's banner.
+    with socket.socket() as talker:
+        talker.bind(("127.0.0.1", 0))
+        talker.listen()
+
+        def greet() -> None:
+            with contextlib.suppress(OSError):
+                peer, _ = talker.accept()
+                peer.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n" + b"\xff" * 64)
+                time.sleep(20)
+                peer.close()
+
+        threading.Thread(target=greet, daemon=True).start()
+        address = f"tcp://127.0.0.1:{talker.getsockname()[1]}"
+        other = run_cli(investigation, "run", "toy", "--scheduler", address)
+    assert other.returncode == 2
+    assert "answered, but not as a Dask scheduler" in other.stderr
+    assert other.stderr.count("\n") == 1, other.stderr
 
     # Workers whose `import mitosis` fails: a fake, broken package ahead of the real one.
     broken = tmp_path / "broken" / "mitosis"

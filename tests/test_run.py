@@ -198,6 +198,20 @@ def test_a_failing_experiment_gets_a_failed_record_and_its_page(
         assert "exploded on purpose" in page
 
 
+def test_a_failure_of_the_runner_is_not_blamed_on_the_kernel(
+    investigation: Path, cli: RunCli, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken" / "papermill"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('no papermill here')\n")
+    done = cli("run", "toy", env={"PYTHONPATH": str(broken.parent)})
+    assert done.returncode == 1, done.stderr
+    error = record_of(only_trial(investigation))["error"]
+    assert error["kind"] == "exception" and error["step"] is None
+    assert error["type"] == "ImportError" and "no papermill here" in error["message"]
+    assert "import papermill" in error["traceback"]
+
+
 def test_timeout_stops_the_kernel(investigation: Path, cli: RunCli) -> None:
     started = time.monotonic()
     done = cli("run", "toy", "-p", "mode=sleep", "--timeout", "2")

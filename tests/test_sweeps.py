@@ -154,6 +154,10 @@ def test_ctrl_c_stops_a_sweep_and_skip_existing_finishes_only_what_is_missing(
     summary = rerun.stdout[rerun.stdout.index("sweep of 5 trials") :]
     assert any(line.split()[:2] == ["skipped", "2"] for line in summary.splitlines())
     assert any(line.split()[:2] == ["succeeded", "3"] for line in summary.splitlines())
+    # With --json, stdout holds only records; the trials without one are told on stderr.
+    again = run_cli(root, *sweep, "--skip-existing", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout) == []
+    assert "sweep of 5 trials" in again.stderr and "skipped" in again.stderr
 
 
 # A real kernel that takes seconds to come up, as on a machine busy with other kernels.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import threading
 import time
 import warnings
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mitosis.atomic import TEMP_PREFIX
 from mitosis.errors import MitosisWarning, SchedulerError, one_line
 
 # How often a running task asks the scheduler whether its sweep was stopped.
@@ -61,19 +63,21 @@ class DaskCluster:
             )
 
     def check_workers(self, trials_folder: Path) -> None:
-        """Refuse a cluster whose workers cannot run trials into ``trials_folder``: without
-        mitosis-nb, or without the shared filesystem. Workers that join later are not seen."""
-        # A first sweep creates the trials folder after this check: its parent must be there.
-        seen = trials_folder
-        while not seen.is_dir() and seen.parent != seen:
-            seen = seen.parent
+        """Refuse a cluster whose workers cannot run trials into ``trials_folder`` (which
+        must exist): without mitosis-nb, or without the shared filesystem, which a note
+        left there for them shows. Workers that join later are not seen."""
+        token = secrets.token_hex(8)
+        note = trials_folder / f"{TEMP_PREFIX}{token}-workers-see-this"
+        note.write_text(token)
         try:
-            answers = self._client.run(worker_problem, str(seen))
+            answers = self._client.run(worker_problem, str(note), token)
         except Exception as error:  # the task could not even be unpickled there
             raise SchedulerError(
                 f"the Dask workers cannot run mitosis-nb ({one_line(error)}); install "
                 "mitosis-nb and the steps' code in the workers' environment."
             ) from None
+        finally:
+            note.unlink(missing_ok=True)
         for worker, problem in sorted(answers.items()):
             if problem is not None:
                 raise SchedulerError(
@@ -131,7 +135,8 @@ class DaskCluster:
 
     def stop(self, name: str) -> None:
         """Tell every task watching ``name`` to stop (see ``watch_stop``)."""
-        self._distributed.Event(name, client=self._client).set()
+        with contextlib.suppress(Exception):  # a lost scheduler has no one left to tell
+            self._distributed.Event(name, client=self._client).set()
 
     def close(self) -> None:
         """Disconnect; the cluster itself keeps running."""
@@ -166,13 +171,19 @@ def watch_stop(name: str) -> Iterator[threading.Event]:
         watcher.join()
 
 
-def worker_problem(trials_folder: str) -> str | None:
-    """Run on a worker: why it could not run trials into ``trials_folder`` (or the folder
-    that will hold it), or None."""
-    if not os.path.isdir(trials_folder):
-        return f"cannot see {trials_folder}"
-    if not os.access(trials_folder, os.W_OK | os.X_OK):
-        return f"cannot write in {trials_folder}"
+def worker_problem(note: str, token: str) -> str | None:
+    """Run on a worker: why it could not run trials into the folder that holds ``note``,
+    which the submitter wrote there with ``token`` in it; or None."""
+    folder = os.path.dirname(note)
+    try:
+        with open(note, encoding="utf-8") as handle:
+            seen = handle.read()
+    except OSError:
+        seen = None
+    if seen != token:  # no such folder, or a folder of its own at the same path
+        return f"does not see the submitter's trials folder {folder}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in the trials folder {folder}"
     return None
 
 
@@ -193,8 +204,30 @@ def _client_within(distributed: Any, address: str, seconds: float) -> Any:
     connecting.join(seconds)
     if "client" in made:
         return made["client"]
-    why = one_line(made["error"]) if "error" in made else f"no answer within {seconds:g} s"
+    error = made.get("error")
+    if error is not None:
+        _discard_half_built(distributed, error)
+    if error is None or isinstance(error, (OSError, TimeoutError)):
+        why = one_line(error) if error is not None else f"no answer within {seconds:g} s"
+        raise SchedulerError(
+            f"cannot reach the Dask scheduler at {address} ({why}); start one (`dask "
+            "scheduler`) or check the address: the scheduler's port (8786 by default), not "
+            "its dashboard's."
+        )
     raise SchedulerError(
-        f"cannot reach the Dask scheduler at {address} ({why}); start one (`dask scheduler`) "
-        "or check the address: the scheduler's port (8786 by default), not its dashboard's."
+        f"{address} answered, but not as a Dask scheduler ({one_line(error, 120)}); give the "
+        "scheduler's address, e.g. tcp://HOST:8786."
     )
+
+
+def _discard_half_built(distributed: Any, error: BaseException) -> None:
+    # A Client whose constructor failed closes itself when collected: for 10 s, then with
+    # a traceback. Marked closed, with its event loop stopped, it has nothing left to do.
+    trace = error.__traceback__
+    while trace is not None:
+        candidate = trace.tb_frame.f_locals.get("self")
+        if isinstance(candidate, distributed.Client):
+            with contextlib.suppress(Exception):
+                candidate._loop_runner.stop()
+            candidate.status = "closed"
+        trace = trace.tb_next

@@ -536,13 +536,20 @@ def execute(
         # The kernel was killed, so papermill saw it die; the cause was the deadline.
         result.error_kind, result.exception = "timeout", TimeoutError("the deadline passed")
     elif error is not None:
-        result.error_kind = "exception" if _is_cell_error(error) else "kernel_died"
+        result.error_kind = "kernel_died" if _kernel_went(error) else "exception"
         result.exception = error
     return result
 
 
-def _is_cell_error(error: BaseException) -> bool:
+def is_cell_error(error: BaseException | None) -> bool:
+    """Whether ``error`` is a cell's exception, which the notebook itself shows."""
     return type(error).__name__ == "PapermillExecutionError"
+
+
+def _kernel_went(error: BaseException) -> bool:
+    # nbclient's DeadKernelError, or our client's "Kernel died before replying": anything
+    # else that is not a cell's error went wrong on this side, and says so itself.
+    return type(error).__name__ == "DeadKernelError" or "Kernel died" in str(error)
 
 
 def _read_partial(output: Path) -> nbformat.NotebookNode | None:

@@ -49,7 +49,16 @@ def _exists(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process: it exists
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Killed and not yet reaped by its parent: gone, though its pid still answers."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[:1] == ["Z"]
 
 
 def runner_state(hostname: str | None, pid: int | None, token: str | None) -> RunnerState:

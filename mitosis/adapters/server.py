@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -22,8 +23,11 @@ class _TrialsHandler(SimpleHTTPRequestHandler):
 
     server_version = "mitosis-nb"
 
-    def __init__(self, *args: Any, root: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, root: str, before_index: Callable[[], None], **kwargs: Any
+    ) -> None:
         self.root = root
+        self.before_index = before_index
         self.extensions_map = {**self.extensions_map, **_SHOWN_AS_TEXT}
         super().__init__(*args, directory=root, **kwargs)
 
@@ -41,6 +45,10 @@ class _TrialsHandler(SimpleHTTPRequestHandler):
             # "Not found": whether anything exists outside is none of the client's business.
             self.send_error(HTTPStatus.NOT_FOUND, "not found")
             return None
+        if raw in ("/", "/index.html"):
+            # Trials may have started, ended, or been deleted by hand since the last look.
+            with contextlib.suppress(Exception):  # a stale page is better than none
+                self.before_index()
         return super().send_head()
 
     def end_headers(self) -> None:
@@ -65,10 +73,17 @@ def url_of(bind: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(trials_folder: Path, port: int, bind: str, announce: Callable[[str], None]) -> None:
-    """Serve ``trials_folder`` until interrupted; ``announce`` gets the URL once listening."""
+def serve(
+    trials_folder: Path,
+    port: int,
+    bind: str,
+    announce: Callable[[str], None],
+    before_index: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve ``trials_folder`` until interrupted; ``announce`` gets the URL once listening,
+    and ``before_index`` runs before each request for the index page (to refresh it)."""
     root = os.path.realpath(trials_folder)
-    handler = functools.partial(_TrialsHandler, root=root)
+    handler = functools.partial(_TrialsHandler, root=root, before_index=before_index)
     server = _server(bind, port, handler)
     try:
         announce(url_of(bind, server.server_address[1]))
