@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -194,3 +195,32 @@ def kernels_in(root: Path) -> list[int]:
         if b"ipykernel" in cmdline and Path(cwd) == root:
             found.append(int(entry.name))
     return found
+
+
+def start_in(root: Path, *argv: str) -> subprocess.Popen[str]:
+    """Start ``argv`` in ``root`` with its output piped, for a test to signal it."""
+    return subprocess.Popen(
+        list(argv), cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_kernels(root: Path, count: int = 1, with_record: bool = False) -> None:
+    """Wait up to 60 s until ``count`` kernels run in ``root`` (and, if asked, a trial there
+    has written its record: the submitter's own kernel starts before any trial does)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        recorded = not with_record or list((root / "trials").glob("*/trial.yaml"))
+        if len(kernels_in(root)) >= count and recorded:
+            return
+        time.sleep(0.2)
+
+
+def add_step(root: Path, name: str, module: str, source: str, run: str = "run") -> None:
+    """Write ``module``.py into the investigation, register it as step ``name`` (its lookup
+    dictionary is the module's ``lookup``) and commit it."""
+    (root / f"{module}.py").write_text(source)
+    pyproject = root / "pyproject.toml"
+    entry = f'{name} = ["{module}:{run}", "{module}:lookup"]\n'
+    pyproject.write_text(pyproject.read_text() + entry)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", f"the step {name}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_investigation, trial_dirs
+from conftest import make_investigation, trial_dirs, wait_for_kernels
 from sweep_helpers import (
     HOLDABLE,
     HOLDABLE_PYPROJECT,
@@ -160,9 +160,7 @@ def test_ctrl_c_stops_the_cluster_trials_and_starts_no_more(
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while len(kernels_in(root)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_kernels(root, count=2)
         time.sleep(1.5)  # both workers are busy with a held trial; three wait
         runner.send_signal(signal.SIGINT)
         stdout, stderr = runner.communicate(timeout=60)
@@ -301,9 +299,7 @@ def test_a_lost_scheduler_leaves_running_trials_to_finish_and_the_summary_waits_
             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 60
-            while len(kernels_in(root)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_for_kernels(root, count=2)
             time.sleep(1)  # both trials are in their step
             own.scheduler.kill()
             stdout, stderr = runner.communicate(timeout=120)

@@ -19,7 +19,15 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import git, kernels_in, make_investigation, trial_dirs, working_in
+from conftest import (
+    add_step,
+    git,
+    make_investigation,
+    start_in,
+    trial_dirs,
+    wait_for_kernels,
+    working_in,
+)
 from nbclient import NotebookClient
 
 import mitosis
@@ -94,18 +102,8 @@ print("finished:", done)
 def test_ctrl_c_in_a_loop_of_trials_records_the_trial_and_stops_the_loop(
     investigation: Path,
 ) -> None:
-    loop = subprocess.Popen(
-        [sys.executable, "-c", LOOP_OF_TRIALS],
-        cwd=investigation,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (
-        kernels_in(investigation) and list((investigation / "trials").glob("*/trial.yaml"))
-    ):
-        time.sleep(0.2)
+    loop = start_in(investigation, sys.executable, "-c", LOOP_OF_TRIALS)
+    wait_for_kernels(investigation, with_record=True)
     time.sleep(2)  # into the step's sleep
     loop.send_signal(signal.SIGINT)
     stdout, stderr = loop.communicate(timeout=60)
@@ -274,16 +272,13 @@ def test_load_trial_finds_the_investigation_by_its_config_from_anywhere(
 def test_nan_and_infinity_are_numbers_in_the_record_and_strict_json_outside(
     investigation: Path,
 ) -> None:
-    (investigation / "diverging.py").write_text(
+    add_step(
+        investigation,
+        "diverging",
+        "diverging",
         "lookup = {}\n\n\ndef run():\n"
-        "    return {'main': float('nan'), 'metrics': {'loss': float('inf'), 'low': -1e999}}\n"
+        "    return {'main': float('nan'), 'metrics': {'loss': float('inf'), 'low': -1e999}}\n",
     )
-    pyproject = investigation / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text() + 'diverging = ["diverging:run", "diverging:lookup"]\n'
-    )
-    git(investigation, "add", "-A")
-    git(investigation, "commit", "-q", "-m", "a diverging step")
     trial = execute_trial("diverging")
     assert trial.status == "succeeded"
     assert math.isnan(trial.main) and trial.metrics == {"loss": math.inf, "low": -math.inf}

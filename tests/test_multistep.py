@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import RunCli, git, trial_dirs
+from conftest import RunCli, add_step, trial_dirs
 
 
 def _record(run: Any) -> dict[str, Any]:
@@ -91,18 +91,12 @@ def test_several_steps_need_step_names_on_parameters(cli: RunCli, investigation:
 def test_a_later_step_that_cannot_take_the_data_is_refused_before_anything_runs(
     cli: RunCli, investigation: Path
 ) -> None:
-    (investigation / "later.py").write_text(
+    source = (
         "lookup = {}\n\n\ndef nothing():\n    return {'main': 1}\n\n\n"
         "def keywords_only(*, k=1):\n    return {'main': k}\n"
     )
-    pyproject = investigation / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text()
-        + 'nothing = ["later:nothing", "later:lookup"]\n'
-        + 'keywords = ["later:keywords_only", "later:lookup"]\n'
-    )
-    git(investigation, "add", "-A")
-    git(investigation, "commit", "-q", "-m", "steps that take no data")
+    add_step(investigation, "nothing", "later", source, run="nothing")
+    add_step(investigation, "keywords", "later", source, run="keywords_only")
     for step in ("nothing", "keywords"):
         run = cli("run", "gen", step)
         assert run.returncode == 2, run.stderr

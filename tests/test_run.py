@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import sysconfig
 import time
@@ -14,7 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RunCli, git, kernels_in, trial_dirs, write_own_template
+from conftest import (
+    RunCli,
+    git,
+    kernels_in,
+    start_in,
+    trial_dirs,
+    wait_for_kernels,
+    write_own_template,
+)
 
 import mitosis
 
@@ -229,19 +236,9 @@ def test_timeout_stops_the_kernel(investigation: Path, cli: RunCli) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_interrupt_and_leave_no_kernel(investigation: Path, signum: int) -> None:
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "mitosis.cli", "run", "toy", "-p", "mode=sleep"],
-        cwd=investigation,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    # The kernel now starts while the trial is prepared: wait for the trial's record too.
-    while time.monotonic() < deadline and not (
-        kernels_in(investigation) and list((investigation / "trials").glob("*/trial.yaml"))
-    ):
-        time.sleep(0.2)
+    runner = start_in(investigation, sys.executable, "-m", "mitosis.cli", "run", "toy",
+                      "-p", "mode=sleep")  # fmt: skip
+    wait_for_kernels(investigation, with_record=True)
     time.sleep(2)  # let the step start sleeping
     running = record_of(only_trial(investigation))
     assert running["status"] == "running" and running["pid"] == runner.pid
