@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,8 @@ SKIPPED, NOT_STARTED = "skipped", "not started"
 DRAIN_TIMEOUT_S = 60.0
 # How often a sweep that lost its Dask scheduler looks at its running trials' records.
 AWAIT_POLL_S = 0.5
+# How often a Dask sweep brings the index page up to date with the trials running remotely.
+INDEX_REFRESH_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -411,7 +413,8 @@ def _run_on_dask(
         observer.progress(tally.finished, tally.failed, min(in_flight, threads))
 
     stopped = False
-    with execute.sigterm_as_interrupt():
+    trials_folder = jobs[0][0].trials_folder if jobs else None
+    with execute.sigterm_as_interrupt(), _keeping_index(trials_folder):
         try:
             report()
             for future in cluster.as_completed(futures):
@@ -438,6 +441,27 @@ def _run_on_dask(
                 reservation, Outcome(plan, INTERRUPTED, reservation.trial_id, message=message)
             )
     return [results[future] for future in futures], stopped
+
+
+@contextlib.contextmanager
+def _keeping_index(trials_folder: Path | None) -> Iterator[None]:
+    """While a Dask sweep runs, refresh the index page from the records every few seconds:
+    workers write only their trial folders, so a trial that starts there shows as
+    ``running`` only when this process looks."""
+    done = threading.Event()
+
+    def keep() -> None:
+        while trials_folder is not None and not done.wait(INDEX_REFRESH_S):
+            with contextlib.suppress(Exception):  # the next look, or the trial's end, will do
+                catalog.refresh(trials_folder)
+
+    keeper = threading.Thread(target=keep, name="mitosis-index-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
 
 
 def _without_result(

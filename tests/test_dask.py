@@ -162,6 +162,14 @@ def test_ctrl_c_stops_the_cluster_trials_and_starts_no_more(
     try:
         wait_for_kernels(root, count=2)
         time.sleep(1.5)  # both workers are busy with a held trial; three wait
+        # The submitter keeps the page current: the trials running on workers are on it.
+        page = trials / "index.html"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+            page.is_file() and page.read_text().count('"running"') >= 2
+        ):
+            time.sleep(0.2)
+        assert page.read_text().count('"running"') >= 2
         runner.send_signal(signal.SIGINT)
         stdout, stderr = runner.communicate(timeout=60)
         time.sleep(1)
