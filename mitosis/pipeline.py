@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -50,7 +51,13 @@ from mitosis.core.params import (
 )
 from mitosis.core.record import SCHEMA_VERSION, from_json_safe
 from mitosis.core.steps import StepConfig
-from mitosis.errors import FingerprintError, ParameterError, UserCodeError, one_line
+from mitosis.errors import (
+    FingerprintError,
+    MitosisWarning,
+    ParameterError,
+    UserCodeError,
+    one_line,
+)
 from mitosis.kernel_side import LOG_NAME, STEP_MIMETYPE
 from mitosis.trials import Trial
 
@@ -287,6 +294,15 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     traced = provenance.trace_steps(steps, files, state, ignored)
     if not request.debug:
         traced.require_clean()  # a step from another repository needs a clean tree too
+    else:
+        for other in traced.repositories:
+            if other.root != state.root and other.dirty:
+                warnings.warn(
+                    f"{other.root} has uncommitted changes ({', '.join(other.dirty_files[:3])})"
+                    " that this debug trial uses but does not save: it cannot be reproduced.",
+                    MitosisWarning,
+                    stacklevel=2,
+                )
     source = traced.sources
     plans = []
     for choices in grid:

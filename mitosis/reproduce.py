@@ -21,7 +21,14 @@ from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.ahead import start_kernel_ahead
 from mitosis.core.compare import Comparison, compare_records
-from mitosis.core.verify import DEFAULT_RTOL, Verdict, recorded_request, recorded_sources, verify
+from mitosis.core.verify import (
+    DEFAULT_RTOL,
+    Verdict,
+    changed_sources,
+    recorded_request,
+    recorded_sources,
+    verify,
+)
 from mitosis.errors import ConfigError, GitStateError, ParameterError
 from mitosis.pipeline import TrialRequest, prepare, run_plans
 from mitosis.trials import Trial, load_trial
@@ -121,6 +128,7 @@ def reproduce_trial(
     original = load_trial(query, folder)
     asked = recorded_request(original.record)
     checkout = gitstate.read_state(here.root, ignore=(folder, here.trials_folder))
+    _refuse_unsaved(original, gitstate.identity(checkout.root))
     in_place = checkout.commit == asked.commit and not checkout.dirty and not asked.debug
     hidden: list[Path] = []
     with contextlib.ExitStack() as stack:
@@ -140,6 +148,18 @@ def reproduce_trial(
     differences = compare_records(original.record, trial.record, original.patch, trial.patch)
     moved = tuple(str(path) for path in hidden)
     return Reproduction(original, trial, verdict, moved, checkout.commit, differences)
+
+
+def _refuse_unsaved(original: Trial, main: Path) -> None:
+    """A debug trial saves only its own repository's changes (``uncommitted.patch``): one
+    whose step came modified from another repository, or a submodule, cannot be re-run."""
+    for repo, file in changed_sources(original.record):
+        if Path(repo) != main:
+            raise GitStateError(
+                f"trial {original.id} ran {file} of {repo} with uncommitted changes, which "
+                "no record keeps (uncommitted.patch holds only the investigation's own), so "
+                "it cannot be reproduced; commit them there and run a new trial."
+            )
 
 
 def _import_roots(

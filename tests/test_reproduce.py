@@ -215,6 +215,32 @@ def test_a_step_from_another_repository_records_its_own_commit(
     assert git(lab, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
+def test_a_debug_trial_with_unsaved_changes_in_another_repository_is_not_reproduced(
+    tmp_path: Path, investigation: Path, cli: RunCli
+) -> None:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "lab_steps.py").write_text(LAB_STEPS)
+    git(lab, "init", "-q", "-b", "main")
+    commit_all(lab, "lab steps")
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'lab = ["lab_steps:run", "lab_steps:lookup"]\n')
+    commit_all(investigation, "register the lab's step")
+    env = {"PYTHONPATH": str(lab)}
+    (lab / "lab_steps.py").write_text(LAB_STEPS.replace("** 2", "** 3"))  # not committed
+    done = cli("run", "lab", "-p", "width=wide", "--debug", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "that this debug trial uses but does not save" in done.stderr
+    trial = newest(investigation)
+    assert record_of(trial)["steps"][0]["source"]["run"]["dirty"] is True
+    before = trial_dirs(investigation / "trials")
+    refused = cli("reproduce", trial.name, env=env)
+    assert refused.returncode == 2, refused.stdout
+    assert f"lab_steps.py of {lab.resolve()} with uncommitted changes" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert trial_dirs(investigation / "trials") == before
+
+
 def test_reproduce_refuses_an_unknown_trial_or_commit(investigation: Path, cli: RunCli) -> None:
     missing = cli("reproduce", "ffffff")
     assert missing.returncode == 2 and "ffffff" in missing.stderr

@@ -178,6 +178,12 @@ class FileSource:
         return entry
 
 
+def identity(root: Path) -> Path:
+    """The path that records name the repository checked out at ``root`` by."""
+    with git.Repo(root) as repo:
+        return _identity(repo, root)
+
+
 def _identity(repo: git.Repo, root: Path) -> Path:
     # A linked worktree (a reproduction's, say) is the same repository as its main checkout:
     # name the main checkout, so records of one repository agree wherever it was checked out.

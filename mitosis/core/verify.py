@@ -151,6 +151,21 @@ def recorded_sources(record: Mapping[str, Any]) -> tuple[RecordedSource, ...]:
     return tuple(found)
 
 
+def changed_sources(record: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The ``(repository, file)`` of each step module that was modified when the trial ran."""
+    found: list[tuple[str, str]] = []
+    steps = record.get("steps")
+    for step in map(_mapping, steps if isinstance(steps, list) else []):
+        source = _mapping(step.get("source"))
+        for part in ("run", "lookup"):
+            entry = _mapping(source.get(part))
+            if entry.get("dirty") and isinstance(entry.get("repo"), str):
+                pair = (str(entry["repo"]), str(entry.get("file")))
+                if pair not in found:
+                    found.append(pair)
+    return tuple(found)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
