@@ -187,9 +187,17 @@ def _importable_path(target: object, what: str) -> str:
 
 def _verified_path(module: str, qualname: str, target: object, what: str) -> str:
     if "<lambda>" in qualname:
-        raise _Refusal(what, "a lambda has no name another process can import")
+        raise _Refusal(
+            what,
+            "a lambda has no name another process can import",
+            f"define it with def at the top level of a module instead, or {_UNTRACK}",
+        )
     if "<locals>" in qualname:
-        raise _Refusal(what, "it is defined inside a function, so it cannot be imported")
+        raise _Refusal(
+            what,
+            "it is defined inside a function, so it cannot be imported",
+            f"define it at the top level of a module instead, or {_UNTRACK}",
+        )
     if module == "__main__":
         raise _Refusal(what, "it is defined in __main__, which another process cannot import")
     try:
