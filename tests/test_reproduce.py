@@ -150,15 +150,25 @@ def run(width=1):
 '''
 
 
-def test_a_step_from_another_repository_records_its_own_commit(
-    tmp_path: Path, investigation: Path, cli: RunCli
-) -> None:
+def _lab_with_a_step(tmp_path: Path, investigation: Path) -> tuple[Path, str]:
+    """A repository of its own holding the step ``lab``, which the investigation registers;
+    and its commit."""
     lab = tmp_path / "lab"
     lab.mkdir()
     (lab / "lab_steps.py").write_text(LAB_STEPS)
     git(lab, "init", "-q", "-b", "main")
-    git(lab, "remote", "add", "origin", "https://alice:s3cret@git.example.org/lab.git")
     lab_commit = commit_all(lab, "lab steps")
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'lab = ["lab_steps:run", "lab_steps:lookup"]\n')
+    commit_all(investigation, "register the lab's step")
+    return lab, lab_commit
+
+
+def test_a_step_from_another_repository_records_its_own_commit(
+    tmp_path: Path, investigation: Path, cli: RunCli
+) -> None:
+    lab, lab_commit = _lab_with_a_step(tmp_path, investigation)
+    git(lab, "remote", "add", "origin", "https://alice:s3cret@git.example.org/lab.git")
     # A package installed from git, as pip leaves it (PEP 610).
     site = tmp_path / "site"
     dist = site / "labtools-1.2.dist-info"
@@ -169,9 +179,6 @@ def test_a_step_from_another_repository_records_its_own_commit(
         "vcs_info": {"vcs": "git", "commit_id": "a" * 40, "requested_revision": "v1.2"},
     }
     (dist / "direct_url.json").write_text(json.dumps(origin))
-    pyproject = investigation / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + 'lab = ["lab_steps:run", "lab_steps:lookup"]\n')
-    commit_all(investigation, "register the lab's step")
     env = {"PYTHONPATH": f"{lab}:{site}"}
 
     done = cli("run", "lab", "-p", "width=wide", env=env)
@@ -218,14 +225,7 @@ def test_a_step_from_another_repository_records_its_own_commit(
 def test_a_debug_trial_with_unsaved_changes_in_another_repository_is_not_reproduced(
     tmp_path: Path, investigation: Path, cli: RunCli
 ) -> None:
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    (lab / "lab_steps.py").write_text(LAB_STEPS)
-    git(lab, "init", "-q", "-b", "main")
-    commit_all(lab, "lab steps")
-    pyproject = investigation / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + 'lab = ["lab_steps:run", "lab_steps:lookup"]\n')
-    commit_all(investigation, "register the lab's step")
+    lab, _ = _lab_with_a_step(tmp_path, investigation)
     env = {"PYTHONPATH": str(lab)}
     (lab / "lab_steps.py").write_text(LAB_STEPS.replace("** 2", "** 3"))  # not committed
     done = cli("run", "lab", "-p", "width=wide", "--debug", env=env)
