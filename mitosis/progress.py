@@ -25,13 +25,15 @@ def outcome_lines(outcome: Outcome) -> list[tuple[str, TextIO]]:
     """The lines ``run`` prints for a finished trial, and where each goes."""
     if outcome.trial is None:
         return [(f"{outcome.status}: {outcome.trial_id}  {outcome.message}", sys.stderr)]
-    return trial_lines(outcome.trial)
+    # A sweep's trials are told apart by their variants.
+    return trial_lines(outcome.trial, with_variant=True)
 
 
-def trial_lines(trial: Trial) -> list[tuple[str, TextIO]]:
+def trial_lines(trial: Trial, with_variant: bool = False) -> list[tuple[str, TextIO]]:
     """A finished trial's status, main result (if it has one) and page; then its error."""
+    variant = f"{trial.record.get('variant') or '(defaults)'}  " if with_variant else ""
     main = "" if trial.main is None and trial.status != SUCCEEDED else f"main={trial.main!r}  "
-    lines = [(f"{trial.status}: {trial.id}  {main}{trial.html_path}", sys.stdout)]
+    lines = [(f"{trial.status}: {trial.id}  {variant}{main}{trial.html_path}", sys.stdout)]
     error = trial.error
     if error:
         where = f" in step {error['step']!r}" if error.get("step") else ""

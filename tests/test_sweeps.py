@@ -56,6 +56,14 @@ def test_a_grid_runs_in_parallel_failures_do_not_stop_it_and_the_summary_names_e
     assert sorted(r["main"] for r in found if r["status"] == "succeeded") == [1.0, 10.0]
     # Two trials at once: some pair of trials ran at the same time.
     assert any(_overlap(a, b) for a in found for b in found if a is not b)
+    # Each trial's line names its variant: that is how a sweep's trials differ.
+    for record in found:
+        line = next(
+            line
+            for line in stdout.splitlines()
+            if line.startswith(f"{record['status']}: {record['id']}")
+        )
+        assert f"  {record['variant']}  " in line
     summary = stdout[stdout.index("sweep of 4 trials") :]
     succeeded_line = next(line for line in summary.splitlines() if "succeeded" in line)
     failed_line = next(line for line in summary.splitlines() if "failed" in line)
