@@ -200,8 +200,12 @@ def _store_entries(trials_folder: Path, entries: Iterable[Entry], remove: Iterab
         index_cache.update(trials_folder, entries, remove)
 
 
-def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
-    """Every trial's summary: from the index where its record is unchanged, else the record."""
+def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True) -> Summaries:
+    """Every trial's summary: from the index where its record is unchanged, else the record.
+
+    The page is rewritten when a record changed since the index last saw it, unless the
+    caller writes it next anyway (``write_page=False``).
+    """
     store.check_folder(trials_folder)
     folders = list(store.trial_folders(trials_folder))
     cached, problem = _read_cached(trials_folder) if use_index else ({}, None)
@@ -237,7 +241,7 @@ def collect(trials_folder: Path, use_index: bool = True) -> Summaries:
             # or a trial that has moved on since, would leave it wrong (or linking nowhere).
             changed = True
     summaries = oldest_first(entry.summary for entry in entries)
-    if changed:
+    if changed and write_page:
         with contextlib.suppress(OSError):
             site.write_index(trials_folder, summaries)
     return Summaries(summaries, problem)
@@ -300,7 +304,7 @@ def record_trial(trials_folder: Path, record: dict[str, Any], warn: bool = True)
         except IndexUnavailable:
             rebuild(trials_folder)
             return
-        site.write_index(trials_folder, collect(trials_folder).summaries)
+        site.write_index(trials_folder, collect(trials_folder, write_page=False).summaries)
     except Exception as error:  # whatever it is, the trial itself stands
         if warn:
             _warn(f"could not update the index of {trials_folder}: {error}")
