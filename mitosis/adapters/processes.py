@@ -25,14 +25,9 @@ def start_token(pid: int) -> str | None:
     On Linux it is the boot id and field 22 of ``/proc/<pid>/stat`` (start time in clock
     ticks since boot): a pid reused by another process, or after a reboot, gets another token.
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: count from its end.
-    fields = stat[stat.rfind(")") + 2 :].split()
+    fields = _stat_fields(pid)
     boot = _boot_id()
-    if len(fields) < 20 or boot is None:
+    if fields is None or len(fields) < 20 or boot is None:
         return None
     return f"{boot}/{fields[19]}"
 
@@ -54,11 +49,18 @@ def _exists(pid: int) -> bool:
 
 def _zombie(pid: int) -> bool:
     """Killed and not yet reaped by its parent: gone, though its pid still answers."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[:1] == ["Z"]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3 onwards of ``/proc/<pid>/stat`` (state first), or None where it is not."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :].split()[:1] == ["Z"]
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from its end.
+    return stat[stat.rfind(")") + 2 :].split()
 
 
 def runner_state(hostname: str | None, pid: int | None, token: str | None) -> RunnerState:

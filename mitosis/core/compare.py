@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mitosis.core.verify import same_result
+
 # The order sections are shown in: what the trial was, what it gave, where and how it ran.
 SECTIONS = (
     "trial",
@@ -138,13 +140,9 @@ def _sections(record: Mapping[str, Any], patch: str | None) -> dict[str, Mapping
     }
 
 
-def _same(a: Any, b: Any) -> bool:
-    return bool(a == b) or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
-
-
 def _differences(section: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> Iterator[Difference]:
     for name in sorted(set(a) | set(b), key=str):
-        if not _same(a.get(name), b.get(name)) or (name in a) != (name in b):
+        if not same_result(a.get(name), b.get(name), rtol=0.0) or (name in a) != (name in b):
             yield Difference(section, str(name), a.get(name), b.get(name))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -33,15 +33,19 @@ def summarize_value(value: Any, limit: int = 200) -> Any:
 _NON_FINITE = "mitosis-float"
 
 
+def _replace_non_finite(value: Any, replace: Callable[[float], Any]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return replace(value)
+    if isinstance(value, dict):
+        return {key: _replace_non_finite(item, replace) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_non_finite(item, replace) for item in value]
+    return value
+
+
 def to_json_safe(value: Any) -> Any:
     """``value`` with every NaN and infinity tagged, so strict JSON can carry it."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return {_NON_FINITE: str(value)}
-    if isinstance(value, dict):
-        return {key: to_json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json_safe(item) for item in value]
-    return value
+    return _replace_non_finite(value, lambda number: {_NON_FINITE: str(number)})
 
 
 def from_json_safe(value: Any) -> Any:
@@ -57,13 +61,7 @@ def from_json_safe(value: Any) -> Any:
 
 def plain_json(value: Any) -> Any:
     """``value`` for JSON meant for other programs: NaN and infinity as ``"nan"``, ``"inf"``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: plain_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_json(item) for item in value]
-    return value
+    return _replace_non_finite(value, str)
 
 
 def summarize_metrics(metrics: Mapping[Any, Any]) -> dict[str, Any]:

@@ -23,13 +23,11 @@ def matches_id(trial_id: str, query: str) -> bool:
     return trial_id == query or (len(query) >= 1 and trial_id.rsplit("-", 1)[-1].startswith(query))
 
 
-# What mitosis-nb itself writes at the top of a trials folder (DESIGN.md section 3): trial
-# folders, the index and its journal, the variant registry, shared assets, temp files.
-_OWN_ENTRIES = re.compile(
-    r"^(\d{8}-\d{6}-[0-9a-f]{6}|index\.(html|sqlite.*)|variants|_assets|\.tmp-.*)$"
-)
+# What mitosis-nb itself writes at the top of a trials folder (DESIGN.md section 3), besides
+# trial folders: the index and its journal, the variant registry, shared assets, temp files.
+_OWN_ENTRIES = re.compile(r"^(index\.(html|sqlite.*)|variants|_assets|\.tmp-.*)$")
 
 
 def is_own_entry(name: str) -> bool:
     """Whether a name at the top of a trials folder is one that mitosis-nb writes."""
-    return bool(_OWN_ENTRIES.match(name))
+    return is_trial_id(name) or bool(_OWN_ENTRIES.match(name))
