@@ -12,9 +12,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mitosis import __version__
+from mitosis.core.terminal import inert
 from mitosis.errors import MitosisError, ParameterError
 
 if TYPE_CHECKING:
@@ -153,6 +154,11 @@ def _trials_folder(args: argparse.Namespace) -> Path:
     return load_config(args.config).trials_folder
 
 
+def _say(text: object, file: TextIO | None = None, flush: bool = False) -> None:
+    """Print for a person: what records and experiments wrote is shown, never obeyed."""
+    print(inert(str(text)), file=file or sys.stdout, flush=flush)
+
+
 def _print_json(data: Any) -> None:
     from mitosis.core.record import plain_json
 
@@ -218,7 +224,7 @@ def _run_trials(
 
     for trial in trials if not args.json else []:
         for text, stream in trial_lines(trial):
-            print(text, file=stream)
+            _say(text, file=stream)
     statuses = {trial.status for trial in trials}
     if "interrupted" in statuses:
         return EXIT_INTERRUPTED
@@ -239,9 +245,9 @@ def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[K
         _print_json([outcome.trial.record for outcome in result.outcomes if outcome.trial])
         if any(outcome.trial is None for outcome in result.outcomes):
             # Skipped and never-started trials have no record in the JSON: say so aside.
-            print(summary_table(result), file=sys.stderr)
+            _say(summary_table(result), file=sys.stderr)
     else:
-        print(summary_table(result))
+        _say(summary_table(result))
     if result.stopped:
         return EXIT_INTERRUPTED
     failed = [o for o in result.outcomes if o.status not in (SUCCEEDED, SKIPPED)]
@@ -260,7 +266,7 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
     running = trial.status == "running"
     flag = runner_flag(summarize_record(trial.id, trial.record)) if running else None
-    print(trial_text(trial.record, str(trial.html_path), flag))
+    _say(trial_text(trial.record, str(trial.html_path), flag))
     return EXIT_OK
 
 
@@ -272,7 +278,7 @@ def _list(args: argparse.Namespace) -> int:
 
     listing = list_trials(_trials_folder(args))
     for warning in listing.warnings:
-        print(f"mitosis-nb: warning: {warning}", file=sys.stderr)
+        _say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     rows = [
         row
         for row in listing.trials
@@ -287,7 +293,7 @@ def _list(args: argparse.Namespace) -> int:
         print(f"[\n{lines}\n]" if rows else "[]")
         return EXIT_OK
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    print(trial_table(rows, width) if rows else "no trials.")
+    _say(trial_table(rows, width) if rows else "no trials.")
     return EXIT_OK
 
 
@@ -302,7 +308,7 @@ def _compare(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(comparison.as_dict())
     else:
-        print(comparison_text(comparison))
+        _say(comparison_text(comparison))
     return EXIT_OK
 
 
@@ -322,7 +328,7 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.json:
         _print_json(report)
     else:
-        print(reproduction_text(report))
+        _say(reproduction_text(report))
     if reproduction.trial.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if reproduction.reproduced else EXIT_FAILED
@@ -334,9 +340,9 @@ def _index(args: argparse.Namespace) -> int:
     folder = _trials_folder(args)
     rebuilt = rebuild(folder)
     for warning in rebuilt.warnings():
-        print(f"mitosis-nb: warning: {warning}", file=sys.stderr)
+        _say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     count = len(rebuilt.summaries)
-    print(f"indexed {count} trial{'' if count == 1 else 's'}: {folder / 'index.html'}")
+    _say(f"indexed {count} trial{'' if count == 1 else 's'}: {folder / 'index.html'}")
     return EXIT_OK
 
 
@@ -350,14 +356,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise TrialsFolderError(f"no trials folder at {folder}; run a trial first or pass -F DIR.")
     refresh(folder)
     if args.bind in ALL_INTERFACES:
-        print(
+        _say(
             f"mitosis-nb: warning: serving on all interfaces ({args.bind or '*'}): anyone who can "
             "reach this machine can read these trials; prefer an SSH tunnel to 127.0.0.1.",
             file=sys.stderr,
         )
 
     def announce(url: str) -> None:
-        print(f"serving {folder} at {url}  (Ctrl-C stops)", flush=True)
+        _say(f"serving {folder} at {url}  (Ctrl-C stops)", flush=True)
 
     try:
         serve(folder, args.port, args.bind, announce, before_index=lambda: refresh(folder))
@@ -377,12 +383,12 @@ def _experiments(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([entry.as_dict() for entry in entries])
     else:
-        print(describe_as_text(entries))
+        _say(describe_as_text(entries))
     return EXIT_OK
 
 
 def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
-    print(f"mitosis-nb: warning: {message}", file=sys.stderr)
+    _say(f"mitosis-nb: warning: {message}", file=sys.stderr)
 
 
 def _quiet_libraries() -> None:
@@ -426,10 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MitosisError as error:
         if args.verbose:
             raise
-        print(f"mitosis-nb: {error.message}", file=sys.stderr)
+        _say(f"mitosis-nb: {error.message}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("mitosis-nb: interrupted.", file=sys.stderr)
+        _say("mitosis-nb: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `mitosis-nb list | head`: the reader has all it wanted
         # Python would flush stdout again at exit, and complain that the pipe is closed.
@@ -439,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         where = f" {error.filename}" if error.filename else ""
-        print(
+        _say(
             f"mitosis-nb: cannot access{where}: {error.strerror or error}; check the free "
             "space and permissions of the trials folder (files already written are kept).",
             file=sys.stderr,

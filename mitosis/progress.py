@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from mitosis.core.terminal import inert
 from mitosis.sweeps import (
     FAILED,
     INTERRUPTED,
@@ -91,7 +92,7 @@ class SweepBar:
 
     def write(self, text: str, stream: TextIO) -> None:
         """Print a line above the bar."""
-        self._bar.write(text, file=stream)
+        self._bar.write(inert(text), file=stream)
 
     def close(self) -> None:
         """Leave the finished bar on the terminal."""
@@ -131,4 +132,4 @@ class SweepPrinter:
 
 
 def _print(text: str, stream: TextIO) -> None:
-    print(text, file=stream, flush=True)
+    print(inert(text), file=stream, flush=True)

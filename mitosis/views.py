@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mitosis.core.compare import Comparison
+from mitosis.core.terminal import inert
 
 _LIST_COLUMNS = ("id", "started", "experiment", "variant", "status", "main", "note")
 _HEADINGS = {"started": "STARTED (UTC)"}
 # Columns that give way, widest first, when the table is wider than the terminal.
 _SHRINKABLE = ("note", "variant", "experiment")
-# Control characters and bidirectional overrides: a note or value must not move the cursor,
-# recolour or reorder the user's terminal. They are shown escaped instead.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _number(value: float) -> str:
@@ -25,12 +22,8 @@ def _number(value: float) -> str:
 def short(value: Any, limit: int = 60) -> str:
     """A value on one line, cut with an ellipsis past ``limit`` characters."""
     text = _number(value) if isinstance(value, float) else "" if value is None else str(value)
-    text = _UNPRINTABLE.sub(_escaped, " ".join(text.split()))
+    text = inert(" ".join(text.split()), multiline=False)
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
-
-
-def _escaped(match: re.Match[str]) -> str:
-    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def _cell(row: Mapping[str, Any], column: str) -> str:
