@@ -86,3 +86,10 @@ def replacing(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()
+
+
+def create_marker(path: Path) -> None:
+    """Create an empty ``path``: an empty file needs no free block, so it can still be made
+    on a disk too full for anything else, and it is whole the moment it exists."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))

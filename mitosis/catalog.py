@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Iterable
@@ -99,18 +100,44 @@ def _read_entries(folders: list[Path]) -> list[Entry]:
         return list(pool.map(_entry, folders, chunksize=chunk))
 
 
-def _died_error(record: dict[str, Any], now: datetime) -> dict[str, Any]:
+# Less free space than this where a runner stopped mid-trial points at a full disk: a final
+# record (a few kB), a notebook and a page did not fit.
+_NEARLY_FULL = 1 << 20
+
+
+def _died_error(record: dict[str, Any], now: datetime, folder: Path) -> dict[str, Any]:
     host = (record.get("environment") or {}).get("hostname")
+    message = (
+        f"the runner process (pid {record.get('pid')} on {host}) died before the trial "
+        f"finished; mitosis-nb found it gone at {now:%Y-%m-%d %H:%M:%S} UTC.{_why_stopped(folder)}"
+    )
     return {
         "kind": "interrupted",
         "step": None,
         "type": "RunnerDied",
-        "message": (
-            f"the runner process (pid {record.get('pid')} on {host}) died before the trial "
-            f"finished; mitosis-nb found it gone at {now:%Y-%m-%d %H:%M:%S} UTC."
-        ),
+        "message": message,
         "traceback": None,
     }
+
+
+def _why_stopped(folder: Path) -> str:
+    """What the folder tells of a dead runner's end: a refused final record, a full disk."""
+    if store.final_record_refused(folder):
+        return (
+            " It had run, but the disk refused its final record (full or failing); the "
+            "notebook and results it wrote are kept."
+        )
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    if free >= _NEARLY_FULL:
+        return ""
+    written = [name for name in ("trial.ipynb", "trial.html") if (folder / name).is_file()]
+    return (
+        f" Its disk has {free // 1024} kB free, so it probably stopped on a full disk "
+        f"(written: {', '.join(written) or 'neither notebook nor page'})."
+    )
 
 
 def _mark_interrupted(folder: Path) -> dict[str, Any]:
@@ -119,7 +146,7 @@ def _mark_interrupted(folder: Path) -> dict[str, Any]:
     record = store.read_record(folder)
     if record["status"] == "running":
         record["status"] = "interrupted"
-        record["error"] = _died_error(record, datetime.now(timezone.utc))
+        record["error"] = _died_error(record, datetime.now(timezone.utc), folder)
         store.write_record(folder, record)
     return record
 
@@ -168,7 +195,10 @@ def settle_record(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
     summary = summarize_record(folder.name, record)
     if processes.runner_state(summary.hostname, summary.pid, summary.pid_start) != "dead":
         return record
-    return _mark_interrupted(folder)
+    try:
+        return _mark_interrupted(folder)
+    except OSError:  # a full or read-only disk: shown as it stands, settled by a later reader
+        return record
 
 
 def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:

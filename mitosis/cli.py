@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     from mitosis.core.params import ParamOption
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STORAGE = 74  # sysexits.h's EX_IOERR: the disk refused a write (full, over quota, failing)
 EXIT_CLOSED_PIPE = 141  # as a shell reports a process that SIGPIPE ended
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable")
 
 
@@ -225,10 +228,15 @@ def _run_trials(
     for trial in trials if not args.json else []:
         for text, stream in trial_lines(trial):
             _say(text, file=stream)
-    statuses = {trial.status for trial in trials}
+    return _exit_code([trial.status for trial in trials], [trial.error for trial in trials])
+
+
+def _exit_code(statuses: Sequence[str], errors: Sequence[Any]) -> int:
     if "interrupted" in statuses:
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if statuses - {"succeeded"} else EXIT_OK
+    if any(error and error.get("kind") == "storage" for error in errors):
+        return EXIT_STORAGE
+    return EXIT_FAILED if set(statuses) - {"succeeded"} else EXIT_OK
 
 
 def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[KernelAhead]) -> int:
@@ -250,6 +258,9 @@ def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[K
         _say(summary_table(result))
     if result.stopped:
         return EXIT_INTERRUPTED
+    trials = [outcome.trial for outcome in result.outcomes if outcome.trial is not None]
+    if any(trial.error and trial.error.get("kind") == "storage" for trial in trials):
+        return EXIT_STORAGE
     failed = [o for o in result.outcomes if o.status not in (SUCCEEDED, SKIPPED)]
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -258,7 +269,7 @@ def _show(args: argparse.Namespace) -> int:
     from mitosis.catalog import runner_flag
     from mitosis.core.summary import summarize_record
     from mitosis.trials import load_trial
-    from mitosis.views import trial_text
+    from mitosis.views import page_text, trial_text
 
     trial = load_trial(args.id, _trials_folder(args))
     if args.json:
@@ -266,7 +277,7 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
     running = trial.status == "running"
     flag = runner_flag(summarize_record(trial.id, trial.record)) if running else None
-    _say(trial_text(trial.record, str(trial.html_path), flag))
+    _say(trial_text(trial.record, page_text(trial.html_path), flag))
     return EXIT_OK
 
 
@@ -450,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "space and permissions of the trials folder (files already written are kept).",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return EXIT_STORAGE if error.errno in _STORAGE_ERRNOS else EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -526,6 +527,40 @@ def _publish(folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNo
         (folder / RUNNING_NOTEBOOK).unlink()
 
 
+def _keep_running_notebook(folder: Path) -> None:
+    """Make room for the record after a refused write: the notebook papermill kept while
+    running becomes ``trial.ipynb`` if that is missing and it is whole (a rename needs no
+    space); otherwise it goes."""
+    running = folder / RUNNING_NOTEBOOK
+    with contextlib.suppress(OSError, ValueError, nbformat.ValidationError):
+        if not (folder / "trial.ipynb").is_file():
+            nbformat.validate(nbformat.read(str(running), as_version=4))
+            os.replace(running, folder / "trial.ipynb")
+    with contextlib.suppress(OSError):
+        running.unlink()
+
+
+def _record_storage_failure(record: dict[str, Any], error: OSError) -> None:
+    """Fail a trial whose files could not all be written; an experiment's own error stays."""
+    name = Path(error.filename).name if error.filename else "a file"
+    code = errno.errorcode.get(error.errno or 0, "OSError")
+    message = (
+        f"could not write {name}: {error.strerror or error} ({code}); the files written "
+        "before it are kept. Free space in the trials folder and run the trial again."
+    )
+    if record["error"] is None:
+        record["status"] = "failed"
+        record["error"] = {
+            "kind": "storage",
+            "step": None,
+            "type": type(error).__name__,
+            "message": message,
+            "traceback": None,
+        }
+    else:
+        record["error"]["storage"] = message
+
+
 def _claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> int:
     """Claim the trial's variants and take its iteration number."""
     try:
@@ -671,12 +706,18 @@ def run_plan(
     _finish_record(record, plan, outcome, started, clock.laps)
     try:
         _publish(folder, record, outcome.notebook)
+    except OSError as error:
+        # A full disk may refuse the notebook or the page: the record, written last, says
+        # so, and `succeeded` keeps meaning that every file is there.
+        _keep_running_notebook(folder)
+        _record_storage_failure(record, error)
     finally:
-        # A full disk may refuse the page; the small record still says how the trial ended.
         clock.lap("publish_s")
         record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
-        store.write_record(folder, record)
-        outcome.wait_until_stopped()
+        try:
+            store.write_final_record(folder, record)
+        finally:
+            outcome.wait_until_stopped()
     if update_index:
         catalog.record_trial(plan.trials_folder, record)  # warns, never raises
     return Trial(record=record, folder=folder)

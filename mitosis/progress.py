@@ -18,6 +18,7 @@ from mitosis.sweeps import (
     SweepResult,
 )
 from mitosis.trials import Trial
+from mitosis.views import page_text
 
 _ORDER = (SUCCEEDED, FAILED, INTERRUPTED, SKIPPED, NOT_STARTED)
 
@@ -34,7 +35,8 @@ def trial_lines(trial: Trial, with_variant: bool = False) -> list[tuple[str, Tex
     """A finished trial's status, main result (if it has one) and page; then its error."""
     variant = f"{trial.record.get('variant') or '(defaults)'}  " if with_variant else ""
     main = "" if trial.main is None and trial.status != SUCCEEDED else f"main={trial.main!r}  "
-    lines = [(f"{trial.status}: {trial.id}  {variant}{main}{trial.html_path}", sys.stdout)]
+    page = page_text(trial.html_path)
+    lines = [(f"{trial.status}: {trial.id}  {variant}{main}{page}", sys.stdout)]
     error = trial.error
     if error:
         where = f" in step {error['step']!r}" if error.get("step") else ""

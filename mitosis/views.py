@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mitosis.core.compare import Comparison
@@ -24,6 +25,11 @@ def short(value: Any, limit: int = 60) -> str:
     text = _number(value) if isinstance(value, float) else "" if value is None else str(value)
     text = inert(" ".join(text.split()), multiline=False)
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def page_text(path: Path) -> str:
+    """Where a trial's page is, or that it was never written (a full disk, a killed runner)."""
+    return str(path) if path.is_file() else f"(no page: {path.name} was not written)"
 
 
 def _cell(row: Mapping[str, Any], column: str) -> str:
@@ -188,5 +194,5 @@ def reproduction_text(report: Mapping[str, Any]) -> str:
             f"  {name}: {a or '(absent)'}  ->  {b or '(absent)'}"
             for name, (a, b) in packages.items()
         ]
-    lines.append(f"page: {report['page']}")
+    lines.append(f"page: {page_text(Path(report['page']))}")
     return "\n".join(lines)

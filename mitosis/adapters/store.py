@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mitosis.atomic import TEMP_PREFIX, write_atomic
+from mitosis.atomic import TEMP_PREFIX, create_marker, write_atomic
 from mitosis.core.record import record_problem
 from mitosis.core.trial_id import is_trial_id, make_trial_id, matches_id
 from mitosis.errors import RecordError, TrialNotFoundError, TrialsFolderError
@@ -20,6 +21,7 @@ from mitosis.errors import RecordError, TrialNotFoundError, TrialsFolderError
 RECORD_NAME = "trial.yaml"
 # What a debug trial ran beyond its commit: ``git diff`` plus untracked files.
 PATCH_NAME = "uncommitted.patch"
+RECORD_REFUSED_NAME = ".final-record-refused"
 
 
 def check_folder(trials_folder: Path) -> None:
@@ -95,6 +97,22 @@ def dump_yaml(data: Any) -> str:
 def write_record(folder: Path, record: dict[str, Any]) -> None:
     """Write a trial's record atomically."""
     write_atomic(folder / RECORD_NAME, dump_yaml(record))
+
+
+def write_final_record(folder: Path, record: dict[str, Any]) -> None:
+    """Write a trial's last record; if the disk refuses it, leave a mark that says so for
+    whoever finds the trial still ``running`` later, then raise."""
+    try:
+        write_record(folder, record)
+    except OSError:
+        with contextlib.suppress(OSError):
+            create_marker(folder / RECORD_REFUSED_NAME)
+        raise
+
+
+def final_record_refused(folder: Path) -> bool:
+    """Whether the runner of a trial could not write its final record (a full disk)."""
+    return (folder / RECORD_REFUSED_NAME).exists()
 
 
 def _safe_load(text: str) -> Any:

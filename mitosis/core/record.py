@@ -9,7 +9,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 STATUSES = ("running", "succeeded", "failed", "interrupted")
 FINAL_STATUSES = STATUSES[1:]
-ERROR_KINDS = ("exception", "timeout", "kernel_died", "interrupted")
+ERROR_KINDS = ("exception", "timeout", "kernel_died", "interrupted", "storage")
 REQUIRED_FIELDS = {"record": int, "id": str, "experiment": str, "status": str}
 
 

@@ -227,7 +227,10 @@ def check_invariants(root: Path, trials: Path | None = None) -> Census:
         assert record["id"] == folder.name
         assert record["status"] in FINAL_STATUSES, (folder.name, record["status"])
         if record["status"] != "succeeded":
-            assert record["error"]["kind"] in ("exception", "timeout", "kernel_died", "interrupted")
+            kinds = ("exception", "timeout", "kernel_died", "interrupted", "storage")
+            assert record["error"]["kind"] in kinds
+        else:  # the final record is written last: `succeeded` means every file is there
+            assert (folder / "trial.ipynb").is_file() and (folder / "trial.html").is_file()
         _check_final_files(folder)
         records[folder.name] = record
         census.statuses[folder.name] = record["status"]
