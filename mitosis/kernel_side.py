@@ -31,6 +31,7 @@ from mitosis.adapters.usercode import (
 from mitosis.atomic import write_atomic
 from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_to_json, value_facts
 from mitosis.core.fingerprint import fingerprint
+from mitosis.core.metrics import collect_metrics
 from mitosis.core.record import summarize_metrics, summarize_value, to_json_safe
 from mitosis.core.steps import load_object
 from mitosis.errors import UserCodeError
@@ -106,43 +107,49 @@ class KernelTrial:
         )
 
     def record(self, name: str, result: Any) -> Any:
-        """Check step ``name``'s returned dict, save it, and show its main result and metrics."""
+        """Save step ``name``'s returned value, then check it and show its main result and
+        metrics: nothing a step computed is lost to a check of its shape."""
         index = self.order.index(name)
-        last = index == len(self.order) - 1
+        saved = results_name(index)
+        self._save(name, index, result)
+        kept = f"what it returned is saved in {saved}"
         if not isinstance(result, Mapping):
             raise StepResultError(
-                f"step {name!r} returned {type(result).__name__}, not a dict with 'main'."
+                f"step {name!r} returned {type(result).__name__}, not a dict with 'main'; {kept}."
             )
         if "main" not in result:
             raise StepResultError(
                 f"step {name!r} returned no 'main' key; return a dict with the step's main "
-                "result under 'main'."
+                f"result under 'main' ({kept})."
             )
-        if not last and "data" not in result:
+        if index < len(self.order) - 1 and "data" not in result:
             following = self.order[index + 1]
             raise StepResultError(
                 f"step {name!r} returned no 'data' key; every step but the last must return "
-                f"'data', which step {following!r} receives as its first argument."
+                f"'data', which step {following!r} receives as its first argument ({kept})."
             )
-        metrics = result.get("metrics") or {}
-        if not isinstance(metrics, Mapping):
-            raise StepResultError(f"step {name!r} returned 'metrics' that is not a dict.")
-        try:
-            payload = pickle.dumps(dict(result), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as error:
-            raise StepResultError(
-                f"step {name!r} returned a dict that cannot be pickled: {error}."
-            ) from None
-        write_atomic(self.folder / results_name(index), payload)
+        metrics = collect_metrics(name, result, saved)
         summary = {
             "step": name,
             "index": index,
             "main": summarize_value(result["main"]),
-            "metrics": summarize_metrics(metrics),
+            "metrics": summarize_metrics(metrics.values),
             "defaults": summarize_metrics(self._defaults.get(name, {})),
+            "warnings": list(metrics.warnings),
         }
         self._show(summary)
         return result
+
+    def _save(self, name: str, index: int, result: Any) -> None:
+        value = dict(result) if isinstance(result, Mapping) else result
+        try:
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            raise StepResultError(
+                f"step {name!r} returned a value that cannot be pickled: {error}; return "
+                "objects of importable classes (or convert them) to keep them."
+            ) from None
+        write_atomic(self.folder / results_name(index), payload)
 
     @staticmethod
     def _show(summary: dict[str, Any]) -> None:
@@ -150,6 +157,7 @@ class KernelTrial:
 
         lines = [f"{summary['step']}: main = {summary['main']!r}"]
         lines += [f"  {key} = {value!r}" for key, value in summary["metrics"].items()]
+        lines += [f"  warning: {text}" for text in summary["warnings"]]
         bundle = {STEP_MIMETYPE: to_json_safe(summary), "text/plain": "\n".join(lines)}
         display(bundle, raw=True)  # type: ignore[no-untyped-call]  # IPython ships no types
 

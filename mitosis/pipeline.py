@@ -493,10 +493,15 @@ def _finish_record(
         summary = summaries.get(entry["name"], {})
         entry["main"] = summary.get("main")
         entry["metrics"] = summary.get("metrics", {})
+        if summary.get("warnings"):
+            entry["warnings"] = summary["warnings"]
         if "defaults" in summary:
             entry["defaults"] = summary["defaults"]
     last = record["steps"][-1]
     record["main"], record["metrics"] = last["main"], last["metrics"]
+    warned = [text for entry in record["steps"] for text in entry.get("warnings", [])]
+    if warned:
+        record["warnings"] = warned
     record["error"] = error
     record["status"] = (
         "succeeded"

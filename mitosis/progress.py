@@ -37,6 +37,7 @@ def trial_lines(trial: Trial, with_variant: bool = False) -> list[tuple[str, Tex
     main = "" if trial.main is None and trial.status != SUCCEEDED else f"main={trial.main!r}  "
     page = page_text(trial.html_path)
     lines = [(f"{trial.status}: {trial.id}  {variant}{main}{page}", sys.stdout)]
+    lines += [(f"  warning: {text}", sys.stderr) for text in trial.record.get("warnings") or []]
     error = trial.error
     if error:
         where = f" in step {error['step']!r}" if error.get("step") else ""

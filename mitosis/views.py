@@ -99,6 +99,8 @@ def trial_text(record: Mapping[str, Any], page: str, flag: str | None) -> str:
     ]
     if flag:
         lines.append(f"warning:  {flag}")
+    for text in record.get("warnings") or []:
+        lines.append(f"warning:  {short(text, 500)}")
     if record.get("note"):
         lines.append(f"note:     {short(record['note'], 500)}")
     lines.append(f"main:     {short(record.get('main'), 500)}")

@@ -52,6 +52,12 @@ def nap(seed=0, pace=1.5, label=None):
     return {"main": float(seed), "metrics": {"seed": seed}}
 
 
+def misshape(seed=0, pace=1.5):
+    # Minutes of work in a real investigation, then a result mitosis cannot read as a dict.
+    time.sleep(pace)
+    return [random.Random(seed).random() for _ in range(1000)]
+
+
 def say(text="", fail=False, label=None):
     print(text)
     if fail:
@@ -70,6 +76,7 @@ trials-folder = "trials"
 [tool.mitosis.steps]
 nap = ["fault_experiments:nap", "fault_experiments:lookup"]
 say = ["fault_experiments:say", "fault_experiments:hostile_lookup"]
+misshape = ["fault_experiments:misshape", "fault_experiments:lookup"]
 """
 
 PACES = {"quick": 0.0, "slow": 1.5, "long": 600.0}
@@ -183,8 +190,9 @@ def _check_final_files(folder: Path) -> None:
     if page.exists():
         assert page.read_text(encoding="utf-8").rstrip().endswith("</html>"), page
     for pickled in folder.glob("results_*.pkl"):
-        # Written by the suite's own trusted kernel: loading it here only proves it complete.
-        assert isinstance(pickle.loads(pickled.read_bytes()), dict), pickled
+        # Written by the suite's own trusted kernel: loading it here only proves it complete
+        # (a failed step's result is saved whatever its shape).
+        pickle.loads(pickled.read_bytes())
 
 
 def _check_registry(trials: Path, records: dict[str, dict]) -> int:

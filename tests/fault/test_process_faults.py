@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
 import subprocess
 import time
@@ -18,6 +19,7 @@ from faultkit import (
     LONG_NAP,
     assert_no_kernel_within,
     check_invariants,
+    cli_command,
     kernels_in,
     kill,
     lab_fixture,  # noqa: F401 - the `lab` fixture
@@ -131,3 +133,21 @@ def test_thirty_random_sigkills_lose_and_corrupt_nothing(lab: Path) -> None:
         f"{ {s: census.count(s) for s in ('succeeded', 'failed', 'interrupted')} }, "
         f"{census.claims} claims"
     )
+
+
+def test_a_long_step_whose_result_has_the_wrong_shape_keeps_its_results(lab: Path) -> None:
+    done = subprocess.run(
+        cli_command("run", "misshape", "-p", "pace=slow", "-e", "seed=3"),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    (folder,) = trial_folders(lab / "trials")
+    record = read_yaml(folder / "trial.yaml")
+    assert record["status"] == "failed" and record["error"]["type"] == "StepResultError"
+    assert "saved in results_0.pkl" in record["error"]["message"]
+    computed = pickle.loads((folder / "results_0.pkl").read_bytes())  # the suite's own trial
+    assert computed == [random.Random(3).random() for _ in range(1000)]
+    check_invariants(lab)
