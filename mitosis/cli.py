@@ -138,6 +138,14 @@ def _add_browse_parsers(commands: Any) -> None:
     reproduce.add_argument(
         "--rtol", type=float, default=1e-9, metavar="R", help="relative tolerance (1e-9)"
     )
+    reproduce.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="leave a result out of the check, repeatable; e.g. --ignore metrics.runtime "
+        "--ignore gen.main ('metrics' covers every metric)",
+    )
     browse("index", "rebuild index.sqlite and index.html from the records", json_output=False)
     serve = browse("serve", "serve the trials folder over HTTP", json_output=False)
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
@@ -334,6 +342,7 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
         config=args.config,
         command=shlex.join(["mitosis-nb", *argv]),
         progress=not args.json and sys.stderr.isatty(),
+        ignore=args.ignore,
     )
     report = reproduction.as_dict()
     if args.json:

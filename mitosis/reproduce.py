@@ -25,6 +25,7 @@ from mitosis.core.verify import (
     DEFAULT_RTOL,
     Verdict,
     changed_sources,
+    check_ignored,
     recorded_request,
     recorded_sources,
     verify,
@@ -114,18 +115,21 @@ def reproduce_trial(
     config: str | os.PathLike[str] | None = None,
     command: str | None = None,
     progress: bool = False,
+    ignore: Sequence[str] = (),
 ) -> Reproduction:
     """Re-run trial ``query`` at its recorded commits and compare its results with the original.
 
     The new trial goes into the current checkout's trials folder, with ``reproduces`` set.
     Refusals raise ``MitosisError``; a new trial that fails is a ``Reproduction`` that did
-    not reproduce.
+    not reproduce. ``ignore`` names results left out of the check (``main``,
+    ``metrics.runtime``, ``STEP.main``; a prefix covers every field under it).
     """
     if not rtol >= 0:  # also refuses NaN
         raise ParameterError(f"--rtol must be a number >= 0, not {rtol}; e.g. --rtol 1e-6.")
     here = load_config(Path(config) if config else None)
     folder = (Path(trials_folder) if trials_folder else here.trials_folder).resolve()
     original = load_trial(query, folder)
+    check_ignored(original.record, ignore)
     asked = recorded_request(original.record)
     checkout = gitstate.read_state(here.root, ignore=(folder, here.trials_folder))
     _refuse_unsaved(original, gitstate.identity(checkout.root))
@@ -144,7 +148,7 @@ def reproduce_trial(
         hidden += others
         request = _request(original.record, there, folder, command, progress, roots)
         trial = _run_one(request)
-    verdict = verify(original.record, trial.record, rtol)
+    verdict = verify(original.record, trial.record, rtol, ignore)
     differences = compare_records(original.record, trial.record, original.patch, trial.patch)
     moved = tuple(str(path) for path in hidden)
     return Reproduction(original, trial, verdict, moved, checkout.commit, differences)

@@ -137,6 +137,23 @@ def _side(section: str, value: Any) -> str:
     return "(absent)" if value is None else short(value, 80)
 
 
+def _where_they_differ(a: str, b: str, width: int) -> tuple[str, str]:
+    """Both texts cut to the same window around their first difference, so a long value
+    shows the part that differs rather than a shared prefix."""
+    if len(a) <= width and len(b) <= width:
+        return a, b
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+    if first is None:  # one is the other with more at its end
+        first = min(len(a), len(b))
+    start = max(0, first - width // 4)
+
+    def window(text: str) -> str:
+        end = start + width
+        return f"{'…' if start else ''}{text[start:end]}{'…' if end < len(text) else ''}"
+
+    return window(a), window(b)
+
+
 def comparison_text(comparison: Comparison) -> str:
     """``compare``: only what differs, section by section, ``A -> B``."""
     lines = [f"A = {comparison.a}", f"B = {comparison.b}"]
@@ -147,7 +164,10 @@ def comparison_text(comparison: Comparison) -> str:
         if difference.section != section:
             section = difference.section
             lines.append(f"{section}:")
-        a, b = _side(section, difference.a), _side(section, difference.b)
+        if section != "patch" and isinstance(difference.a, str) and isinstance(difference.b, str):
+            a, b = _where_they_differ(short(difference.a, 10_000), short(difference.b, 10_000), 80)
+        else:
+            a, b = _side(section, difference.a), _side(section, difference.b)
         lines.append(f"  {difference.name}: {a}  ->  {b}")
     return "\n".join(lines)
 
@@ -171,6 +191,13 @@ def reproduction_text(report: Mapping[str, Any]) -> str:
         ]
     else:
         lines.append(f"same {compared} (rtol {report['rtol']:g})")
+    if report.get("addresses_ignored"):
+        lines.append(
+            "equal once memory addresses (0x…) are set aside, which differ in every process: "
+            + ", ".join(report["addresses_ignored"])
+        )
+    if report.get("ignored"):
+        lines.append(f"not checked (--ignore): {', '.join(report['ignored'])}")
     if report["worktrees"]:
         lines.append(
             "ran at the recorded commits in a temporary git worktree of each of "

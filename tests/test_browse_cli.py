@@ -16,6 +16,7 @@ from synthetic import make_record, write_trials
 from mitosis.adapters import site
 from mitosis.core.compare import compare_records
 from mitosis.core.summary import summarize_record
+from mitosis.views import comparison_text
 
 
 def test_real_trials_are_indexed_listed_shown_and_compared(
@@ -92,6 +93,21 @@ def test_compare_shows_only_what_differs() -> None:
         "OMP_NUM_THREADS": [a["environment"]["variables"].get("OMP_NUM_THREADS"), "8"]
     }
     assert compare_records(a, a).differences == ()
+
+
+def test_compare_shows_where_two_long_values_differ() -> None:
+    prefix = "sine.amplitude=4,sine.frequency=fast,sine.solver=" + "x" * 120
+    a = make_record(1, variant=prefix + ",sine.noise=low", note="n" * 300 + "A")
+    b = make_record(1, variant=prefix + ",sine.noise=high", note="n" * 300 + "B")
+    text = comparison_text(compare_records(a, b))
+    variant = next(line for line in text.splitlines() if line.startswith("  variant:"))
+    shown_a, shown_b = variant.removeprefix("  variant: ").split("  ->  ")
+    assert shown_a != shown_b, variant
+    assert "noise=low" in shown_a and "noise=high" in shown_b
+    assert shown_a.startswith("…") and len(shown_a) <= 82
+    note = next(line for line in text.splitlines() if line.startswith("  note:"))
+    note_a, note_b = note.removeprefix("  note: ").split("  ->  ")
+    assert note_a.endswith("nA") and note_b.endswith("nB") and note_a.startswith("…")
 
 
 def test_the_site_escapes_every_user_string() -> None:

@@ -291,3 +291,28 @@ def test_a_trial_page_is_titled_and_a_long_variant_wraps(
         "document.querySelector('.mitosis-header p:nth-of-type(2)').append('x'.repeat(3000))"
     )
     assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_pipeline_page_never_breaks_a_step_name_mid_word(
+    browser: Browser, tmp_path: Path
+) -> None:
+    from mitosis.adapters.publish import render_missing_notebook
+
+    crowded = {f"metric_{i}": "m" * 300 for i in range(3)}
+    steps = [
+        {"name": name, "main": 1.0, "metrics": crowded, "params": {}}
+        for name in ("generate_trajectories", "fit_sparse_regression")
+    ]
+    record = make_record(7, steps=steps, metrics=crowded)
+    page = tmp_path / "trial.html"
+    page.write_text(render_missing_notebook(record, []))
+    browser.navigate(page.as_uri())
+    lines = browser.evaluate(
+        """[...document.querySelectorAll('.mitosis-steps tr td:first-child')].map(td => {
+             const range = document.createRange();
+             range.selectNodeContents(td);
+             return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+           })"""
+    )
+    assert lines == [1, 1], lines
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

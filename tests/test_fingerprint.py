@@ -165,6 +165,7 @@ values = [
     {"zeta": 1, "eta": [1, 2.5], "theta": {"a", "b", "c"}, "iota": None},
     {("k", 1): "v", "w": frozenset({"p", "q"}), 3: {"nested": {"deep", "er"}}},
     [1, 1.0, True, None, "s", b"b", bytearray(b"ba"), 3 + 4j, float("nan"), -0.0],
+    (..., NotImplemented, slice(None)),
     (2**100, -(2**70), "\\u00e9\\U0001f600"),
     numpy.arange(6, dtype="int32").reshape(2, 3),
     numpy.array(["a", {"b"}], dtype=object),
@@ -584,3 +585,19 @@ def test_values_nested_too_deeply_are_refused() -> None:
     for _ in range(100_000):
         deep = [deep]
     assert "nested too deeply" in refusal(deep)
+
+
+# --- builtin singletons ----------------------------------------------------------------------
+
+
+def test_ellipsis_and_not_implemented_fingerprint_each_as_its_own_value() -> None:
+    digests = {
+        repr(value): fingerprint(value).digest
+        for value in (..., NotImplemented, None, "...", "Ellipsis", "NotImplemented", (...,))
+    }
+    assert len(set(digests.values())) == len(digests), digests
+    assert fingerprint(...).rendering == "Ellipsis"
+    # Inside a value, as an array index is often written: `x[..., 0]`.
+    held = fingerprint({"index": (..., 0)})
+    assert held == fingerprint({"index": (Ellipsis, 0)}) and "Ellipsis" in held.rendering
+    assert held != fingerprint({"index": (None, 0)})

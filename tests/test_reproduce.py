@@ -140,6 +140,51 @@ def test_a_nondeterministic_experiment_diverges(tmp_path: Path, cli: RunCli) -> 
     assert f"  main: {record_of(original)['main']}  ->  {record['main']}" in done.stdout
 
 
+ADDRESSED = """
+import time
+
+
+def lorenz(t, x):
+    return x
+
+
+def run(scale=1):
+    # main holds a function, whose repr carries a memory address that differs in every
+    # process; runtime differs in every run.
+    started = time.perf_counter()
+    return {"main": {"system": lorenz, "x": 1.0 * scale},
+            "metrics": {"mse": 0.5, "runtime": time.perf_counter() - started + 1e-3}}
+"""
+
+
+def test_memory_addresses_are_set_aside_and_ignored_fields_left_out(
+    tmp_path: Path, cli: RunCli
+) -> None:
+    root = make_investigation(tmp_path / "addressed", ADDRESSED, NOISY_PYPROJECT)
+    assert cli("run", "noisy", "-e", "scale=1", cwd=root).returncode == 0
+    original = newest(root)
+    assert "<function lorenz at 0x" in record_of(original)["main"]
+
+    diverged = cli("reproduce", original.name, cwd=root)
+    assert diverged.returncode == 1 and "metrics.runtime" in diverged.stdout, diverged.stdout
+    assert "  main:" not in diverged.stdout
+
+    done = cli("reproduce", original.name, "--ignore", "metrics.runtime", "--json", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["reproduced"] and report["ignored"] == ["metrics.runtime"]
+    assert report["addresses_ignored"] == ["main"]
+    shown = cli("reproduce", original.name, "--ignore", "metrics.runtime", cwd=root).stdout
+    assert shown.startswith("REPRODUCED")
+    assert "equal once memory addresses (0x…) are set aside" in shown
+    assert "not checked (--ignore): metrics.runtime" in shown
+
+    before = len(trial_dirs(root / "trials"))
+    typo = cli("reproduce", original.name, "--ignore", "metrics.runtim", cwd=root)
+    assert typo.returncode == 2 and "names no result" in typo.stderr
+    assert typo.stderr.count("\n") == 1 and len(trial_dirs(root / "trials")) == before
+
+
 LAB_STEPS = '''
 """Experiments that live in the lab's own repository, not in the investigation."""
 lookup = {"width": {"narrow": 2, "wide": 5}}

@@ -8,8 +8,14 @@ import pytest
 
 from mitosis.core.compare import compare_records
 from mitosis.core.params import ParamOption
-from mitosis.core.verify import recorded_request, recorded_sources, same_result, verify
-from mitosis.errors import RecordError
+from mitosis.core.verify import (
+    check_ignored,
+    recorded_request,
+    recorded_sources,
+    same_result,
+    verify,
+)
+from mitosis.errors import ParameterError, RecordError
 
 
 def record(**fields: object) -> dict:
@@ -172,3 +178,27 @@ def test_compare_leaves_out_where_the_shell_has_been() -> None:
 
     differences = compare_records(shell("1", "/a"), shell("2", "/b")).as_dict()["differences"]
     assert differences["variables"] == {"OMP_NUM_THREADS": ["1", "2"]}
+
+
+def test_text_that_differs_only_in_memory_addresses_is_equal_and_said_so() -> None:
+    a = record(main="<function lorenz at 0x7fab12345678>")
+    b = record(id="20261125-100001-bbbbbb", main="<function lorenz at 0x7f00deadbeef>")
+    verdict = verify(a, b)
+    assert verdict.reproduced and verdict.addresses == ("main",)
+    other = record(id="20261125-100001-bbbbbb", main="<function rossler at 0x7f00deadbeef>")
+    assert not verify(a, other).reproduced
+    # A number that merely looks like an address in text is not set aside when short.
+    assert not verify(record(main="0x1"), record(main="0x2")).reproduced
+
+
+def test_ignored_fields_are_left_out_and_a_typo_is_refused() -> None:
+    a = record(metrics={"err": 0.5, "runtime": 1.0})
+    b = record(id="20261125-100001-bbbbbb", metrics={"err": 0.5, "runtime": 2.0})
+    assert not verify(a, b).reproduced
+    verdict = verify(a, b, ignore=["metrics.runtime"])
+    assert verdict.reproduced and verdict.ignored == ("metrics.runtime",)
+    assert "metrics.runtime" not in verdict.compared
+    assert verify(a, b, ignore=["metrics"]).ignored == ("metrics.err", "metrics.runtime")
+    check_ignored(a, ["metrics.runtime", "main", "metrics"])
+    with pytest.raises(ParameterError, match="names no result"):
+        check_ignored(a, ["metrics.runtim"])

@@ -145,6 +145,11 @@ def _bytearray(value: bytearray) -> _Node:
     return _node(b"Y", bytes(value), f"bytearray({bytes(value[:RENDERING_LIMIT])!r})")
 
 
+def _singleton(value: object) -> _Node:
+    # `...` and NotImplemented: one value each, named by their repr in any process.
+    return _node(b"1", repr(value).encode("ascii"), repr(value))
+
+
 # Exact types only: subclasses (IntEnum, namedtuple, OrderedDict, ...) carry a class identity.
 _SCALARS: dict[type, Callable[[Any], _Node]] = {
     type(None): _none,
@@ -155,6 +160,8 @@ _SCALARS: dict[type, Callable[[Any], _Node]] = {
     str: _str,
     bytes: _bytes,
     bytearray: _bytearray,
+    type(Ellipsis): _singleton,
+    type(NotImplemented): _singleton,
 }
 
 # --- importable names ------------------------------------------------------------------------

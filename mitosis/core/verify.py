@@ -8,15 +8,19 @@ results to check the new trial against (``main`` and every metric).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 from mitosis.core.params import ParamOption
-from mitosis.errors import RecordError
+from mitosis.errors import ParameterError, RecordError
 
 DEFAULT_RTOL = 1e-9
+# A memory address in a repr (`<function lorenz at 0x7fab12345678>`): it differs in every
+# process, and says nothing about the result.
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{4,}\b")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class Verdict:
     mismatches: tuple[Mismatch, ...]
     compared: tuple[str, ...]
     packages: tuple[Mismatch, ...]
+    ignored: tuple[str, ...] = ()  # left out on request (``--ignore``)
+    addresses: tuple[str, ...] = ()  # equal once memory addresses are set aside
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary, for ``reproduce --json``."""
@@ -90,6 +96,8 @@ class Verdict:
             "compared": list(self.compared),
             "differences": {m.name: [m.original, m.new] for m in self.mismatches},
             "packages": {m.name: [m.original, m.new] for m in self.packages},
+            "ignored": list(self.ignored),
+            "addresses_ignored": list(self.addresses),
         }
 
 
@@ -187,6 +195,17 @@ def same_result(original: Any, new: Any, rtol: float) -> bool:
     return bool(original == new)
 
 
+def without_addresses(value: Any) -> Any:
+    """``value`` with every memory address in its text (``0x7fab…``) replaced by ``0x…``."""
+    if isinstance(value, str):
+        return _ADDRESS.sub("0x…", value)
+    if isinstance(value, (list, tuple)):
+        return [without_addresses(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: without_addresses(item) for key, item in value.items()}
+    return value
+
+
 def _results(record: Mapping[str, Any]) -> dict[str, Any]:
     results: dict[str, Any] = {"status": record.get("status"), "main": record.get("main")}
     for name, value in _mapping(record.get("metrics")).items():
@@ -213,24 +232,62 @@ def changed_packages(original: Mapping[str, Any], new: Mapping[str, Any]) -> tup
     )
 
 
+def compared_fields(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names ``verify`` compares for a record: ``main``, ``metrics.NAME``, and for each
+    step before the last, ``STEP.main`` and ``STEP.metrics.NAME``."""
+    return tuple(name for name in _results(record) if name != "status")
+
+
+def check_ignored(record: Mapping[str, Any], ignore: Sequence[str]) -> None:
+    """Refuse an ``--ignore`` that names no compared field (a typo would ignore nothing)."""
+    fields = compared_fields(record)
+    for name in ignore:
+        if not any(_covers(name, field) for field in fields):
+            raise ParameterError(
+                f"--ignore {name!r} names no result of trial {record.get('id')}; it has "
+                f"{', '.join(fields) or 'none'} (a prefix such as 'metrics' covers all under it)."
+            )
+
+
+def _covers(ignored: str, field: str) -> bool:
+    return field == ignored or field.startswith(f"{ignored}.")
+
+
 def verify(
-    original: Mapping[str, Any], new: Mapping[str, Any], rtol: float = DEFAULT_RTOL
+    original: Mapping[str, Any],
+    new: Mapping[str, Any],
+    rtol: float = DEFAULT_RTOL,
+    ignore: Sequence[str] = (),
 ) -> Verdict:
-    """Compare the re-run ``new`` with ``original``: status, ``main`` and every metric."""
+    """Compare the re-run ``new`` with ``original``: status, ``main`` and every metric.
+
+    Fields named in ``ignore`` (or under them: ``metrics`` covers ``metrics.runtime``) are
+    left out; text that differs only in memory addresses counts as equal, and is listed.
+    """
     expected, found = _results(original), _results(new)
     names = tuple(sorted(set(expected) | set(found), key=lambda n: (n != "status", n != "main", n)))
-    mismatches = tuple(
-        Mismatch(name, expected.get(name), found.get(name))
-        for name in names
-        if (name in expected) != (name in found)
-        or not same_result(expected.get(name), found.get(name), rtol)
-    )
+    ignored = tuple(n for n in names if n != "status" and any(_covers(i, n) for i in ignore))
+    compared = tuple(name for name in names if name not in ignored)
+    mismatches: list[Mismatch] = []
+    addresses: list[str] = []
+    for name in compared:
+        a, b = expected.get(name), found.get(name)
+        if (name in expected) == (name in found) and same_result(a, b, rtol):
+            continue
+        if (name in expected) == (name in found) and same_result(
+            without_addresses(a), without_addresses(b), rtol
+        ):
+            addresses.append(name)
+            continue
+        mismatches.append(Mismatch(name, a, b))
     return Verdict(
         original=str(original.get("id")),
         trial=str(new.get("id")),
         rtol=rtol,
         reproduced=not mismatches and new.get("status") == "succeeded",
-        mismatches=mismatches,
-        compared=names,
+        mismatches=tuple(mismatches),
+        compared=compared,
         packages=changed_packages(original, new),
+        ignored=ignored,
+        addresses=tuple(addresses),
     )
