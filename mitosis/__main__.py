@@ -1,7 +1,7 @@
-"""``python -m mitosis`` is ``mitosis-nb``."""
+"""``python -m mitosis`` is the original mitosis's command, as ``mitosis`` is."""
 
 import sys
 
-from mitosis.cli import main
+from mitosis.original_cli import main
 
 sys.exit(main())

@@ -21,12 +21,13 @@ def start_kernel_ahead(
     config: Path | None = None,
     cwd: Path | None = None,
     import_roots: Sequence[Path] = (),
+    require_steps: bool = True,
 ) -> KernelAhead:
     """Start the kernel a trial will need in the background, in the investigation's root.
 
     Raises ``ConfigError`` if the investigation's configuration cannot be read.
     """
-    return KernelAhead(kernel, load_config(config, cwd).root, import_roots)
+    return KernelAhead(kernel, load_config(config, cwd, require_steps).root, import_roots)
 
 
 def start_kernels_ahead(
@@ -35,12 +36,13 @@ def start_kernels_ahead(
     options: Sequence[ParamOption],
     workers: int,
     config: Path | None = None,
+    require_steps: bool = True,
 ) -> list[KernelAhead]:
     """One kernel per trial that will start at once: a sweep's workers each find one booted.
 
     Raises ``ConfigError`` if the investigation's configuration cannot be read.
     """
-    first = start_kernel_ahead(kernel, config)
+    first = start_kernel_ahead(kernel, config, require_steps=require_steps)
     others = [KernelAhead(kernel, first.root) for _ in range(_at_once(steps, options, workers) - 1)]
     return [first, *others]
 

@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -62,39 +62,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run one trial, or a sweep of trials")
-    run.add_argument("steps", nargs="+", metavar="STEP")
-    run.add_argument(
-        "-p", dest="lookups", action="append", default=[], metavar="[+][STEP.]ARG=VARIANT"
-    )
-    run.add_argument(
-        "-e", dest="literals", action="append", default=[], metavar="[+][STEP.]ARG=LITERAL"
-    )
-    run.add_argument(
-        "--debug", action="store_true", help="run with uncommitted changes; lock nothing"
-    )
-    run.add_argument("-F", "--trials-folder", type=Path)
-    run.add_argument("--template", type=Path)
-    run.add_argument("--timeout", type=_seconds, metavar="S")
-    run.add_argument("--kernel", metavar="NAME")
-    run.add_argument("--note")
-    run.add_argument("--config", type=Path, metavar="PYPROJECT")
-    run.add_argument(
-        "--json", action="store_true", help="print the trials' records as JSON on stdout"
-    )
-    run.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="run N trials at once on this machine"
-    )
-    run.add_argument(
-        "--scheduler",
-        type=_address,
-        metavar="ADDR",
-        help="run the trials on a Dask cluster (tcp://HOST:8786)",
-    )
-    run.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="skip trials whose variant already succeeded at this commit",
-    )
+    run.add_argument("steps", nargs="+", metavar="STEP", help="registered steps, run in order")
+    add_run_options(run)
 
     _add_browse_parsers(commands)
 
@@ -113,6 +82,66 @@ def _build_parser() -> argparse.ArgumentParser:
             help="show tracebacks of errors",
         )
     return parser
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    """The options of a run, for ``mitosis-nb run`` and the original's ``mitosis``."""
+    run.add_argument(
+        "-p",
+        "--param",
+        dest="lookups",
+        action="append",
+        default=[],
+        metavar="[+][STEP.]ARG=VARIANT",
+        help="a variant from the lookup dictionary; commas sweep, + leaves it untracked "
+        "(e.g. -p sine.frequency=fast,slow -p +gpu=first)",
+    )
+    run.add_argument(
+        "-e",
+        "--eval-param",
+        dest="literals",
+        action="append",
+        default=[],
+        metavar="[+][STEP.]ARG=LITERAL",
+        help="a Python literal, never evaluated as code; repeat to sweep "
+        "(e.g. -e amplitude=4 -e \"opts={'tol': 1e-3}\")",
+    )
+    run.add_argument(
+        "-d", "--debug", action="store_true", help="run with uncommitted changes; lock nothing"
+    )
+    run.add_argument(
+        "-F", "--trials-folder", type=Path, metavar="DIR", help="the trials folder to write to"
+    )
+    run.add_argument(
+        "--template", type=Path, metavar="NB", help="the notebook template to render the trial from"
+    )
+    run.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="stop a trial that runs longer than S seconds"
+    )
+    run.add_argument(
+        "--kernel", metavar="NAME", help="run in this Jupyter kernel (default: this Python)"
+    )
+    run.add_argument("--note", metavar="TEXT", help="why this trial was run, kept in its record")
+    run.add_argument(
+        "--config", type=Path, metavar="PYPROJECT", help="the investigation's pyproject.toml"
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print the trials' records as JSON on stdout"
+    )
+    run.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="run N trials at once on this machine"
+    )
+    run.add_argument(
+        "--scheduler",
+        type=_address,
+        metavar="ADDR",
+        help="run the trials on a Dask cluster (tcp://HOST:8786)",
+    )
+    run.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip trials whose variant already succeeded at this commit",
+    )
 
 
 def _add_browse_parsers(commands: Any) -> None:
@@ -176,7 +205,8 @@ def _print_json(data: Any) -> None:
     print(json.dumps(plain_json(data), indent=2, default=str, allow_nan=False))
 
 
-def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``run``: parse the parameters, start the kernels first, then run what was asked."""
     from mitosis.ahead import start_kernels_ahead
     from mitosis.core.params import parse_option
 
@@ -187,7 +217,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # sweep gets one per worker (on a cluster the trials run in the workers' kernels, and
     # the one started here only checks).
     workers = 1 if args.scheduler else args.workers
-    ahead = start_kernels_ahead(args.kernel, args.steps, options, workers, args.config)
+    extra_steps = tuple(getattr(args, "extra_steps", ()))
+    ahead = start_kernels_ahead(
+        args.kernel, args.steps, options, workers, args.config, require_steps=not extra_steps
+    )
     try:
         return _run_trials(args, argv, options, ahead)
     finally:
@@ -212,9 +245,10 @@ def _run_trials(
         timeout=args.timeout,
         kernel=args.kernel,
         progress=not args.json and sys.stderr.isatty(),
-        command=shlex.join(["mitosis-nb", *argv]),
+        command=shlex.join([getattr(args, "program", "mitosis-nb"), *argv]),
         config=args.config,
         trials_folder=args.trials_folder,
+        extra_steps=tuple(getattr(args, "extra_steps", ())),
     )
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {args.workers}.")
@@ -434,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
     handlers = {
-        "run": lambda: _run(args, argv),
+        "run": lambda: run_command(args, argv),
         "show": lambda: _show(args),
         "list": lambda: _list(args),
         "compare": lambda: _compare(args),
@@ -443,10 +477,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": lambda: _serve(args),
         "reproduce": lambda: _reproduce(args, argv),
     }
+    return handle(args, handlers[args.command])
+
+
+def handle(args: argparse.Namespace, command: Callable[[], int]) -> int:
+    """Run ``command`` and map what it raises to one line on stderr and an exit code."""
     if not args.verbose:
         _quiet_libraries()
     try:
-        code = handlers[args.command]()
+        code = command()
         sys.stdout.flush()  # so that a closed pipe shows here, not as Python exits
         return code
     except MitosisError as error:

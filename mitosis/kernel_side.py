@@ -187,10 +187,11 @@ def describe_interpreter() -> str:
 
 def _describe_step(step: dict[str, Any]) -> StepFacts:
     try:
-        lookup = import_lookup(step["lookup"])
+        entries = import_lookup(step["lookup"])
         function = import_callable(step["run"])
     except UserCodeError as error:
         return StepFacts(problem=error.message)
+    lookup = entries.tables
     names, any_keyword = accepted_arguments(function, step["skip_first"])
     values = {
         arg: {name: value_facts(lookup[arg][name]) for name in wanted if name in lookup[arg]}
@@ -206,6 +207,7 @@ def _describe_step(step: dict[str, Any]) -> StepFacts:
         lookup_file=_file_of(step["lookup"]),
         required=required_arguments(function, step["skip_first"]),
         takes_input=not step["skip_first"] or takes_positional(function),
+        not_tables=entries.others,
     )
 
 

@@ -84,6 +84,8 @@ class TrialRequest:
     reproduces: str | None = None
     # Folders the kernel imports from before anything else (a reproduction's worktrees).
     import_roots: tuple[Path, ...] = ()
+    # Steps defined on the command line rather than in [tool.mitosis.steps] (mitosis -m).
+    extra_steps: tuple[StepConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,12 @@ def _check_argument(step: StepConfig, arg: str, facts: StepFacts) -> None:
 def _resolve(choice: ParamChoice, facts: StepFacts, debug: bool) -> ResolvedParam:
     if choice.kind == "lookup":
         variants = facts.variants.get(choice.arg)
+        if variants is None and choice.arg in facts.not_tables:
+            raise ParameterError(
+                f"{choice.step}'s lookup dictionary holds {choice.arg!r} as a "
+                f"{facts.not_tables[choice.arg]}, not a table of variants "
+                f"({{variant name: value}}); make it one, or give the value with -e."
+            )
         if variants is None:
             known = ", ".join(sorted(facts.variants)) or "none"
             raise ParameterError(
@@ -252,7 +260,8 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     """
     if request.timeout is not None and not request.timeout > 0:
         raise ParameterError(f"the timeout must be more than 0 seconds, not {request.timeout}.")
-    config = load_config(request.config, request.cwd)
+    config = load_config(request.config, request.cwd, require_steps=not request.extra_steps)
+    config = config.with_steps(request.extra_steps)
     if not request.steps:
         raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")
     steps = tuple(config.step(name) for name in request.steps)

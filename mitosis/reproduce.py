@@ -21,6 +21,7 @@ from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.ahead import start_kernel_ahead
 from mitosis.core.compare import Comparison, compare_records
+from mitosis.core.steps import StepConfig
 from mitosis.core.verify import (
     DEFAULT_RTOL,
     Verdict,
@@ -81,8 +82,15 @@ def _request(
     kernel = None if asked.kernel in (None, execute.SAME_INTERPRETER) else asked.kernel
     # A relative template is the one at the recorded commit, in the re-run's checkout.
     template = config.root / asked.template if asked.template else None
+    # A step run with `mitosis -m MODULE` is registered nowhere: the record defines it.
+    extra = tuple(
+        StepConfig(str(step["name"]), str(step["run"]), step.get("lookup"))
+        for step in record.get("steps") or []  # type: ignore[attr-defined]
+        if step.get("name") not in config.steps and step.get("run")
+    )
     return TrialRequest(
         steps=asked.steps,
+        extra_steps=extra,
         options=asked.options,
         debug=asked.debug,
         template=template,
@@ -100,7 +108,12 @@ def _request(
 def _run_one(request: TrialRequest) -> Trial:
     # The re-run's kernel imports the steps' code from the worktrees: its import roots come
     # first on its path. This process never imports the user's code.
-    ahead = start_kernel_ahead(request.kernel, request.config, import_roots=request.import_roots)
+    ahead = start_kernel_ahead(
+        request.kernel,
+        request.config,
+        import_roots=request.import_roots,
+        require_steps=not request.extra_steps,
+    )
     try:
         (trial,) = run_plans(prepare(request, ahead), ahead)
     finally:
@@ -126,7 +139,7 @@ def reproduce_trial(
     """
     if not rtol >= 0:  # also refuses NaN
         raise ParameterError(f"--rtol must be a number >= 0, not {rtol}; e.g. --rtol 1e-6.")
-    here = load_config(Path(config) if config else None)
+    here = load_config(Path(config) if config else None, require_steps=False)
     folder = (Path(trials_folder) if trials_folder else here.trials_folder).resolve()
     original = load_trial(query, folder)
     check_ignored(original.record, ignore)
@@ -142,7 +155,9 @@ def reproduce_trial(
             if asked.debug:
                 gitstate.apply_patch(tree, original.patch or "")
             # The worktree's own pyproject: its steps, template and (for the kernel) import root.
-            there = load_config(tree / _inside_repository(here.pyproject, checkout.root))
+            there = load_config(
+                tree / _inside_repository(here.pyproject, checkout.root), require_steps=False
+            )
             hidden.append(checkout.root)
         roots, others = _import_roots(original.record, checkout.root, tree, stack)
         hidden += others

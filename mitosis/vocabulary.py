@@ -125,7 +125,7 @@ def _read_step(step: StepConfig) -> tuple[_Signature, Mapping[str, Any], str | N
     """The callable's arguments, the lookup dictionary, and a problem reading either."""
     try:
         arguments = _signature(usercode.import_callable(step.run))
-        lookup: Mapping[str, Any] = usercode.import_lookup(step.lookup)
+        lookup: Mapping[str, Any] = usercode.import_lookup(step.lookup).tables
     except MitosisError as error:
         return [], {}, error.message
     return arguments, lookup, None

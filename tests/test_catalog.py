@@ -112,7 +112,7 @@ def test_list_and_serve_bring_the_page_up_to_date_after_hand_edits(
     assert deleted.name not in html.read_text()
     copied = write_trial(trials, 60, note="copied in")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mitosis", "serve", "-F", str(trials), "--port", "0"],
+        [sys.executable, "-m", "mitosis.cli", "serve", "-F", str(trials), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

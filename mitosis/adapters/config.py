@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ class InvestigationConfig:
     steps: dict[str, StepConfig]
     env_include: tuple[str, ...] = ()
     env_exclude: tuple[str, ...] = ()
+
+    def with_steps(self, extra: Sequence[StepConfig]) -> InvestigationConfig:
+        """This configuration with steps given on the command line (``mitosis -m MODULE``);
+        one that is registered under the same name must be the same step."""
+        steps = dict(self.steps)
+        for step in extra:
+            known = steps.get(step.name)
+            if known is not None and known != step:
+                raise ConfigError(
+                    f"step {step.name!r} is registered in {self.pyproject} as {known.run}, "
+                    f"not {step.run}; run it by that name, or rename one of them."
+                )
+            steps[step.name] = step
+        return replace(self, steps=steps)
 
     def step(self, name: str) -> StepConfig:
         """The step called ``name``, or a refusal listing the known ones."""
@@ -87,8 +102,14 @@ def _string_list(table: dict[str, Any], key: str, pyproject: Path) -> tuple[str,
 KEYS = ("env-exclude", "env-include", "steps", "template", "trials-folder")
 
 
-def load_config(pyproject: Path | None = None, start: Path | None = None) -> InvestigationConfig:
-    """Load the investigation's configuration from ``pyproject`` or the enclosing git root."""
+def load_config(
+    pyproject: Path | None = None, start: Path | None = None, require_steps: bool = True
+) -> InvestigationConfig:
+    """Load the investigation's configuration from ``pyproject`` or the enclosing git root.
+
+    Without ``require_steps`` (steps given on the command line, as ``mitosis -m``), a
+    pyproject with no ``[tool.mitosis]`` table, or no steps in it, reads as the defaults.
+    """
     path = (pyproject or find_pyproject(start or Path.cwd())).resolve()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -101,6 +122,8 @@ def load_config(pyproject: Path | None = None, start: Path | None = None) -> Inv
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}.") from None
     table = data.get("tool", {}).get("mitosis")
+    if table is None and not require_steps:
+        table = {}
     if not isinstance(table, dict):
         raise ConfigError(f"{path} has no [tool.mitosis] table; add [tool.mitosis.steps].")
     unknown = sorted(set(table) - set(KEYS))
@@ -108,8 +131,8 @@ def load_config(pyproject: Path | None = None, start: Path | None = None) -> Inv
         raise ConfigError(
             f"unknown key {unknown[0]!r} in [tool.mitosis] of {path}; known: {', '.join(KEYS)}."
         )
-    steps_table = table.get("steps")
-    if not isinstance(steps_table, dict) or not steps_table:
+    steps_table = table.get("steps", None if require_steps else {})
+    if not isinstance(steps_table, dict) or (require_steps and not steps_table):
         raise ConfigError(
             f"{path} has no [tool.mitosis.steps] table; register a step, e.g. "
             'sine = ["my_experiments:run", "my_experiments:lookup_dict"].'

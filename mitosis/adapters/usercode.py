@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mitosis.core.steps import load_object
+from mitosis.core.steps import LookupTables, load_object, lookup_tables
 from mitosis.errors import UserCodeError
 
 
@@ -46,21 +46,18 @@ def import_callable(path: str) -> Any:
     return target
 
 
-def import_lookup(path: str | None) -> Mapping[str, Mapping[str, Any]]:
-    """Import a step's lookup dictionary (argument -> variant -> value); none gives ``{}``."""
+def import_lookup(path: str | None) -> LookupTables:
+    """Import a step's lookup dictionary (argument -> variant -> value), or a module namespace
+    holding such tables beside other names; none gives no tables."""
     if path is None:
-        return {}
+        return LookupTables({}, {})
     lookup = import_object(path)
-    shape = "a dict mapping argument -> variant name -> value"
     if not isinstance(lookup, Mapping):
-        raise UserCodeError(f"{path} must be {shape}, got {type(lookup).__name__}.")
-    for argument, variants in lookup.items():
-        if not isinstance(variants, Mapping):
-            raise UserCodeError(
-                f"{path} must be {shape}; its {argument!r} is a {type(variants).__name__}, "
-                "not a dict of variant names."
-            )
-    return lookup
+        raise UserCodeError(
+            f"{path} must be a dict mapping argument -> variant name -> value (or a module's "
+            f"vars()), got {type(lookup).__name__}."
+        )
+    return lookup_tables(lookup)
 
 
 def module_file(path: str) -> Path | None:

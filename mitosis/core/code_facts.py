@@ -51,6 +51,7 @@ class StepFacts:
     lookup_file: str | None = None
     required: tuple[str, ...] = ()  # the callable's parameters without a default
     takes_input: bool = True  # a later step's callable can take the data before it
+    not_tables: dict[str, str] = field(default_factory=dict)  # lookup entries by type name
 
     def accepts(self, argument: str) -> bool:
         """Whether the step's callable takes ``argument`` as a keyword."""
@@ -100,4 +101,5 @@ def _step_from(entry: dict[str, Any]) -> StepFacts:
         lookup_file=entry["lookup_file"],
         required=tuple(entry["required"]),
         takes_input=bool(entry.get("takes_input", True)),
+        not_tables={str(k): str(v) for k, v in entry.get("not_tables", {}).items()},
     )

@@ -50,11 +50,27 @@ def parse_literal(text: str) -> object:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    if _is_expression(text) and not text.strip().isidentifier():
         raise ParameterError(
-            f"-e value {text!r} is not a Python literal; "
-            "use numbers, quoted strings, lists, tuples, dicts or sets; quote a string for "
-            "the shell too, as in -e \"name='abc'\"."
-        ) from None
+            f"-e value {text!r} is code, not a Python literal, and mitosis-nb never runs code "
+            "from the command line; put the object in the lookup dictionary and pick it with "
+            "-p, e.g. lookup_dict = {'solver': {'lsq': LinearSolver(tol=1e-8)}} and "
+            "-p solver=lsq."
+        )
+    raise ParameterError(
+        f"-e value {text!r} is not a Python literal; "
+        "use numbers, quoted strings, lists, tuples, dicts or sets; quote a string for "
+        "the shell too, as in -e \"name='abc'\"."
+    )
+
+
+def _is_expression(text: str) -> bool:
+    try:
+        ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def canonical_literal(text: str) -> str:

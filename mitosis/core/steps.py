@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 _OBJECT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -41,3 +43,29 @@ def load_object(path: str) -> object:
     for part in qualname.split("."):
         target = getattr(target, part)
     return target
+
+
+@dataclass(frozen=True)
+class LookupTables:
+    """A lookup dictionary as a trial reads it: the tables of variants, by argument name,
+    and the entries that are not tables (a module namespace holds modules, functions and
+    constants beside its tables), by name with their type's name."""
+
+    tables: dict[str, Mapping[Any, Any]]
+    others: dict[str, str]
+
+
+def lookup_tables(lookup: Mapping[Any, Any]) -> LookupTables:
+    """Split ``lookup`` into its tables and the rest, as the original mitosis reads it (only
+    ``lookup[arg][variant]``): ``lookup_dict = vars(config)`` works. Private names
+    (a leading ``_``, ``__builtins__`` among them) are left out altogether."""
+    tables: dict[str, Mapping[Any, Any]] = {}
+    others: dict[str, str] = {}
+    for name, entry in lookup.items():
+        if not isinstance(name, str) or name.startswith("_"):
+            continue
+        if isinstance(entry, Mapping):
+            tables[name] = entry
+        else:
+            others[name] = type(entry).__name__
+    return LookupTables(tables, others)
