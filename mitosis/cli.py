@@ -179,6 +179,13 @@ def _add_browse_parsers(commands: Any) -> None:
     serve = browse("serve", "serve the trials folder over HTTP", json_output=False)
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
     serve.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS", help="default 127.0.0.1")
+    serve.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="close a connection that sends nothing for S seconds (default 30)",
+    )
 
 
 def _trials_folder(args: argparse.Namespace) -> Path:
@@ -420,7 +427,14 @@ def _serve(args: argparse.Namespace) -> int:
         _say(f"serving {folder} at {url}  (Ctrl-C stops)", flush=True)
 
     try:
-        serve(folder, args.port, args.bind, announce, before_index=lambda: refresh(folder))
+        serve(
+            folder,
+            args.port,
+            args.bind,
+            announce,
+            before_index=lambda: refresh(folder),
+            idle_timeout=args.idle_timeout,
+        )
     except OSError as error:
         raise TrialsFolderError(
             f"cannot listen on {args.bind}:{args.port}: {error.strerror}; try another --port."
