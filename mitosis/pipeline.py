@@ -393,7 +393,7 @@ def _initial_record(
         "finished": None,
         "duration_s": None,
         "timings": {},
-        "git": plan.git.as_record(),
+        "git": _git_record(plan),
         "environment": environment.describe_environment(
             plan.kernel_name, plan.config.env_include, plan.config.env_exclude, plan.interpreter
         ),
@@ -402,6 +402,37 @@ def _initial_record(
         "mitosis_version": __version__,
         "reproduces": request.reproduces,
     }
+
+
+def _git_record(plan: TrialPlan) -> dict[str, object]:
+    record = plan.git.as_record()
+    if plan.request.debug:  # only a debug trial runs with untracked files, and has a patch
+        record["untracked"] = plan.git.untracked_split()
+    return record
+
+
+_NAMED_AT_MOST = 50
+
+
+def _warn_of_untracked(untracked: dict[str, list[str]]) -> None:
+    """Say, in one line, which untracked files went into the patch that the trial's page
+    links, and which were left out: the researcher is the one who knows what is private."""
+    if not untracked["included"] and not untracked["excluded"]:
+        return
+    warnings.warn(
+        f"uncommitted.patch holds the untracked files {_names(untracked['included'])} (values "
+        f"of known secret shapes redacted) and leaves out {_names(untracked['excluded'])}, "
+        "whose names look secret; the record lists both under git.untracked.",
+        MitosisWarning,
+        stacklevel=3,
+    )
+
+
+def _names(files: list[str]) -> str:
+    if not files:
+        return "none"
+    more = len(files) - _NAMED_AT_MOST
+    return ", ".join(files[:_NAMED_AT_MOST]) + (f" and {more} more" if more > 0 else "")
 
 
 def _template_given(plan: TrialPlan) -> str | None:
@@ -677,10 +708,8 @@ def run_plan(
     if update_index:
         catalog.show_running(plan.trials_folder, record)
     if plan.request.debug:
-        write_atomic(
-            folder / store.PATCH_NAME,
-            gitstate.uncommitted_patch(plan.git, (plan.trials_folder, plan.config.trials_folder)),
-        )
+        write_atomic(folder / store.PATCH_NAME, gitstate.uncommitted_patch(plan.git))
+        _warn_of_untracked(record["git"]["untracked"])
     notebook = render.render_notebook(plan.template, plan.steps)
     if plan.kernelspec:
         notebook.metadata["kernelspec"] = dict(plan.kernelspec)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mitosis.core.code_facts import InterpreterFacts
-from mitosis.core.redact import redact_environment, redact_url
+from mitosis.core.redact import redact_environment, redact_value
 
 _Scan = tuple[dict[str, str], dict[str, dict[str, str]]]
 _PathState = tuple[tuple[str, int | None], ...]
@@ -82,7 +82,7 @@ def _vcs_origin(distribution: importlib.metadata.Distribution) -> dict[str, str]
         return None
     vcs = origin["vcs_info"]
     found = {
-        "url": redact_url(str(origin.get("url", ""))),
+        "url": redact_value(str(origin.get("url", ""))),
         "vcs": str(vcs.get("vcs", "")),
         "commit": str(vcs.get("commit_id", "")),
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from mitosis.core.redact import redact_url
+from mitosis.core.redact import redact_patch, redact_value, split_secret_files
 from mitosis.core.trial_id import is_own_entry
 from mitosis.errors import GitStateError
 
@@ -30,6 +30,7 @@ class GitState:
     remote: str | None
     dirty_files: tuple[str, ...]
     submodules: tuple[tuple[str, str], ...] = ()
+    untracked: tuple[str, ...] = ()  # new files outside the trials folder, among dirty_files
 
     @property
     def dirty(self) -> bool:
@@ -45,6 +46,13 @@ class GitState:
             "remote": self.remote,
             "submodules": dict(self.submodules),
         }
+
+    def untracked_split(self) -> dict[str, list[str]]:
+        """The ``git.untracked`` field of a debug trial's record: the untracked files its
+        ``uncommitted.patch`` holds (``included``), and those it leaves out because their
+        names look secret (``excluded``)."""
+        included, excluded = split_secret_files(self.untracked)
+        return {"included": included, "excluded": excluded}
 
 
 def _open(path: Path) -> git.Repo:
@@ -99,7 +107,7 @@ def read_state(path: Path, ignore: Sequence[Path] = ()) -> GitState:
     branch = None if repo.head.is_detached else repo.active_branch.name
     remote = None
     if repo.remotes:
-        remote = redact_url(next(iter(repo.remotes[0].urls), "")) or None
+        remote = redact_value(next(iter(repo.remotes[0].urls), "")) or None
     try:
         status = repo.git.status("--porcelain", "-z", "--untracked-files=all")
     except git.GitCommandError as error:  # a full disk, a killed or broken git
@@ -107,17 +115,25 @@ def read_state(path: Path, ignore: Sequence[Path] = ()) -> GitState:
             f"`git status` failed in {root} ({error.status}); check that git works there "
             "and that the disk is not full."
         ) from None
-    dirty = []
+    dirty, untracked = [], []
     for entry in status.split("\0"):
         if len(entry) < 4:
             continue
-        name = entry[3:]
-        if _ignored(root / name, ignore, tracked=not entry.startswith("??")):
+        name, is_new = entry[3:], entry.startswith("??")
+        if _ignored(root / name, ignore, tracked=not is_new):
             continue
         dirty.append(name)
+        if is_new:
+            untracked.append(name)
     submodules = submodule_commits(root) if (root / ".gitmodules").is_file() else {}
     return GitState(
-        root, commit, branch, remote, tuple(sorted(set(dirty))), tuple(sorted(submodules.items()))
+        root,
+        commit,
+        branch,
+        remote,
+        tuple(sorted(set(dirty))),
+        tuple(sorted(submodules.items())),
+        tuple(sorted(untracked)),
     )
 
 
@@ -132,14 +148,14 @@ def require_clean(state: GitState) -> None:
         )
 
 
-def uncommitted_patch(state: GitState, ignore: Sequence[Path] = ()) -> str:
-    """The working tree's changes against HEAD, untracked files included, as one patch."""
+def uncommitted_patch(state: GitState) -> str:
+    """The working tree's changes against HEAD as one patch, with the untracked files that
+    :meth:`GitState.untracked_split` includes, and secrets of known shapes in its added lines
+    redacted (:func:`~mitosis.core.redact.redact_patch`)."""
     repo = git.Repo(state.root)
     patch = repo.git.diff("HEAD", "--binary")
     parts = [patch + "\n"] if patch else []
-    for name in repo.untracked_files:
-        if _ignored(state.root / name, ignore):
-            continue
+    for name in state.untracked_split()["included"]:
         # `git diff --no-index` exits 1 when files differ, which is always the case here.
         completed = subprocess.run(
             ["git", "diff", "--binary", "--no-index", "--", "/dev/null", name],
@@ -149,7 +165,7 @@ def uncommitted_patch(state: GitState, ignore: Sequence[Path] = ()) -> str:
             check=False,
         )
         parts.append(completed.stdout)
-    return "".join(parts)
+    return redact_patch("".join(parts))
 
 
 @dataclass(frozen=True)
