@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__distribution__ = "mitosis-nb"  # the package guard looks for this line: keep it as it is
 __all__ = [
     "MitosisError",
     "MitosisWarning",
