@@ -233,3 +233,16 @@ def test_a_patch_loses_secrets_only_on_the_lines_it_adds() -> None:
     assert " URL = 'https://u:old@h/x'\n" in redacted
     assert "-KEY = 'sk-abcdefghijklmnopqrstuvwx'\n" in redacted
     assert "+++ b/conf.py\n" in redacted
+
+
+def test_code_names_that_start_like_a_token_stay_in_a_patch() -> None:
+    patch = (
+        "+++ b/fit.py\n"
+        "+hf_transformers_cache_directory_name = 'models'\n"
+        "+ghp_style_helper_with_a_long_enough_name_here = 1\n"
+        "+token = 'hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567'\n"
+    )
+    redacted = redact_patch(patch)
+    assert "hf_transformers_cache_directory_name" in redacted
+    assert "ghp_style_helper_with_a_long_enough_name_here" in redacted
+    assert "hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567" not in redacted

@@ -129,6 +129,8 @@ class _Server(ThreadingHTTPServer):
     is one line in the log, never a traceback."""
 
     daemon_threads = True
+    request_queue_size = MAX_CONNECTIONS  # a burst waits in the queue, not in retries
+    idle_timeout = IDLE_TIMEOUT_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -136,7 +138,7 @@ class _Server(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # Waiting here leaves further clients in the listen queue until a slot is free.
-        if not self.slots.acquire(timeout=IDLE_TIMEOUT_S):
+        if not self.slots.acquire(timeout=self.idle_timeout):
             self.shutdown_request(request)
             return
         try:
@@ -208,6 +210,7 @@ def serve(
         hosts=hosts,
     )
     server = _server(bind, port, handler)
+    server.idle_timeout = idle_timeout
     hosts.update(_own_names(bind, server.server_address[1]))  # port 0 is known only now
     try:
         announce(url_of(bind, server.server_address[1]))

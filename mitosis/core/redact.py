@@ -45,7 +45,10 @@ _WEBHOOK_PATH = re.compile(
 # Face's hf_).
 _SECRET_TOKEN = re.compile(
     r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|"
-    r"\b(?:sk-|gh[pousr]_|github_pat_|xox[abposr]-|glpat-|hf_)[A-Za-z0-9_-]{20,}"
+    r"\b(?:sk-|github_pat_|xox[abposr]-|glpat-)[A-Za-z0-9_-]{20,}|"
+    # Letters and digits only after these, so that code names (hf_transformers_cache_dir)
+    # in a debug patch are not taken for tokens.
+    r"\b(?:gh[pousr]_|hf_)[A-Za-z0-9]{30,}\b"
 )
 # Files that hold keys or passwords by convention, matched against every part of a path
 # (lower-cased), so that ".ssh/config" and "secrets/db.txt" count as well as ".env".
