@@ -212,6 +212,17 @@ def _legacy_summaries(trials_folder: Path) -> list[TrialSummary]:
     return [legacy_summary(trial) for trial in legacy_store.read_legacy_trials(trials_folder)]
 
 
+def _legacy_newer_than_page(trials_folder: Path) -> bool:
+    # The original, run again into this folder, adds trials the index never hears of.
+    written = legacy_store.last_written(trials_folder)
+    if written is None:
+        return False
+    try:
+        return written > (trials_folder / site.INDEX_HTML).stat().st_mtime
+    except OSError:
+        return False  # no page yet: `index`, or the next trial, writes it
+
+
 def _read_cached(trials_folder: Path) -> tuple[dict[str, Entry] | None, str | None]:
     try:
         return index_cache.read(trials_folder), None
@@ -257,7 +268,7 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
         if changed:
             died.append(entry)
         entries.append(entry)
-    changed = bool(died)
+    changed = bool(died) or _legacy_newer_than_page(trials_folder)
     if cached is not None:
         gone = set(cached) - listed
         if fresh or died or gone:

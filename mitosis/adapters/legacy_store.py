@@ -174,6 +174,17 @@ def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
     return found
 
 
+def last_written(trials_folder: Path) -> float | None:
+    """When the original last wrote a table or a page here (a modification time), or None."""
+    times = []
+    for path in (*trials_folder.glob("*.db"), *trials_folder.glob("trial_*")):
+        try:
+            times.append(path.stat().st_mtime)
+        except OSError:
+            continue
+    return max(times, default=None)
+
+
 def find_legacy_trials(trials_folder: Path, key: str) -> list[LegacyTrial]:
     """The original's trials that ``key`` names as the original did: the end of the name
     of their metadata folder (``2024-03-01_3f9c2a``), so their six hex digits or fewer."""
