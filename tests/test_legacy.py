@@ -14,6 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -233,3 +235,33 @@ def test_old_trials_copied_into_an_indexed_folder_reach_its_page_on_the_next_lis
     listed = run_cli("list", "-F", str(trials), "--json")
     assert listed.returncode == 0, listed.stderr
     assert [row["status"] for row in page_rows(trials)].count("legacy") == 5
+
+
+def test_serving_an_old_folder_serves_the_originals_pages_unchanged(old_trials: Path) -> None:
+    before = hashes(old_trials)
+    again = key_of(old_trials, "trial_fit-none-one_1_")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mitosis", "serve", "-F", str(old_trials), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        announced = server.stdout.readline()
+        url = announced.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "index.html", timeout=30) as response:
+            assert again in response.read().decode()
+        two_steps = key_of(old_trials, "trial_fit-none-two+score-half_0_")
+        for page in (
+            f"trial_fit-none-one_1_{again}.html",
+            f"trial_fit-none-two+score-half_0_{two_steps}.html",
+        ):
+            # As the index page links it: the name encoded whole, "+" as %2B.
+            link = urllib.parse.quote(page, safe="")
+            with urllib.request.urlopen(url + link, timeout=30) as response:
+                assert response.read() == (old_trials / page).read_bytes()
+    finally:
+        server.terminate()
+        server.wait(10)
+    after = hashes(old_trials)
+    assert {name: after.get(name) for name in before} == before
