@@ -15,7 +15,7 @@ from mitosis.adapters import legacy_store, store
 from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.catalog import Listing, settle_record
 from mitosis.core.verify import recorded_sources
-from mitosis.errors import TrialNotFoundError
+from mitosis.errors import ParameterError, TrialNotFoundError
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,11 @@ def load_legacy_trial(query: str, trials_folder: Path) -> LegacyTrial:
 
 
 def load_trial_data(
-    trial: Trial | str,
+    trial: Trial | str | None = None,
     trials_folder: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
+    *,
+    hexstr: str | None = None,
 ) -> list[Any]:
     """Unpickle each step's returned dict. Pickles can run code: load only trusted trials.
 
@@ -154,8 +156,15 @@ def load_trial_data(
     and ``config``. A query that names no trial of mitosis-nb's but the hex key of one the
     original mitosis (0.6.x) wrote there returns that trial's results as the original's
     ``load_trial_data`` did: each ``results_<k>.dill`` loaded with dill (``pip install
-    'mitosis-nb[legacy]'``), first step first.
+    'mitosis-nb[legacy]'``), first step first. ``hexstr=`` is the original's name for
+    ``trial``, which its users' scripts pass by keyword.
     """
+    if hexstr is not None:
+        if trial is not None:
+            raise ParameterError("give load_trial_data the trial or hexstr=, not both.")
+        trial = hexstr
+    if trial is None:
+        raise ParameterError("load_trial_data needs a trial: its id, e.g. '3f9c2a'.")
     if not isinstance(trial, Trial):
         try:
             trial = load_trial(trial, trials_folder, config)

@@ -185,6 +185,8 @@ def test_load_trial_data_of_an_old_trial_returns_its_results_as_the_original_did
     ]
     # The original looks a trial up by the end of its folder's name: fewer digits do too.
     assert mitosis.load_trial_data(two_steps[1:], trials_folder=str(old_trials)) == results
+    # Its users' scripts name the argument as the original did.
+    assert mitosis.load_trial_data(hexstr=two_steps, trials_folder=old_trials) == results
     (debug_result,) = mitosis.load_trial_data(debug, trials_folder=old_trials)
     assert debug_result["metrics"] == {"mse": 0.0625}
     with pytest.raises(TrialNotFoundError, match="no trial 'ffffff'"):
