@@ -7,11 +7,13 @@ names, so the fixture can be made again without touching these tests.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import urllib.parse
@@ -267,3 +269,24 @@ def test_serving_an_old_folder_serves_the_originals_pages_unchanged(old_trials: 
         server.wait(10)
     after = hashes(old_trials)
     assert {name: after.get(name) for name in before} == before
+
+
+def test_a_trial_the_original_started_but_never_finished_is_listed_without_a_page(
+    old_trials: Path,
+) -> None:
+    # What the original leaves when it is killed mid-trial: a row with no result or page.
+    with contextlib.closing(sqlite3.connect(old_trials / "fit.db")) as database, database:
+        database.execute(
+            'INSERT INTO trials_fit (variant, iteration, "commit") VALUES (?, ?, ?)',
+            ("fit-some-two", 1, "cb02f3e53d4a7a65586762c9225d80767e2da7c9"),
+        )
+
+    listed = run_cli("list", "-F", str(old_trials), "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    unfinished = rows["fit:fit-some-two:1"]
+    assert unfinished["status"] == "legacy" and unfinished["iteration"] == 1
+    assert (unfinished["main"], unfinished["page"], unfinished["has_page"]) == (None, None, False)
+    assert run_cli("index", "-F", str(old_trials)).returncode == 0
+    on_page = {row["id"]: row for row in page_rows(old_trials)}
+    assert len(on_page) == 6 and on_page["fit:fit-some-two:1"]["has_page"] is False

@@ -116,35 +116,46 @@ def _experiment_of(variant: str) -> str | None:
     return None if "noparams" in steps else "_".join(steps)
 
 
-def _trial(
-    trials_folder: Path,
-    folders: dict[str, str],
-    page: str | None,
-    experiment: str | None,
-    row: tuple[Any, ...] | None = None,
-) -> LegacyTrial | None:
-    named = _PAGE.match(page) if page else None
-    if row is None and named is None:
-        return None
+def _recorded(
+    trials_folder: Path, folders: dict[str, str], experiment: str, row: tuple[Any, ...]
+) -> LegacyTrial:
+    """A trial its table holds; a row without a page is one that never finished."""
+    variant, iteration, commit, main, page = row
+    named = _PAGE.match(page) if isinstance(page, str) else None
     key = named["key"] if named else None
     metadata_folder = folders.get(key) if key else None
-    variant, iteration, commit, main = row[:4] if row else (None, None, None, None)
-    if named is not None:
-        variant = variant or named["variant"]
-        iteration = iteration if iteration is not None else int(named["iteration"])
-        if named["debug"]:
-            commit = "0000000"  # what the original uses for a debug trial
     return LegacyTrial(
         key=key,
-        experiment=experiment or _experiment_of(str(variant)),
+        experiment=experiment,
         variant=str(variant),
         iteration=iteration if isinstance(iteration, int) else None,
         commit=None if commit is None else str(commit),
         main=None if main is None else str(main),
         started=_started(trials_folder, metadata_folder),
-        page=page if page and (trials_folder / page).is_file() else None,
+        page=page if named and (trials_folder / page).is_file() else None,
         metadata_folder=metadata_folder,
-        debug=bool(named and named["debug"]),
+        debug=False,
+    )
+
+
+def _unrecorded(trials_folder: Path, folders: dict[str, str], page: str) -> LegacyTrial | None:
+    """A trial only its page names: a debug trial, or one whose table is gone."""
+    named = _PAGE.match(page)
+    if named is None:
+        return None
+    debug = bool(named["debug"])
+    metadata_folder = folders.get(named["key"])
+    return LegacyTrial(
+        key=named["key"],
+        experiment=_experiment_of(named["variant"]),
+        variant=named["variant"],
+        iteration=int(named["iteration"]),
+        commit="0000000" if debug else None,  # the original's commit for a debug trial
+        main=None,  # the original stores main in its table, and only there
+        started=_started(trials_folder, metadata_folder),
+        page=page,
+        metadata_folder=metadata_folder,
+        debug=debug,
     )
 
 
@@ -161,16 +172,14 @@ def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
     recorded_pages = set()
     for database in sorted(trials_folder.glob("*.db")):
         for experiment, row in _table_rows(database):
-            page = row[4] if isinstance(row[4], str) else None
-            recorded_pages.add(page)
-            trial = _trial(trials_folder, folders, page, experiment, row)
-            if trial is not None:
-                found.append(trial)
+            trial = _recorded(trials_folder, folders, experiment, row)
+            recorded_pages.add(trial.page)
+            found.append(trial)
     for page_path in sorted(trials_folder.glob("trial_*")):
         if page_path.name not in recorded_pages:
-            trial = _trial(trials_folder, folders, page_path.name, None)
-            if trial is not None:
-                found.append(trial)
+            unrecorded = _unrecorded(trials_folder, folders, page_path.name)
+            if unrecorded is not None:
+                found.append(unrecorded)
     return found
 
 
