@@ -10,6 +10,7 @@ rest. ``<key>`` is six hex digits: the "hexstr" its users pass to ``load_trial_d
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -88,13 +89,24 @@ def _table_rows(database: Path) -> Iterator[tuple[str, tuple[Any, ...]]]:
         connection.close()
 
 
-def _metadata_folders(trials_folder: Path) -> dict[str, str]:
+def _metadata_folders(trials_folder: Path, names: list[str]) -> dict[str, str]:
     found = {}
-    for entry in trials_folder.iterdir():
-        named = _METADATA_FOLDER.match(entry.name)
-        if named is not None and entry.is_dir():
-            found[named["key"]] = entry.name
+    for name in names:
+        named = _METADATA_FOLDER.match(name)
+        if named is not None and (trials_folder / name).is_dir():
+            found[named["key"]] = name
     return found
+
+
+def _originals_files(trials_folder: Path) -> tuple[list[str], list[str], list[str]]:
+    """The names at the top of the folder (one listing of it), its databases and its pages."""
+    try:
+        names = sorted(os.listdir(trials_folder))
+    except OSError:
+        return [], [], []
+    databases = [name for name in names if name.endswith(".db")]
+    pages = [name for name in names if name.startswith("trial_")]
+    return names, databases, pages
 
 
 def _started(trials_folder: Path, metadata_folder: str | None) -> str | None:
@@ -165,19 +177,20 @@ def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
     Its tables give the trials it recorded; its pages alone give the debug trials (and any
     whose database is gone).
     """
-    if not trials_folder.is_dir():
-        return []
-    folders = _metadata_folders(trials_folder)
+    names, databases, pages = _originals_files(trials_folder)
+    if not databases and not pages:
+        return []  # mitosis-nb's own folder: nothing more to look at
+    folders = _metadata_folders(trials_folder, names)
     found: list[LegacyTrial] = []
     recorded_pages = set()
-    for database in sorted(trials_folder.glob("*.db")):
-        for experiment, row in _table_rows(database):
+    for database in databases:
+        for experiment, row in _table_rows(trials_folder / database):
             trial = _recorded(trials_folder, folders, experiment, row)
             recorded_pages.add(trial.page)
             found.append(trial)
-    for page_path in sorted(trials_folder.glob("trial_*")):
-        if page_path.name not in recorded_pages:
-            unrecorded = _unrecorded(trials_folder, folders, page_path.name)
+    for page in pages:
+        if page not in recorded_pages:
+            unrecorded = _unrecorded(trials_folder, folders, page)
             if unrecorded is not None:
                 found.append(unrecorded)
     return found
@@ -185,10 +198,11 @@ def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
 
 def last_written(trials_folder: Path) -> float | None:
     """When the original last wrote a table or a page here (a modification time), or None."""
+    _, databases, pages = _originals_files(trials_folder)
     times = []
-    for path in (*trials_folder.glob("*.db"), *trials_folder.glob("trial_*")):
+    for name in (*databases, *pages):
         try:
-            times.append(path.stat().st_mtime)
+            times.append((trials_folder / name).stat().st_mtime)
         except OSError:
             continue
     return max(times, default=None)
