@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cdp import Browser, chromium_path
 from conftest import RunCli, trial_dirs
 from synthetic import write_trials
 
@@ -290,3 +291,39 @@ def test_a_trial_the_original_started_but_never_finished_is_listed_without_a_pag
     assert run_cli("index", "-F", str(old_trials)).returncode == 0
     on_page = {row["id"]: row for row in page_rows(old_trials)}
     assert len(on_page) == 6 and on_page["fit:fit-some-two:1"]["has_page"] is False
+
+
+def test_the_index_page_in_a_browser_links_each_old_trial_to_its_own_page(
+    old_trials: Path, tmp_path: Path
+) -> None:
+    chromium_path()
+    two_steps = key_of(old_trials, "trial_fit-none-two+score-half_0_")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mitosis", "serve", "-F", str(old_trials), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    browser = Browser(tmp_path / "chromium-profile")
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split(" at ")[1].split()[0]
+        browser.navigate(url + "index.html")
+        browser.wait_for("document.body.dataset.ready === 'true'")
+        rows = browser.evaluate(
+            "[...document.querySelectorAll('#rows tr')].map(tr => [tr.dataset.id, "
+            "tr.querySelector('a') && tr.querySelector('a').getAttribute('href'), "
+            "[...tr.querySelectorAll('a')].map(a => a.textContent)])"
+        )
+        links = {row[0]: row[1] for row in rows}
+        assert len(links) == 5
+        assert links[two_steps] == f"trial_fit-none-two%2Bscore-half_0_{two_steps}.html"
+        # Only the page: the original kept no trial.yaml to link as a record.
+        assert all(row[2][-1] == "page" and "record" not in row[2] for row in rows)
+        assert browser.event_params("Runtime.exceptionThrown") == []
+        browser.navigate(url + links[two_steps])
+        browser.wait_for("document.readyState === 'complete'")
+        assert "Loaded step 1 as fit.steps:score" in browser.evaluate("document.body.innerText")
+    finally:
+        browser.close()
+        server.terminate()
+        server.wait(10)
