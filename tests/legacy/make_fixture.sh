@@ -8,9 +8,12 @@
 # of a one-step experiment, the first one's second iteration, a two-step run, and a debug
 # trial) and copies the trials folder here. The lookup's values are one character long on
 # purpose: 0.6.1 compares only the first character of a stored value when a variant is used
-# again, so a repeated variant whose value is longer is refused as a conflict. Last run on 2026-12-06 with Python 3 and mitosis 0.6.1 from PyPI.
+# again, so a repeated variant whose value is longer is refused as a conflict.
+# Last run on 2026-12-06 with Python 3.11, as
+#     MITOSIS_WHEEL=/path/to/mitosis-0.6.1-py3-none-any.whl bash tests/legacy/make_fixture.sh
+# (the 0.6.1 wheel as published on PyPI; its dependencies came from PyPI).
 #
-# Two things are changed in the copy, because they would not survive a git checkout: the
+# Three things are changed in the copy. Two would not survive a git checkout: the
 # original links each metadata folder's `experiment` to its page with an absolute path (made
 # relative here), and writes the full `pip freeze` of that venv (cut to its first lines). And
 # each page's inline stylesheets (280 KB of JupyterLab CSS per page) are dropped, to keep the
