@@ -20,9 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mitosis.adapters import index_cache, processes, site, store
+from mitosis.adapters import index_cache, legacy_store, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
+from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.core.summary import (
+    LEGACY,
     UNREADABLE,
     TrialSummary,
     oldest_first,
@@ -217,6 +219,40 @@ def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     return (Entry(summary.flagged(flag), entry.stamp) if flag else entry), False
 
 
+def legacy_summary(trial: LegacyTrial) -> TrialSummary:
+    """A trial of the original mitosis as a ``legacy`` row: what its files say, as they say it."""
+    return TrialSummary(
+        id=trial.id,
+        status=LEGACY,
+        started=trial.started,
+        experiment=trial.experiment,
+        variant=trial.variant,
+        iteration=trial.iteration,
+        main=trial.main,
+        commit=trial.commit,
+        debug=trial.debug,
+        has_page=trial.page is not None,
+        page=trial.page,
+    )
+
+
+def _legacy_summaries(trials_folder: Path) -> list[TrialSummary]:
+    # Read afresh each time: a handful of small SQLite tables, and never part of the index,
+    # which caches only mitosis-nb's own records.
+    return [legacy_summary(trial) for trial in legacy_store.read_legacy_trials(trials_folder)]
+
+
+def _legacy_newer_than_page(trials_folder: Path) -> bool:
+    # The original, run again into this folder, adds trials the index never hears of.
+    written = legacy_store.last_written(trials_folder)
+    if written is None:
+        return False
+    try:
+        return written > (trials_folder / site.INDEX_HTML).stat().st_mtime
+    except OSError:
+        return False  # no page yet: `index`, or the next trial, writes it
+
+
 def _read_cached(trials_folder: Path) -> tuple[dict[str, Entry] | None, str | None]:
     try:
         return index_cache.read(trials_folder), None
@@ -262,7 +298,7 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
         if changed:
             died.append(entry)
         entries.append(entry)
-    changed = bool(died)
+    changed = bool(died) or _legacy_newer_than_page(trials_folder)
     if cached is not None:
         gone = set(cached) - listed
         if fresh or died or gone:
@@ -270,7 +306,7 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
             # The page showed what the index held: a folder deleted or copied in by hand,
             # or a trial that has moved on since, would leave it wrong (or linking nowhere).
             changed = True
-    summaries = oldest_first(entry.summary for entry in entries)
+    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(trials_folder)])
     if changed and write_page:
         with contextlib.suppress(OSError):
             site.write_index(trials_folder, summaries)
@@ -290,7 +326,7 @@ def rebuild(trials_folder: Path) -> Summaries:
     entries = [_settle(trials_folder, entry)[0] for entry in _read_entries(started)]
     # The index keeps records as they are; flags are worked out afresh by each reader.
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
-    summaries = oldest_first(entry.summary for entry in entries)
+    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(trials_folder)])
     site.write_index(trials_folder, summaries)
     return Summaries(summaries, None)
 

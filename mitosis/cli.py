@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from mitosis import __version__
 from mitosis.core.terminal import inert
-from mitosis.errors import MitosisError, ParameterError
+from mitosis.errors import MitosisError, ParameterError, TrialNotFoundError
 
 if TYPE_CHECKING:
     from mitosis.adapters.execute import KernelAhead
@@ -27,7 +27,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STORAGE = 74  # sysexits.h's EX_IOERR: the disk refused a write (full, over quota, failing)
 EXIT_CLOSED_PIPE = 141  # as a shell reports a process that SIGPIPE ended
 _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
-STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable")
+STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable", "legacy")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -320,13 +320,33 @@ def _show(args: argparse.Namespace) -> int:
     from mitosis.trials import load_trial
     from mitosis.views import page_text, trial_text
 
-    trial = load_trial(args.id, _trials_folder(args))
+    folder = _trials_folder(args)
+    try:
+        trial = load_trial(args.id, folder)
+    except TrialNotFoundError:
+        return _show_legacy(args, folder)
     if args.json:
         _print_json(trial.record)
         return EXIT_OK
     running = trial.status == "running"
     flag = runner_flag(summarize_record(trial.id, trial.record)) if running else None
     _say(trial_text(trial.record, page_text(trial.html_path), flag))
+    return EXIT_OK
+
+
+def _show_legacy(args: argparse.Namespace, folder: Path) -> int:
+    """``show`` of a trial the original mitosis wrote; not one either: the refusal stands."""
+    import dataclasses
+
+    from mitosis.trials import load_legacy_trial
+    from mitosis.views import legacy_trial_text
+
+    legacy = dataclasses.asdict(load_legacy_trial(args.id, folder))
+    legacy = {"id": legacy["key"], "status": "legacy", **legacy}
+    if args.json:
+        _print_json(legacy)
+    else:
+        _say(legacy_trial_text(legacy, str(folder)))
     return EXIT_OK
 
 

@@ -54,6 +54,10 @@ class TrialNotFoundError(MitosisError):
     """No trial matches an id or id prefix, or the prefix is ambiguous."""
 
 
+class LegacyResultsError(MitosisError):
+    """A trial of the original mitosis has results that cannot be loaded here (no dill)."""
+
+
 class RecordError(MitosisError):
     """A ``trial.yaml`` record cannot be read or does not follow the schema."""
 

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from mitosis import catalog
-from mitosis.adapters import store
+from mitosis.adapters import legacy_store, store
+from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.catalog import Listing, settle_record
 from mitosis.core.verify import recorded_sources
-from mitosis.errors import TrialNotFoundError
+from mitosis.errors import ParameterError, TrialNotFoundError
 
 
 @dataclass(frozen=True)
@@ -125,18 +126,54 @@ def load_trial(
     return Trial(record=settle_record(folder, store.read_record(folder)), folder=folder)
 
 
+def load_legacy_trial(query: str, trials_folder: Path) -> LegacyTrial:
+    """The trial of the original mitosis (0.6.x) in ``trials_folder`` named by its hex key.
+
+    As the original did, ``query`` matches the end of the trial's metadata folder's name
+    (``2024-03-01_3f9c2a``): its six hex digits, or fewer if they are unique.
+    """
+    matches = legacy_store.find_legacy_trials(trials_folder, query)
+    if not matches:
+        raise TrialNotFoundError(
+            f"no trial {query!r} in {trials_folder}; `mitosis-nb list` shows the ids."
+        )
+    if len(matches) > 1:
+        shown = ", ".join(trial.id for trial in matches[:5])
+        raise TrialNotFoundError(f"{query!r} matches several trials ({shown}); give more of it.")
+    return matches[0]
+
+
 def load_trial_data(
-    trial: Trial | str,
+    trial: Trial | str | None = None,
     trials_folder: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
-) -> list[dict[str, Any]]:
+    *,
+    hexstr: str | None = None,
+) -> list[Any]:
     """Unpickle each step's returned dict. Pickles can run code: load only trusted trials.
 
     ``trial`` is a ``Trial`` or a query for ``load_trial``, with the same ``trials_folder``
-    and ``config``.
+    and ``config``. A query that names no trial of mitosis-nb's but the hex key of one the
+    original mitosis (0.6.x) wrote there returns that trial's results as the original's
+    ``load_trial_data`` did: each ``results_<k>.dill`` loaded with dill (``pip install
+    'mitosis-nb[legacy]'``), first step first. ``hexstr=`` is the original's name for
+    ``trial``, which its users' scripts pass by keyword.
     """
+    if hexstr is not None:
+        if trial is not None:
+            raise ParameterError("give load_trial_data the trial or hexstr=, not both.")
+        trial = hexstr
+    if trial is None:
+        raise ParameterError("load_trial_data needs a trial: its id, e.g. '3f9c2a'.")
     if not isinstance(trial, Trial):
-        trial = load_trial(trial, trials_folder, config)
+        try:
+            trial = load_trial(trial, trials_folder, config)
+        except TrialNotFoundError:
+            folder = Path(trials_folder) if trials_folder else default_trials_folder(config)
+            if not isinstance(trial, str) or not legacy_store.find_legacy_trials(folder, trial):
+                raise
+            legacy = load_legacy_trial(trial, folder)
+            return legacy_store.load_results(folder, legacy)
     _make_steps_importable(trial.record)
     results = []
     for index in range(len(trial.record.get("steps") or [])):

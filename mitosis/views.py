@@ -225,3 +225,24 @@ def reproduction_text(report: Mapping[str, Any]) -> str:
         ]
     lines.append(f"page: {page_text(Path(report['page']))}")
     return "\n".join(lines)
+
+
+def legacy_trial_text(trial: Mapping[str, Any], folder: str) -> str:
+    """``show`` of a trial the original mitosis wrote: all that its files say, and where they are.
+
+    The original kept no record: no parameters' values, environment or duration to show.
+    """
+    debug = " (debug)" if trial.get("debug") else ""
+    page, metadata = trial.get("page"), trial.get("metadata_folder")
+    lines = [
+        f"{trial.get('id')}  {short(trial.get('experiment'), 500)}  legacy{debug}",
+        f"variant:  {short(trial.get('variant'), 10_000)}  (iteration {trial.get('iteration')})",
+        f"main:     {short(trial.get('main'), 500)}  (as the original printed it)",
+        f"commit:   {short(trial.get('commit'))}",
+        f"started:  {short(trial.get('started'))}  (the original's log, in its machine's time)",
+        f"page:     {short(f'{folder}/{page}', 10_000) if page else '(none)'}",
+        f"files:    {short(f'{folder}/{metadata}', 10_000) if metadata else '(none)'}",
+        "written by the original mitosis (0.6.x); mitosis.load_trial_data(ID, "
+        "trials_folder=...) loads its results.",
+    ]
+    return "\n".join(lines)

@@ -29,7 +29,8 @@ BUSY_TIMEOUT_S = 30.0
 Stamp = tuple[int, int, int]  # the record file's mtime_ns, size, inode
 
 _JSON_COLUMNS = {"main", "metrics"}
-_COLUMNS = [f.name for f in fields(TrialSummary)]
+# ``page`` names a legacy trial's page; legacy trials are read from their own files, never cached.
+_COLUMNS = [f.name for f in fields(TrialSummary) if f.name != "page"]
 _QUOTED = ", ".join(f'"{name}"' for name in _COLUMNS)  # "commit" is an SQL keyword
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"

@@ -46,6 +46,7 @@ ROW_FIELDS = (
     "has_page",
     "has_notebook",
     "problem",
+    "page",
 )
 
 

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 UNREADABLE = "unreadable"
+# A trial the original mitosis (0.6.x) wrote: listed and linked, never a record of ours.
+LEGACY = "legacy"
 
 
 @dataclass(frozen=True)
@@ -16,7 +18,8 @@ class TrialSummary:
 
     ``problem`` says why a trial is ``unreadable``, or flags a run that cannot be checked
     (running on another host). ``has_page``/``has_notebook`` say which files exist, so the
-    site never links to a page a dead run never published.
+    site never links to a page a dead run never published. ``page`` is set only for a
+    ``legacy`` trial: its page's path from the trials folder (the original's own name for it).
     """
 
     id: str
@@ -38,6 +41,7 @@ class TrialSummary:
     has_page: bool = False
     has_notebook: bool = False
     problem: str | None = None
+    page: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields, for ``list --json`` and the site."""
