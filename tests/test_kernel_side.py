@@ -135,6 +135,7 @@ def test_a_kernel_that_dies_importing_the_user_code_is_refused_with_nothing_writ
 
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "the kernel died" in run.stderr
+    assert "(exit status 3)" in run.stderr
     assert not (root / "trials").exists()
 
 
