@@ -135,6 +135,19 @@ def test_a_kernel_that_dies_importing_the_user_code_is_refused_with_nothing_writ
 
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "the kernel died" in run.stderr
+    assert "(exit status 3)" in run.stderr
+    assert not (root / "trials").exists()
+
+
+def test_a_kernel_killed_before_the_trial_says_by_which_signal(tmp_path: Path) -> None:
+    # As the OOM killer would: the sentence must not blame the user's code alone.
+    killed = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    root = make_investigation(tmp_path / "killed", killed, PYPROJECT)
+
+    run = _run(root, "-p", "seed=now")
+
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "(killed by SIGKILL)" in run.stderr
     assert not (root / "trials").exists()
 
 

@@ -168,6 +168,12 @@ def test_credentials_inside_any_value_are_redacted(value: str, kept: str) -> Non
         ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "<redacted>"),
         ("https://example.org/docs/hooks.html", "https://example.org/docs/hooks.html"),
         ("scikit-learn sk-learn eyJ", "scikit-learn sk-learn eyJ"),
+        (
+            "/data/sk-learn-examples-and-tutorials/hf_transformers_cache_dir_long",
+            "/data/sk-learn-examples-and-tutorials/hf_transformers_cache_dir_long",
+        ),
+        ("xoxb-123456789012-abcdefABCDEF", "<redacted>"),
+        ("hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "<redacted>"),
     ],
 )
 def test_secrets_of_known_shapes_are_redacted_and_their_keys_kept(value: str, kept: str) -> None:
@@ -224,14 +230,14 @@ def test_a_patch_loses_secrets_only_on_the_lines_it_adds() -> None:
         "+++ b/conf.py\n"
         "@@ -1,2 +1,2 @@\n"
         " URL = 'https://u:old@h/x'\n"
-        "-KEY = 'sk-abcdefghijklmnopqrstuvwx'\n"
-        "+KEY = 'sk-zyxwvutsrqponmlkjihgfedc'\n"
+        "-KEY = 'sk-abcdefghijklmnopqrstuvwxyz0123456789'\n"
+        "+KEY = 'sk-zyxwvutsrqponmlkjihgfedcba9876543210'\n"
     )
     redacted = redact_patch(patch)
     assert "+KEY = '<redacted>'\n" in redacted
     # What the patch must match at its commit stays as it is, so that it still applies.
     assert " URL = 'https://u:old@h/x'\n" in redacted
-    assert "-KEY = 'sk-abcdefghijklmnopqrstuvwx'\n" in redacted
+    assert "-KEY = 'sk-abcdefghijklmnopqrstuvwxyz0123456789'\n" in redacted
     assert "+++ b/conf.py\n" in redacted
 
 

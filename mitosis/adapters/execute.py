@@ -229,18 +229,20 @@ class KernelAhead:
 def _evaluate(manager: AsyncKernelManager, expression: str, timeout: float | None) -> str:
     client = BlockingKernelClient()
     client.load_connection_info(manager.get_connection_info())
-    # Only the shell channel: the request waits in its socket until the kernel is up, so
-    # there is no need to wait for it to be ready first.
+    # Only the shell channel: the one a request and its reply travel on.
     client.start_channels(iopub=False, stdin=False, hb=False, control=False)
+    deadline = time.monotonic() + timeout if timeout else None
     try:
+        _await_ready(client, manager, deadline, timeout)
         # Silent: no output, no execution count, nothing in the kernel's history.
         asked = client.execute(
             "", silent=True, store_history=False, user_expressions={"v": expression}
         )
-        reply = _await_reply(client, manager, asked, timeout)
+        reply = _await_reply(client, manager, {asked}, deadline, timeout)
     finally:
         client.stop_channels()
         client.context.destroy(linger=0)  # now, not whenever the collector finds it
+    assert reply is not None  # without a time limit of its own, it answers or raises
     answer = reply["content"].get("user_expressions", {}).get("v", {})
     if answer.get("status") != "ok":
         raise KernelError(
@@ -253,27 +255,88 @@ def _evaluate(manager: AsyncKernelManager, expression: str, timeout: float | Non
     return text
 
 
+def _await_ready(
+    client: BlockingKernelClient,
+    manager: AsyncKernelManager,
+    deadline: float | None,
+    timeout: float | None,
+) -> None:
+    """Return once the kernel has answered a ``kernel_info`` request.
+
+    A request that reaches a kernel still setting up its shell may wait unread (ipykernel 7
+    starts more threads and sockets, and a loaded machine makes that window longer): the
+    Jupyter protocol's advice is to send nothing else before a ``kernel_info`` is answered.
+    Each second without an answer sends another, in case the first was one of those.
+    """
+    asked: set[str] = set()
+    while True:
+        asked.add(client.kernel_info())
+        if _await_reply(client, manager, asked, deadline, timeout, within=1.0) is not None:
+            return
+
+
 def _await_reply(
-    client: BlockingKernelClient, manager: AsyncKernelManager, asked: str, timeout: float | None
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout if timeout else None
+    client: BlockingKernelClient,
+    manager: AsyncKernelManager,
+    asked: set[str],
+    deadline: float | None,
+    timeout: float | None,
+    within: float | None = None,
+) -> dict[str, Any] | None:
+    """The reply to one of the ``asked`` requests, or None after ``within`` seconds.
+
+    Raises ``KernelError`` when the kernel is gone or ``deadline`` has passed. A reply that
+    arrived just before the kernel's end still counts: it is looked for once the process is
+    found gone, since its exit can be seen before its last message is read.
+    """
+    until = time.monotonic() + within if within is not None else None
     while True:
         try:
             reply: dict[str, Any] = client.get_shell_msg(timeout=0.1)
         except queue.Empty:
             if not run_sync(manager.is_alive)():
-                raise KernelError(
-                    "the kernel died before the trial began, while it started or imported the "
-                    "steps' code (os._exit or a crash at import?); import them in Python to "
-                    "see why."
-                ) from None
-            if deadline is not None and time.monotonic() > deadline:
+                return _last_reply(client, asked, manager)
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
                 raise KernelError(
                     f"the kernel took more than {timeout} s to start and import the steps' code."
                 ) from None
+            if until is not None and now > until:
+                return None
             continue
-        if reply["parent_header"].get("msg_id") == asked:
+        if reply["parent_header"].get("msg_id") in asked:
             return reply
+
+
+def _last_reply(
+    client: BlockingKernelClient, asked: set[str], manager: AsyncKernelManager
+) -> dict[str, Any]:
+    """The reply a kernel that has ended sent before it went, else ``KernelError``."""
+    while True:
+        try:
+            reply: dict[str, Any] = client.get_shell_msg(timeout=0.2)
+        except queue.Empty:
+            break
+        if reply["parent_header"].get("msg_id") in asked:
+            return reply
+    raise KernelError(
+        f"the kernel died before the trial began ({_ending(manager)}), while it started or "
+        "imported the steps' code (os._exit, a crash at import, or killed, perhaps for "
+        "memory); import them in Python to see why."
+    )
+
+
+def _ending(manager: AsyncKernelManager) -> str:
+    """How the kernel's process ended, as its exit status tells."""
+    process = getattr(manager.provisioner, "process", None)
+    status = process.poll() if process is not None else None
+    if status is None:
+        return "its process is gone"
+    if status < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-status).name}"
+        return f"killed by signal {-status}"
+    return f"exit status {status}"
 
 
 class _PromptClient(AsyncKernelClient):

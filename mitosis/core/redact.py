@@ -40,15 +40,14 @@ _WEBHOOK_PATH = re.compile(
     re.IGNORECASE,
 )
 # Whole tokens of shapes that are secrets wherever they appear: JSON Web Tokens (a base64url
-# header "eyJ..." and payload, a signature) and API keys with a vendor's prefix (OpenAI's and
+# header "eyJ..." and payload, a signature) and API keys with a vendor's prefix, each as long
+# as the vendor makes them, so that "sk-learn-examples" or "hf_cache_dir" stay: OpenAI's and
 # Anthropic's sk-, GitHub's ghp_ and github_pat_, Slack's xoxb-, GitLab's glpat-, Hugging
-# Face's hf_).
+# Face's hf_.
 _SECRET_TOKEN = re.compile(
     r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|"
-    r"\b(?:sk-|github_pat_|xox[abposr]-|glpat-)[A-Za-z0-9_-]{20,}|"
-    # Letters and digits only after these, so that code names (hf_transformers_cache_dir)
-    # in a debug patch are not taken for tokens.
-    r"\b(?:gh[pousr]_|hf_)[A-Za-z0-9]{30,}\b"
+    r"\bsk-[A-Za-z0-9_-]{32,}|\bgh[pousr]_[A-Za-z0-9]{36,}|\bgithub_pat_[A-Za-z0-9_]{22,}|"
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bglpat-[A-Za-z0-9_-]{20,}|\bhf_[A-Za-z0-9]{30,}"
 )
 # Files that hold keys or passwords by convention, matched against every part of a path
 # (lower-cased), so that ".ssh/config" and "secrets/db.txt" count as well as ".env".
