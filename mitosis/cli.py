@@ -30,6 +30,11 @@ _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable", "legacy")
 
 
+_FOLDER_HELP = "the trials folder (default: trials-folder of [tool.mitosis])"
+_CONFIG_HELP = "the investigation's pyproject.toml (default: the git root's)"
+_ID_HELP = "a trial id, or a unique prefix of its last part (e.g. 3f9c2a)"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
         self.exit(EXIT_USAGE, f"mitosis-nb: {message}; see {self.prog} --help.\n")
@@ -70,9 +75,11 @@ def _build_parser() -> argparse.ArgumentParser:
     experiments = commands.add_parser(
         "experiments", help="the steps, their arguments and variant names (the vocabulary)"
     )
-    experiments.add_argument("-F", "--trials-folder", type=Path)
-    experiments.add_argument("--config", type=Path, metavar="PYPROJECT")
-    experiments.add_argument("--json", action="store_true")
+    experiments.add_argument(
+        "-F", "--trials-folder", type=Path, metavar="DIR", help="whose registry names the locks"
+    )
+    experiments.add_argument("--config", type=Path, metavar="PYPROJECT", help=_CONFIG_HELP)
+    experiments.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     for command in commands.choices.values():
         # Also after the command's name; SUPPRESS keeps one given before it.
         command.add_argument(
@@ -149,21 +156,21 @@ def _add_browse_parsers(commands: Any) -> None:
 
     def browse(name: str, helptext: str, json_output: bool = True) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = commands.add_parser(name, help=helptext)
-        sub.add_argument("-F", "--trials-folder", type=Path)
-        sub.add_argument("--config", type=Path, metavar="PYPROJECT")
+        sub.add_argument("-F", "--trials-folder", type=Path, metavar="DIR", help=_FOLDER_HELP)
+        sub.add_argument("--config", type=Path, metavar="PYPROJECT", help=_CONFIG_HELP)
         if json_output:
             sub.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
         return sub
 
     listing = browse("list", "list the trials, oldest first")
-    listing.add_argument("--experiment", metavar="NAME")
+    listing.add_argument("--experiment", metavar="NAME", help="only this experiment's trials")
     listing.add_argument("--status", metavar="S", choices=STATUSES, help=", ".join(STATUSES))
-    browse("show", "show one trial").add_argument("id", metavar="ID")
+    browse("show", "show one trial").add_argument("id", metavar="ID", help=_ID_HELP)
     compare = browse("compare", "show only what differs between two trials")
-    compare.add_argument("a", metavar="ID")
-    compare.add_argument("b", metavar="ID")
+    compare.add_argument("a", metavar="ID", help=_ID_HELP)
+    compare.add_argument("b", metavar="ID", help="the trial to compare it with")
     reproduce = browse("reproduce", "re-run a trial at its recorded commit; check its results")
-    reproduce.add_argument("id", metavar="ID")
+    reproduce.add_argument("id", metavar="ID", help=_ID_HELP)
     reproduce.add_argument(
         "--rtol", type=float, default=1e-9, metavar="R", help="relative tolerance (1e-9)"
     )
