@@ -156,7 +156,7 @@ class TrialPlan:
 def _check_argument(step: StepConfig, arg: str, facts: StepFacts) -> None:
     if facts.accepts(arg):
         return
-    known = ", ".join(sorted({*facts.arguments, *facts.variants})) or "none"
+    known = ", ".join(sorted(facts.arguments)) or "none"
     raise ParameterError(f"step {step.name!r} has no argument {arg!r}; its arguments: {known}.")
 
 
@@ -419,10 +419,15 @@ def _warn_of_untracked(untracked: dict[str, list[str]]) -> None:
     links, and which were left out: the researcher is the one who knows what is private."""
     if not untracked["included"] and not untracked["excluded"]:
         return
+    left_out = (
+        f"leaves out {_names(untracked['excluded'])}, whose names look secret"
+        if untracked["excluded"]
+        else "leaves none out"
+    )
     warnings.warn(
         f"uncommitted.patch holds the untracked files {_names(untracked['included'])} (values "
-        f"of known secret shapes redacted) and leaves out {_names(untracked['excluded'])}, "
-        "whose names look secret; the record lists both under git.untracked.",
+        f"of known secret shapes redacted) and {left_out}; the record lists them under "
+        "git.untracked.",
         MitosisWarning,
         stacklevel=3,
     )

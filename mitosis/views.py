@@ -168,6 +168,8 @@ def comparison_text(comparison: Comparison) -> str:
             a, b = _where_they_differ(short(difference.a, 10_000), short(difference.b, 10_000), 80)
         else:
             a, b = _side(section, difference.a), _side(section, difference.b)
+            if a == b:  # numbers that differ past the digits shown: show them all
+                a, b = repr(difference.a), repr(difference.b)
         lines.append(f"  {difference.name}: {a}  ->  {b}")
     return "\n".join(lines)
 

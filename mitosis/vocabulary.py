@@ -124,11 +124,15 @@ def _variants(
 def _read_step(step: StepConfig) -> tuple[_Signature, Mapping[str, Any], str | None]:
     """The callable's arguments, the lookup dictionary, and a problem reading either."""
     try:
-        arguments = _signature(usercode.import_callable(step.run))
+        function = usercode.import_callable(step.run)
         lookup: Mapping[str, Any] = usercode.import_lookup(step.lookup).tables
     except MitosisError as error:
         return [], {}, error.message
-    return arguments, lookup, None
+    # A module namespace serves many steps: each lists only the tables its callable takes.
+    taken, any_keyword = usercode.accepted_arguments(function, False)
+    if not any_keyword:
+        lookup = {name: table for name, table in lookup.items() if name in taken}
+    return _signature(function), lookup, None
 
 
 def describe_step(

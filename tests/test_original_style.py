@@ -82,6 +82,8 @@ def test_python_dash_m_mitosis_is_the_original_command(lorenz: Path) -> None:
         (["odes", "-e", "seed=1", "-e", "solver=LinearSolver(tol=1e-8)"], "put the object in"),
         (["odes", "-e", "seed=1", "-p", "t_end=long"], "holds 't_end' as a float, not a table"),
         (["odes", "-e", "seed=1", "-p", "np=fast"], "has no argument 'np'"),
+        # A table of the shared namespace that this step's callable does not take.
+        (["sho", "-e", "seed=1", "-p", "points=few"], "arguments: noise, seed."),
         ([], "name the steps to run"),
         (["odes", "-m", "single_module"], "not both"),
         (["-m", "single-module"], "not an importable module name"),
@@ -104,3 +106,5 @@ def test_experiments_lists_only_the_usable_tables(lorenz: Path) -> None:
     assert with_variants == {"noise", "points", "axes", "solver"}
     assert not {"np", "T_END", "coarse_grid", "_grid"} & {a["name"] for a in odes["arguments"]}
     assert "t_end" in {a["name"] for a in odes["arguments"]}  # an argument, with no variants
+    (sho,) = [step for step in yaml.safe_load(done.stdout) if step["name"] == "sho"]
+    assert {arg["name"] for arg in sho["arguments"]} == {"seed", "noise"}

@@ -112,7 +112,8 @@ def test_a_foreign_host_is_refused_before_the_folder_is_touched(tmp_path: Path) 
                 status, body = _request(url, path, host)
                 assert status == 421 and b"running" not in body, (host, path, status)
         assert (folder / "trial.yaml").read_bytes() == record  # nothing rewritten
-        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", None):
+        # Any port: an SSH tunnel (ssh -L 9000:127.0.0.1:PORT) sends its own local one.
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", "localhost:9000", None):
             assert _request(url, f"/{folder.name}/trial.yaml", host)[0] == 200, host
         assert _request(url, "/", f"localhost:{port}")[0] == 200
         assert b"interrupted" in (folder / "trial.yaml").read_bytes()  # the page was refreshed

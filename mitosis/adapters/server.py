@@ -53,8 +53,10 @@ class _TrialsHandler(SimpleHTTPRequestHandler):
         # A web page on a DNS-rebinding domain reaches 127.0.0.1 with its own name as Host:
         # only the names this server was bound to are answered. A client sending no Host at
         # all is no browser.
+        # The port is not checked: a page cannot choose it any more than the name, and an SSH
+        # tunnel (`ssh -L 9000:127.0.0.1:8000`) makes the browser send its own local port.
         host = self.headers.get("Host")
-        return host is None or host.strip().lower().rstrip(".") in self.hosts
+        return host is None or _host_name(host) in self.hosts
 
     def _path(self) -> str | None:
         """The request's path, decoded; None (after a 400) for a NUL or undecodable one."""
@@ -162,20 +164,24 @@ class _Server(ThreadingHTTPServer):
             sys.stderr.write(f"mitosis-nb: request from {client} failed: {error!r}\n")
 
 
-def _own_names(bind: str, port: int) -> frozenset[str]:
-    """The Host header values a request to this server can carry: its bound address or
-    name, the loopback names, and (bound to all interfaces) this machine's names."""
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port: ``[::1]:8000`` gives ``[::1]``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0].rstrip(".")
+
+
+def _own_names(bind: str) -> frozenset[str]:
+    """The host names a request to this server can carry: its bound address or name, the
+    loopback names, and (bound to all interfaces) this machine's names and addresses."""
     names = {bind, *LOOPBACK_NAMES}
     if bind in ALL_INTERFACES:
         with contextlib.suppress(OSError):
             names.update({socket.gethostname(), socket.getfqdn()})
             for *_, address in socket.getaddrinfo(socket.gethostname(), None):
                 names.add(str(address[0]))
-    hosts = set()
-    for name in names - {""}:
-        host = f"[{name}]" if ":" in name else name
-        hosts.update({host.lower(), f"{host.lower()}:{port}"})
-    return frozenset(hosts)
+    return frozenset(f"[{n}]".lower() if ":" in n else n.lower() for n in names - {""})
 
 
 def _server(bind: str, port: int, handler: Callable[..., _TrialsHandler]) -> _Server:
@@ -202,7 +208,7 @@ def serve(
     and ``before_index`` runs before each request for the index page (to refresh it).
     A connection idle for ``idle_timeout`` seconds is closed."""
     root = os.path.realpath(trials_folder)
-    hosts: set[str] = set()
+    hosts = _own_names(bind)
     handler = functools.partial(
         type("_Handler", (_TrialsHandler,), {"timeout": idle_timeout}),
         root=root,
@@ -211,7 +217,6 @@ def serve(
     )
     server = _server(bind, port, handler)
     server.idle_timeout = idle_timeout
-    hosts.update(_own_names(bind, server.server_address[1]))  # port 0 is known only now
     try:
         announce(url_of(bind, server.server_address[1]))
         server.serve_forever()
