@@ -371,6 +371,8 @@ def _initial_record(
             "main": None,
             "metrics": {},
             "source": plan.source.get(step.name),
+            # `mitosis -m MODULE`: registered nowhere, so `reproduce` takes it from here.
+            **({"module_step": True} if step in request.extra_steps else {}),
         }
         for step in plan.steps
     ]

@@ -86,7 +86,7 @@ def _request(
     extra = tuple(
         StepConfig(str(step["name"]), str(step["run"]), step.get("lookup"))
         for step in record.get("steps") or []  # type: ignore[attr-defined]
-        if step.get("name") not in config.steps and step.get("run")
+        if step.get("module_step") and step.get("name") not in config.steps
     )
     return TrialRequest(
         steps=asked.steps,

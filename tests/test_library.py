@@ -160,7 +160,7 @@ def test_the_example_investigation_publishes_a_page_with_its_plot(tmp_path: Path
         [
             sys.executable,
             "-m",
-            "mitosis",
+            "mitosis.cli",
             "run",
             "sine",
             "-p",

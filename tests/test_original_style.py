@@ -62,8 +62,12 @@ def test_the_run_script_of_the_original_runs_unchanged(lorenz: Path) -> None:
     assert not wide["steps"][0]["params"]["seed"]["tracked"]
     assert narrow["debug"] and narrow["main"] == 9.0
     assert wide["command"].startswith("mitosis -m single_module")
+    assert wide["steps"][0]["module_step"] and "module_step" not in sho["steps"][0]
     listed = _shell(lorenz, "mitosis-nb", "list")
     assert listed.returncode == 0 and listed.stdout.count("succeeded") == 5
+    # A module's step is registered nowhere: reproduce takes it from the record.
+    again = _shell(lorenz, "mitosis-nb", "reproduce", wide["id"])
+    assert again.returncode == 0 and again.stdout.startswith("REPRODUCED"), again.stderr
 
 
 def test_python_dash_m_mitosis_is_the_original_command(lorenz: Path) -> None:

@@ -416,9 +416,9 @@ def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(
             'toy = ["toy_experiments:run"]\n',
             "unknown key 'trials_folder' in [tool.mitosis]",
         ),
-        (  # a mapping whose values are not dicts of variants
-            '[tool.mitosis.steps]\ntoy = ["toy_experiments:run", "os:environ"]\n',
-            "is a str, not a dict of variant names",
+        (  # a lookup that is no mapping at all (a module's namespace would be one)
+            '[tool.mitosis.steps]\ntoy = ["toy_experiments:run", "os:sep"]\n',
+            "got str",
         ),
     ],
 )
