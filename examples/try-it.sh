@@ -18,5 +18,8 @@ git -c user.name="${GIT_AUTHOR_NAME:-Example Researcher}" \
 ./ex.sh
 
 echo
+bin="$(dirname "$(command -v mitosis-nb)")"
 echo "The investigation is in $target; its trials are in $target/trials."
-echo "Browse them:  python3 -m http.server -d $target/trials 8000   then open http://127.0.0.1:8000/"
+echo "Go on there:  cd $target && export PATH=\"$bin:\$PATH\""
+echo "Browse them:  mitosis-nb serve   then open http://127.0.0.1:8000/"
+echo "  (or, with no mitosis-nb at hand:  python3 -m http.server -d $target/trials 8000)"
