@@ -315,7 +315,8 @@ def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[K
     if result.stopped:
         return EXIT_INTERRUPTED
     trials = [outcome.trial for outcome in result.outcomes if outcome.trial is not None]
-    if any(trial.error and trial.error.get("kind") == "storage" for trial in trials):
+    lost = any(outcome.storage for outcome in result.outcomes)
+    if lost or any(trial.error and trial.error.get("kind") == "storage" for trial in trials):
         return EXIT_STORAGE
     failed = [o for o in result.outcomes if o.status not in (SUCCEEDED, SKIPPED)]
     return EXIT_FAILED if failed else EXIT_OK
