@@ -420,6 +420,10 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _say(reproduction_text(report))
     if reproduction.trial.status == "interrupted":
         return EXIT_INTERRUPTED
+    error = reproduction.trial.error or {}
+    if error.get("kind") == "storage":
+        _say(f"mitosis-nb: the re-run {error['message']}", file=sys.stderr)
+        return EXIT_STORAGE
     return EXIT_OK if reproduction.reproduced else EXIT_FAILED
 
 

@@ -362,3 +362,28 @@ def test_a_sweep_on_a_full_tmpfs_exits_74_and_each_record_agrees_with_its_files(
         record = read_yaml(folder / "trial.yaml")
         kept = all((folder / name).is_file() for name in ("trial.ipynb", "trial.html"))
         assert kept == (census.statuses[folder.name] == "succeeded"), (folder.name, record)
+
+
+def test_reproduce_on_a_full_tmpfs_exits_74_not_as_a_divergence(
+    lab: Path, small_disk: Path
+) -> None:
+    first = subprocess.run(
+        cli_command("run", "nap", "-p", "pace=quick", "-F", str(small_disk)),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+    original = trial_folders(small_disk)[0].name
+    _fill(small_disk, 32 * 1024)
+    done = subprocess.run(
+        cli_command("reproduce", original, "-F", str(small_disk)),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 74, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    # Said as the disk's refusal, not only as a re-run that ended failed.
+    assert "the re-run could not write" in done.stderr and "ENOSPC" in done.stderr
