@@ -93,3 +93,15 @@ def create_marker(path: Path) -> None:
     on a disk too full for anything else, and it is whole the moment it exists."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+
+
+def reserve_space(directory: Path, size: int) -> Path | None:
+    """A temporary file of ``size`` bytes holding room on the disk; None if there is none.
+
+    Deleting it later gives that room back to a write that must not fail for want of it
+    (a trial's final record), however full the disk got meanwhile.
+    """
+    try:
+        return _write_temp(directory, "reserve", bytes(size))
+    except OSError:
+        return None

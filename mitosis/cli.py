@@ -315,7 +315,8 @@ def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[K
     if result.stopped:
         return EXIT_INTERRUPTED
     trials = [outcome.trial for outcome in result.outcomes if outcome.trial is not None]
-    if any(trial.error and trial.error.get("kind") == "storage" for trial in trials):
+    lost = any(outcome.storage for outcome in result.outcomes)
+    if lost or any(trial.error and trial.error.get("kind") == "storage" for trial in trials):
         return EXIT_STORAGE
     failed = [o for o in result.outcomes if o.status not in (SUCCEEDED, SKIPPED)]
     return EXIT_FAILED if failed else EXIT_OK
@@ -419,6 +420,10 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _say(reproduction_text(report))
     if reproduction.trial.status == "interrupted":
         return EXIT_INTERRUPTED
+    error = reproduction.trial.error or {}
+    if error.get("kind") == "storage":
+        _say(f"mitosis-nb: the re-run {error['message']}", file=sys.stderr)
+        return EXIT_STORAGE
     return EXIT_OK if reproduction.reproduced else EXIT_FAILED
 
 

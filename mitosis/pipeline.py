@@ -39,7 +39,7 @@ from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.adapters.execute import KernelAhead
 from mitosis.ahead import start_kernel_ahead
-from mitosis.atomic import write_atomic
+from mitosis.atomic import reserve_space, write_atomic
 from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_from_json, value_facts
 from mitosis.core.params import (
     ParamChoice,
@@ -509,6 +509,21 @@ def _describe_error(
         "exception": f"step {failed_step!r} ended without returning a result (sys.exit()?).",
     }
     exception = outcome.exception
+    if kind == "exception" and isinstance(exception, OSError) and exception.errno in _DISK_FULL:
+        # papermill could not save the running notebook: the disk failed, not the experiment.
+        name = Path(exception.filename).name if exception.filename else RUNNING_NOTEBOOK
+        code = errno.errorcode.get(exception.errno or 0, "OSError")
+        return {
+            "kind": "storage",
+            "step": None,
+            "type": type(exception).__name__,
+            "message": (
+                f"could not write {name}: {exception.strerror or exception} ({code}); the "
+                "files written before it are kept. Free space in the trials folder and run "
+                "the trial again."
+            ),
+            "traceback": None,
+        }
     if kind == "exception" and exception is not None and not execute.is_cell_error(exception):
         # Not the experiment: running the notebook failed on this side (papermill, say).
         return {
@@ -579,6 +594,10 @@ def _publish(folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNo
         (folder / RUNNING_NOTEBOOK).unlink()
 
 
+# A write refused for want of room: a full disk, a quota, a file-size limit.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def _keep_running_notebook(folder: Path) -> None:
     """Make room for the record after a refused write: the notebook papermill kept while
     running becomes ``trial.ipynb`` if that is missing and it is whole (a rename needs no
@@ -611,6 +630,26 @@ def _record_storage_failure(record: dict[str, Any], error: OSError) -> None:
         }
     else:
         record["error"]["storage"] = message
+
+
+def _write_final_record(folder: Path, record: dict[str, Any], reserve: Path | None) -> None:
+    """Write the final record into the room held for it: given back first when the disk
+    already refused a file, or after the disk refused the record itself."""
+    try:
+        if (record.get("error") or {}).get("kind") == "storage":
+            _release(reserve)
+        with contextlib.suppress(OSError):
+            store.write_record(folder, record)
+            return
+    finally:
+        _release(reserve)
+    store.write_final_record(folder, record)  # once more, or mark the trial for its reader
+
+
+def _release(reserve: Path | None) -> None:
+    if reserve is not None:
+        with contextlib.suppress(FileNotFoundError):
+            reserve.unlink()
 
 
 def _claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> int:
@@ -712,6 +751,8 @@ def run_plan(
         iteration = _iteration(plan, trial_id)
     record = _initial_record(plan, trial_id, started, iteration)
     store.write_record(folder, record)
+    # Room for the final record (this one, with how it ended), held until it is written.
+    reserve = reserve_space(folder, len(store.dump_yaml(record).encode()) + 4096)
     if update_index:
         catalog.show_running(plan.trials_folder, record)
     if plan.request.debug:
@@ -765,7 +806,7 @@ def run_plan(
         clock.lap("publish_s")
         record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
         try:
-            store.write_final_record(folder, record)
+            _write_final_record(folder, record, reserve)
         finally:
             outcome.wait_until_stopped()
     if update_index:

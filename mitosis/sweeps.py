@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -56,6 +57,7 @@ class Outcome:
     trial_id: str | None = None
     trial: Trial | None = None
     message: str | None = None  # why it was skipped, or the refusal that stopped it
+    storage: bool = False  # the disk refused a write before the trial had a record to say so
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,16 @@ def _outcome(plan: TrialPlan, reservation: Reservation, trial: Trial | None) -> 
     return Outcome(plan, trial.status, trial.id, trial)
 
 
+# A write refused by the disk (full, over quota, a file-size limit, failing).
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
 def _refused(plan: TrialPlan, reservation: Reservation, error: BaseException) -> Outcome:
     # run_plan refused or crashed (a full disk, a vanished folder): the trial failed, and
     # the sweep goes on with the others.
-    return Outcome(plan, FAILED, reservation.trial_id, message=one_line(error, limit=2000))
+    message = one_line(error, limit=2000)
+    storage = isinstance(error, OSError) and error.errno in _STORAGE_ERRNOS
+    return Outcome(plan, FAILED, reservation.trial_id, message=message, storage=storage)
 
 
 class _Tally:

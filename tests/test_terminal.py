@@ -78,7 +78,15 @@ def test_show_list_and_compare_never_emit_a_record_s_escape_sequences(
     shown = cli("show", a.name).stdout
     for visible in ("\\x1b]52;c;aGVsbG8=", "\\x1b]8;;http://evil.example\\x07", "\\u202egnp.exe"):
         assert visible in shown
-    # JSON stays JSON, with the text intact for a program to read.
+    # JSON stays JSON, with the text intact for a program to read; ESC and the bidi
+    # characters travel as \u escapes, so a terminal showing the JSON obeys none of them.
+    for args in (
+        ["show", a.name, "--json"],
+        ["list", "--json"],
+        ["compare", a.name, b.name, "--json"],
+    ):
+        text = cli(*args).stdout
+        assert text.isascii(), args
     record = json.loads(cli("show", a.name, "--json").stdout)
     assert record["note"] == f"note {hostile}"
 

@@ -307,7 +307,8 @@ def test_a_full_tmpfs_gives_a_consistent_record_files_and_exit_code(
         assert not page, kilobytes  # and a notebook, if any, is whole (check_invariants)
         if record["status"] == "failed":  # the page was refused; the record says so
             assert record["error"]["kind"] == "storage", record["error"]
-            assert "trial.html" in record["error"]["message"], record["error"]
+            refused = ("trial.html", "trial.ipynb", ".running.ipynb")  # the first that failed
+            assert any(name in record["error"]["message"] for name in refused), record["error"]
             assert "ENOSPC" in record["error"]["message"], record["error"]
             seen.setdefault("failed for storage", []).append(kilobytes)
         else:  # not even the final record fitted: the runner said so on the terminal
@@ -331,3 +332,58 @@ def test_a_full_tmpfs_gives_a_consistent_record_files_and_exit_code(
             assert "disk refused its final record" in record["error"]["message"], record
     print(f"2 MB tmpfs, outcome by kB left: {seen}")
     assert "failed for storage" in seen and "record refused" in seen, seen
+
+
+def test_a_sweep_on_a_full_tmpfs_exits_74_and_each_record_agrees_with_its_files(
+    lab: Path, small_disk: Path
+) -> None:
+    first = subprocess.run(
+        cli_command("run", "nap", "-p", "pace=quick", "-F", str(small_disk)),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+    _fill(small_disk, 24 * 1024)
+    done = subprocess.run(
+        cli_command("run", "nap", "-e", "seed=1", "-e", "seed=2", "-F", str(small_disk)),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    # Never 1 (an experiment failed) nor 2 (bad input): the disk refused, whichever trial's
+    # write it was, with a record to say so or before there was one.
+    assert done.returncode == 74, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and "No space left on device" in done.stderr
+    (small_disk / "filler").unlink()
+    census = check_invariants(lab, small_disk)
+    for folder in trial_folders(small_disk):
+        record = read_yaml(folder / "trial.yaml")
+        kept = all((folder / name).is_file() for name in ("trial.ipynb", "trial.html"))
+        assert kept == (census.statuses[folder.name] == "succeeded"), (folder.name, record)
+
+
+def test_reproduce_on_a_full_tmpfs_exits_74_not_as_a_divergence(
+    lab: Path, small_disk: Path
+) -> None:
+    first = subprocess.run(
+        cli_command("run", "nap", "-p", "pace=quick", "-F", str(small_disk)),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+    original = trial_folders(small_disk)[0].name
+    _fill(small_disk, 32 * 1024)
+    done = subprocess.run(
+        cli_command("reproduce", original, "-F", str(small_disk)),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 74, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    # Said as the disk's refusal, not only as a re-run that ended failed.
+    assert "the re-run could not write" in done.stderr and "ENOSPC" in done.stderr
