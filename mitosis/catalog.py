@@ -149,6 +149,7 @@ def _mark_interrupted(folder: Path) -> dict[str, Any]:
     if record["status"] == "running":
         record["status"] = "interrupted"
         record["error"] = _died_error(record, datetime.now(timezone.utc), folder)
+        store.drop_reserves(folder)
         store.write_record(folder, record)
     return record
 

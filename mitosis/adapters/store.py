@@ -148,6 +148,13 @@ def read_record(folder: Path) -> dict[str, Any]:
     return read_record_file(folder / RECORD_NAME)
 
 
+def drop_reserves(folder: Path) -> None:
+    """Give back the room a dead runner held for its final record (``reserve_space``)."""
+    for reserve in folder.glob(f"{TEMP_PREFIX}*-reserve"):
+        with contextlib.suppress(OSError):
+            reserve.unlink()
+
+
 def unfinished_records(folder: Path) -> list[Path]:
     """Temporary copies of the record that a runner was writing when it stopped."""
     return sorted(folder.glob(f"{TEMP_PREFIX}*-{RECORD_NAME}"))

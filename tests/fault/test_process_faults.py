@@ -60,8 +60,10 @@ def test_a_killed_runner_takes_its_kernel_and_the_next_list_reconciles(lab: Path
     runner.wait(timeout=30)
     (folder,) = trial_folders(lab / "trials")
     assert read_yaml(folder / "trial.yaml")["status"] == "running"  # as the runner left it
+    assert list(folder.glob(".tmp-*-reserve"))  # the room it held for its final record
     assert_no_kernel_within(lab, 5)  # the kernel notices its parent is gone
     (row,) = list_json(lab)
+    assert not list(folder.glob(".tmp-*-reserve"))  # given back when the trial is settled
     assert row["status"] == "interrupted" and row["error_kind"] == "interrupted"
     record = read_yaml(folder / "trial.yaml")
     assert record["status"] == "interrupted"
