@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from mitosis.api import execute_trial
     from mitosis.errors import MitosisError, MitosisWarning
-    from mitosis.pipeline import execute_trial
     from mitosis.reproduce import reproduce_trial
     from mitosis.trials import Trial, load_trial, load_trial_data
 
@@ -37,7 +37,7 @@ _HOMES = {
     "Trial": "mitosis.trials",
     "load_trial": "mitosis.trials",
     "load_trial_data": "mitosis.trials",
-    "execute_trial": "mitosis.pipeline",
+    "execute_trial": "mitosis.api",
     "reproduce_trial": "mitosis.reproduce",
 }
 

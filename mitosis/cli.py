@@ -248,7 +248,8 @@ def _run_trials(
     options: Sequence[ParamOption],
     ahead: Sequence[KernelAhead],
 ) -> int:
-    from mitosis.pipeline import TrialRequest, prepare, run_plans
+    from mitosis.pipeline import run_plans
+    from mitosis.planning import TrialRequest, prepare
 
     request = TrialRequest(
         steps=tuple(args.steps),

@@ -32,7 +32,8 @@ from mitosis.core.verify import (
     verify,
 )
 from mitosis.errors import ConfigError, GitStateError, ParameterError
-from mitosis.pipeline import TrialRequest, prepare, run_plans
+from mitosis.pipeline import run_plans
+from mitosis.planning import TrialRequest, prepare
 from mitosis.trials import Trial, load_trial
 
 

@@ -1,7 +1,7 @@
 """Sweeps: the trials of one request, run on this machine's threads or on a Dask cluster.
 
 The submitting process claims every variant and allocates every trial's id and folder
-before any trial starts (``pipeline.lock_in_sweep``); trials then run wherever the
+before any trial starts (``lock_in.lock_in_sweep``); trials then run wherever the
 executor puts them, each finished one is reported back here, and Ctrl-C or SIGTERM
 stops the running ones (recorded ``interrupted``) and never starts the pending ones.
 
@@ -26,7 +26,9 @@ from typing import Any, Protocol
 from mitosis import catalog
 from mitosis.adapters import execute, processes, store
 from mitosis.errors import MitosisError, ParameterError, RecordError, one_line
-from mitosis.pipeline import Reservation, TrialPlan, lock_in_sweep, release, run_plan
+from mitosis.lock_in import Reservation, lock_in_sweep, release
+from mitosis.pipeline import run_plan
+from mitosis.planning import TrialPlan
 from mitosis.trials import Trial
 
 SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"

@@ -20,7 +20,9 @@ from mitosis.adapters.registry import Claim, claim_path, encode_name, read_claim
 from mitosis.ahead import start_kernel_ahead
 from mitosis.core.params import parse_option
 from mitosis.errors import VariantConflictError
-from mitosis.pipeline import TrialRequest, check_lock_in, prepare, run_plan
+from mitosis.lock_in import check_lock_in
+from mitosis.pipeline import run_plan
+from mitosis.planning import TrialRequest, prepare
 
 SAFE_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789_-%ABCDEF~")
 

@@ -1,0 +1,316 @@
+"""From a request to checked plans: everything a trial needs is resolved and checked here,
+and nothing is written.
+
+The steps' code is imported by the kernel the first trial will run in, never by this process;
+its answer (``StepFacts``) is what the request is checked against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mitosis import provenance
+from mitosis.adapters import (
+    environment,
+    execute,
+    publish,
+    render,
+    store,
+)
+from mitosis.adapters import git as gitstate
+from mitosis.adapters.config import InvestigationConfig, load_config
+from mitosis.adapters.execute import KernelAhead
+from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_from_json, value_facts
+from mitosis.core.params import (
+    ParamChoice,
+    ParamOption,
+    bind_steps,
+    expand_grid,
+    parse_literal,
+    variant_label,
+)
+from mitosis.core.steps import StepConfig
+from mitosis.errors import (
+    FingerprintError,
+    MitosisWarning,
+    ParameterError,
+    UserCodeError,
+)
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """What the user asked for, before anything is checked."""
+
+    steps: tuple[str, ...]
+    options: tuple[ParamOption, ...] = ()
+    debug: bool = False
+    note: str | None = None
+    template: Path | None = None
+    timeout: float | None = None
+    kernel: str | None = None
+    progress: bool = False
+    command: str | None = None
+    config: Path | None = None
+    trials_folder: Path | None = None
+    cwd: Path | None = None
+    reproduces: str | None = None
+    # Folders the kernel imports from before anything else (a reproduction's worktrees).
+    import_roots: tuple[Path, ...] = ()
+    # Steps defined on the command line rather than in [tool.mitosis.steps] (mitosis -m).
+    extra_steps: tuple[StepConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResolvedParam:
+    """A parameter of one trial with its value's fingerprint, known before the trial runs."""
+
+    choice: ParamChoice
+    rendering: str
+    fingerprint: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        """The parameter's entry in the record's ``steps[].params``."""
+        entry: dict[str, Any] = {"kind": self.choice.kind}
+        if self.choice.kind == "lookup":
+            entry["variant"] = self.choice.text
+        else:
+            entry["source"] = self.choice.text
+        entry.update(
+            value=self.rendering, fingerprint=self.fingerprint, tracked=self.choice.tracked
+        )
+        return entry
+
+    def for_kernel(self) -> dict[str, Any]:
+        """What the kernel needs to resolve and check the value itself."""
+        # Untracked values (a GPU id, an output path) may differ between processes.
+        return {
+            "arg": self.choice.arg,
+            "kind": self.choice.kind,
+            "text": self.choice.text,
+            "fingerprint": self.fingerprint if self.choice.tracked else None,
+            "rendering": self.rendering,
+        }
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One fully checked trial, ready to run."""
+
+    request: TrialRequest
+    config: InvestigationConfig
+    steps: tuple[StepConfig, ...]
+    params: tuple[ResolvedParam, ...]
+    git: gitstate.GitState
+    template: Path
+    trials_folder: Path
+    kernel_name: str
+    source: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The Python of a kernel named with --kernel, and its notebook metadata; None: the
+    # runner's own Python runs the trial.
+    interpreter: InterpreterFacts | None = None
+    kernelspec: Mapping[str, str] | None = None
+
+    @property
+    def experiment(self) -> str:
+        """Step names joined by ``+``."""
+        return "+".join(step.name for step in self.steps)
+
+    @property
+    def variant(self) -> str:
+        """The trial's tracked parameters, its variant identity."""
+        return variant_label(param.choice for param in self.params)
+
+    def params_of(self, step: str) -> list[ResolvedParam]:
+        """This trial's parameters of one step."""
+        return [param for param in self.params if param.choice.step == step]
+
+
+def _check_argument(step: StepConfig, arg: str, facts: StepFacts) -> None:
+    if facts.accepts(arg):
+        return
+    known = ", ".join(sorted(facts.arguments)) or "none"
+    raise ParameterError(f"step {step.name!r} has no argument {arg!r}; its arguments: {known}.")
+
+
+def _resolve(choice: ParamChoice, facts: StepFacts, debug: bool) -> ResolvedParam:
+    if choice.kind == "lookup":
+        variants = facts.variants.get(choice.arg)
+        if variants is None and choice.arg in facts.not_tables:
+            raise ParameterError(
+                f"{choice.step}'s lookup dictionary holds {choice.arg!r} as a "
+                f"{facts.not_tables[choice.arg]}, not a table of variants "
+                f"({{variant name: value}}); make it one, or give the value with -e."
+            )
+        if variants is None:
+            known = ", ".join(sorted(facts.variants)) or "none"
+            raise ParameterError(
+                f"step {choice.step!r} has no variants for argument {choice.arg!r}; "
+                f"arguments with variants: {known} (use -e for a literal value)."
+            )
+        found = facts.values.get(choice.arg, {}).get(choice.text)
+        if found is None:
+            known = ", ".join(variants) or "none"
+            raise ParameterError(
+                f"unknown variant {choice.text!r} of {choice.step}.{choice.arg}; known: {known}."
+            )
+    else:
+        found = value_facts(parse_literal(choice.text))
+    if found.fingerprint is None and choice.tracked and not debug:
+        raise FingerprintError(f"{choice.label}: {found.problem}")
+    return ResolvedParam(choice, found.rendering, found.fingerprint)
+
+
+def _warm_up_in_background() -> None:
+    """Build the page's exporter and scan the installed packages in the background: the
+    trial's page and record need them later, and meanwhile this process only waits."""
+    publish.warm_up_in_background()
+    threading.Thread(target=_scan_quietly, name="mitosis-package-scan", daemon=True).start()
+
+
+def _scan_quietly() -> None:
+    with contextlib.suppress(Exception):  # only a head start: the record reports problems
+        environment.installed_packages()
+
+
+# An expression, not a statement: it leaves no name behind in the trial's namespace.
+_KERNEL_SIDE = "__import__('mitosis.kernel_side').kernel_side"
+
+
+def _ask_interpreter(kernel: KernelAhead, timeout: float | None) -> InterpreterFacts:
+    return InterpreterFacts.from_json(
+        kernel.evaluate(f"{_KERNEL_SIDE}.describe_interpreter()", timeout)
+    )
+
+
+def _ask_kernel(
+    kernel: KernelAhead,
+    steps: Sequence[StepConfig],
+    grid: Sequence[Sequence[ParamChoice]],
+    timeout: float | None,
+) -> dict[str, StepFacts]:
+    wanted: dict[str, dict[str, list[str]]] = {step.name: {} for step in steps}
+    for choice in (c for choices in grid for c in choices if c.kind == "lookup"):
+        assert choice.step is not None
+        names = wanted[choice.step].setdefault(choice.arg, [])
+        if choice.text not in names:
+            names.append(choice.text)
+    asked = [
+        {
+            "name": step.name,
+            "run": step.run,
+            "lookup": step.lookup,
+            "skip_first": index > 0,
+            "wanted": wanted[step.name],
+        }
+        for index, step in enumerate(steps)
+    ]
+    call = f"{_KERNEL_SIDE}.describe_steps({json.dumps(asked)!r})"
+    facts = facts_from_json(kernel.evaluate(call, timeout))
+    for step in steps:
+        problem = facts[step.name].problem
+        if problem is not None:
+            raise UserCodeError(problem)
+    return facts
+
+
+def _check_required(step: StepConfig, facts: StepFacts, options: Sequence[ParamOption]) -> None:
+    given = {option.arg for option in options if option.step == step.name}
+    missing = [name for name in facts.required if name not in given]
+    if missing:  # else the call fails in the kernel with a TypeError, after all the set-up
+        raise ParameterError(
+            f"step {step.name!r} needs {missing[0]!r}, which has no default; give it with -p "
+            f"or -e {step.name}.{missing[0]}=... (params= or literals= in Python; a later "
+            'step gets the "data" of the step before it as its first argument).'
+        )
+
+
+def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
+    """Check the whole request and resolve every trial of it; writes nothing.
+
+    The steps' code is imported by ``kernel``, the started kernel the first trial will run
+    in, never by this process: it is the user's, and it is the kernel's to import.
+    """
+    if request.timeout is not None and not request.timeout > 0:
+        raise ParameterError(f"the timeout must be more than 0 seconds, not {request.timeout}.")
+    config = load_config(request.config, request.cwd, require_steps=not request.extra_steps)
+    config = config.with_steps(request.extra_steps)
+    if not request.steps:
+        raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")
+    steps = tuple(config.step(name) for name in request.steps)
+    repeated = sorted({name for name in request.steps if request.steps.count(name) > 1})
+    if repeated:
+        raise ParameterError(
+            f"step {repeated[0]!r} is named twice; a trial runs each step once (to chain a "
+            "step with itself, register it again under a second name in [tool.mitosis.steps])."
+        )
+    options = bind_steps(request.options, [step.name for step in steps])
+    grid = expand_grid(options)
+    trials_folder = (request.trials_folder or config.trials_folder).resolve()
+    store.check_folder(trials_folder)
+    # The configured trials folder holds trials too, even when -F writes these elsewhere.
+    ignored = (trials_folder, config.trials_folder)
+    state = gitstate.read_state(config.root, ignore=ignored)
+    if not request.debug:
+        gitstate.require_clean(state)
+    template = request.template or config.template or render.packaged_template()
+    origin = "--template (template=)" if request.template else "`template` in [tool.mitosis]"
+    render.render_notebook(template, steps, origin)
+    kernelspec = execute.kernelspec_metadata(request.kernel) if request.kernel else None
+    _warm_up_in_background()  # while the kernel boots and imports the steps' code
+    facts = _ask_kernel(kernel, steps, grid, request.timeout)
+    # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
+    interpreter = _ask_interpreter(kernel, request.timeout) if request.kernel else None
+    for option in options:
+        assert option.step is not None
+        _check_argument(config.steps[option.step], option.arg, facts[option.step])
+    for before, step in itertools.pairwise(steps):
+        if not facts[step.name].takes_input:
+            raise ParameterError(
+                f"step {step.name!r} comes after {before.name!r}, so it is called with the "
+                f'"data" that {before.name!r} returns as its first argument, but its callable '
+                f"{step.run} takes no positional argument; give it one, as in def fit(data, ...)."
+            )
+    for step in steps:
+        _check_required(step, facts[step.name], options)
+    files = {step.name: (facts[step.name].run_file, facts[step.name].lookup_file) for step in steps}
+    traced = provenance.trace_steps(steps, files, state, ignored)
+    if not request.debug:
+        traced.require_clean()  # a step from another repository needs a clean tree too
+    else:
+        for other in traced.repositories:
+            if other.root != state.root and other.dirty:
+                warnings.warn(
+                    f"{other.root} has uncommitted changes ({', '.join(other.dirty_files[:3])})"
+                    " that this debug trial uses but does not save: it cannot be reproduced.",
+                    MitosisWarning,
+                    stacklevel=2,
+                )
+    source = traced.sources
+    plans = []
+    for choices in grid:
+        params = tuple(_resolve(c, facts[c.step], request.debug) for c in choices)
+        plans.append(
+            TrialPlan(
+                request,
+                config,
+                steps,
+                params,
+                state,
+                template,
+                trials_folder,
+                request.kernel or execute.SAME_INTERPRETER,
+                source,
+                interpreter,
+                kernelspec,
+            )
+        )
+    return plans
