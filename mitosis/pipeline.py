@@ -11,6 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from mitosis import catalog
 from mitosis.adapters import (
@@ -52,15 +55,7 @@ def run_plan(
     """
     clock = _Timer()
     started = utc_now()
-    if reservation is None:
-        store.ensure_folder(plan.trials_folder)
-        trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
-        iteration = claim_all(plan, trial_id, folder)
-    else:
-        trial_id, folder = take_reserved(reservation)
-        iteration = take_iteration(plan, trial_id)
-    record = initial_record(plan, trial_id, started, iteration)
-    store.write_record(folder, record)
+    folder, record = _begin(plan, reservation, started)
     # Room for the final record (this one, with how it ended), held until it is written.
     reserve = reserve_space(folder, len(store.dump_yaml(record).encode()) + 4096)
     if update_index:
@@ -68,41 +63,9 @@ def run_plan(
     if plan.request.debug:
         write_atomic(folder / store.PATCH_NAME, gitstate.uncommitted_patch(plan.git))
         warn_of_untracked(record["git"]["untracked"])
-    notebook = render.render_notebook(plan.template, plan.steps)
-    if plan.kernelspec:
-        notebook.metadata["kernelspec"] = dict(plan.kernelspec)
-    parameters = {
-        "mitosis_trial_dir": str(folder),
-        "mitosis_steps": [
-            {
-                "name": step.name,
-                "run": step.run,
-                "lookup": step.lookup,
-                "params": [p.for_kernel() for p in plan.params_of(step.name)],
-            }
-            for step in plan.steps
-        ],
-    }
+    notebook, parameters = _render(plan, folder)
     clock.lap("prepare_s")
-    started_kernel = (
-        ahead.claim(plan.request.kernel, plan.config.root, plan.request.import_roots)
-        if ahead
-        else None
-    )
-    outcome = execute.execute(
-        notebook,
-        folder / RUNNING_NOTEBOOK,
-        parameters,
-        plan.config.root,
-        kernel=plan.request.kernel,
-        timeout=plan.request.timeout,
-        progress=plan.request.progress,
-        cancel=cancel,
-        started=started_kernel,
-        # The page's exporter is built while the kernel works, not after it.
-        on_start=publish.warm_up_in_background,
-        import_roots=plan.request.import_roots,
-    )
+    outcome = _execute(plan, folder, notebook, parameters, cancel, ahead)
     clock.lap("execute_s")
     finish_record(record, plan, outcome, started, clock.laps)
     try:
@@ -122,6 +85,72 @@ def run_plan(
     if update_index:
         catalog.record_trial(plan.trials_folder, record)  # warns, never raises
     return Trial(record=record, folder=folder)
+
+
+def _begin(
+    plan: TrialPlan, reservation: Reservation | None, started: datetime
+) -> tuple[Path, dict[str, Any]]:
+    """The trial's folder, locked in, with its running record written."""
+    if reservation is None:
+        store.ensure_folder(plan.trials_folder)
+        trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
+        iteration = claim_all(plan, trial_id, folder)
+    else:
+        trial_id, folder = take_reserved(reservation)
+        iteration = take_iteration(plan, trial_id)
+    record = initial_record(plan, trial_id, started, iteration)
+    store.write_record(folder, record)
+    return folder, record
+
+
+def _render(plan: TrialPlan, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The trial's notebook and the parameters papermill injects into it."""
+    notebook = render.render_notebook(plan.template, plan.steps)
+    if plan.kernelspec:
+        notebook.metadata["kernelspec"] = dict(plan.kernelspec)
+    parameters = {
+        "mitosis_trial_dir": str(folder),
+        "mitosis_steps": [
+            {
+                "name": step.name,
+                "run": step.run,
+                "lookup": step.lookup,
+                "params": [p.for_kernel() for p in plan.params_of(step.name)],
+            }
+            for step in plan.steps
+        ],
+    }
+    return notebook, parameters
+
+
+def _execute(
+    plan: TrialPlan,
+    folder: Path,
+    notebook: Any,
+    parameters: dict[str, Any],
+    cancel: threading.Event | None,
+    ahead: execute.KernelAhead | None,
+) -> execute.Execution:
+    """Run the notebook with papermill in the trial's own fresh kernel."""
+    started_kernel = (
+        ahead.claim(plan.request.kernel, plan.config.root, plan.request.import_roots)
+        if ahead
+        else None
+    )
+    return execute.execute(
+        notebook,
+        folder / RUNNING_NOTEBOOK,
+        parameters,
+        plan.config.root,
+        kernel=plan.request.kernel,
+        timeout=plan.request.timeout,
+        progress=plan.request.progress,
+        cancel=cancel,
+        started=started_kernel,
+        # The page's exporter is built while the kernel works, not after it.
+        on_start=publish.warm_up_in_background,
+        import_roots=plan.request.import_roots,
+    )
 
 
 class _Timer:

@@ -243,15 +243,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
         raise ParameterError(f"the timeout must be more than 0 seconds, not {request.timeout}.")
     config = load_config(request.config, request.cwd, require_steps=not request.extra_steps)
     config = config.with_steps(request.extra_steps)
-    if not request.steps:
-        raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")
-    steps = tuple(config.step(name) for name in request.steps)
-    repeated = sorted({name for name in request.steps if request.steps.count(name) > 1})
-    if repeated:
-        raise ParameterError(
-            f"step {repeated[0]!r} is named twice; a trial runs each step once (to chain a "
-            "step with itself, register it again under a second name in [tool.mitosis.steps])."
-        )
+    steps = _steps_asked(request, config)
     options = bind_steps(request.options, [step.name for step in steps])
     grid = expand_grid(options)
     trials_folder = (request.trials_folder or config.trials_folder).resolve()
@@ -269,6 +261,47 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     facts = _ask_kernel(kernel, steps, grid, request.timeout)
     # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
     interpreter = _ask_interpreter(kernel, request.timeout) if request.kernel else None
+    _check_against_code(config, steps, options, facts)
+    source = _trace_sources(steps, facts, state, ignored, request.debug)
+    return [
+        TrialPlan(
+            request,
+            config,
+            steps,
+            tuple(_resolve(c, facts[c.step], request.debug) for c in choices),
+            state,
+            template,
+            trials_folder,
+            request.kernel or execute.SAME_INTERPRETER,
+            source,
+            interpreter,
+            kernelspec,
+        )
+        for choices in grid
+    ]
+
+
+def _steps_asked(request: TrialRequest, config: InvestigationConfig) -> tuple[StepConfig, ...]:
+    if not request.steps:
+        raise ParameterError(f"name at least one step; registered: {', '.join(config.steps)}.")
+    steps = tuple(config.step(name) for name in request.steps)
+    repeated = sorted({name for name in request.steps if request.steps.count(name) > 1})
+    if repeated:
+        raise ParameterError(
+            f"step {repeated[0]!r} is named twice; a trial runs each step once (to chain a "
+            "step with itself, register it again under a second name in [tool.mitosis.steps])."
+        )
+    return steps
+
+
+def _check_against_code(
+    config: InvestigationConfig,
+    steps: Sequence[StepConfig],
+    options: Sequence[ParamOption],
+    facts: dict[str, StepFacts],
+) -> None:
+    """Every parameter is one its step takes, every later step takes the data before it,
+    and every argument without a default is given."""
     for option in options:
         assert option.step is not None
         _check_argument(config.steps[option.step], option.arg, facts[option.step])
@@ -281,9 +314,19 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
             )
     for step in steps:
         _check_required(step, facts[step.name], options)
+
+
+def _trace_sources(
+    steps: Sequence[StepConfig],
+    facts: dict[str, StepFacts],
+    state: gitstate.GitState,
+    ignored: Sequence[Path],
+    debug: bool,
+) -> dict[str, dict[str, Any]]:
+    """Where each step's code came from; a trial that is not debug needs all of it clean."""
     files = {step.name: (facts[step.name].run_file, facts[step.name].lookup_file) for step in steps}
     traced = provenance.trace_steps(steps, files, state, ignored)
-    if not request.debug:
+    if not debug:
         traced.require_clean()  # a step from another repository needs a clean tree too
     else:
         for other in traced.repositories:
@@ -292,25 +335,6 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
                     f"{other.root} has uncommitted changes ({', '.join(other.dirty_files[:3])})"
                     " that this debug trial uses but does not save: it cannot be reproduced.",
                     MitosisWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-    source = traced.sources
-    plans = []
-    for choices in grid:
-        params = tuple(_resolve(c, facts[c.step], request.debug) for c in choices)
-        plans.append(
-            TrialPlan(
-                request,
-                config,
-                steps,
-                params,
-                state,
-                template,
-                trials_folder,
-                request.kernel or execute.SAME_INTERPRETER,
-                source,
-                interpreter,
-                kernelspec,
-            )
-        )
-    return plans
+    return traced.sources

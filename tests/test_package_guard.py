@@ -38,7 +38,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     built = _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, REPO)
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("mitosis_nb-*.whl")
-    installed = _run(python, "-m", "pip", "install", "-q", "--no-deps", wheel)
+    # --ignore-installed: the suite's own mitosis-nb, seen through the path line, must not
+    # pass for this venv's.
+    installed = _run(python, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", wheel)
     assert installed.returncode == 0, installed.stderr
     return root
 
