@@ -14,6 +14,7 @@ from mitosis import catalog
 from mitosis.adapters import legacy_store, store
 from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.catalog import Listing, settle_record
+from mitosis.core.trial_id import the_one_match
 from mitosis.core.verify import recorded_sources
 from mitosis.errors import ParameterError, TrialNotFoundError
 
@@ -133,14 +134,7 @@ def load_legacy_trial(query: str, trials_folder: Path) -> LegacyTrial:
     (``2024-03-01_3f9c2a``): its six hex digits, or fewer if they are unique.
     """
     matches = legacy_store.find_legacy_trials(trials_folder, query)
-    if not matches:
-        raise TrialNotFoundError(
-            f"no trial {query!r} in {trials_folder}; `mitosis-nb list` shows the ids."
-        )
-    if len(matches) > 1:
-        shown = ", ".join(trial.id for trial in matches[:5])
-        raise TrialNotFoundError(f"{query!r} matches several trials ({shown}); give more of it.")
-    return matches[0]
+    return the_one_match(query, matches, [trial.id for trial in matches], trials_folder)
 
 
 def load_trial_data(

@@ -15,8 +15,8 @@ import yaml
 
 from mitosis.atomic import TEMP_PREFIX, create_marker, write_atomic
 from mitosis.core.record import record_problem
-from mitosis.core.trial_id import is_trial_id, make_trial_id, matches_id
-from mitosis.errors import RecordError, TrialNotFoundError, TrialsFolderError
+from mitosis.core.trial_id import is_trial_id, make_trial_id, matches_id, the_one_match
+from mitosis.errors import RecordError, TrialsFolderError
 
 RECORD_NAME = "trial.yaml"
 # What a debug trial ran beyond its commit: ``git diff`` plus untracked files.
@@ -244,14 +244,7 @@ def never_started(folder: Path) -> bool:
 def find_trial(trials_folder: Path, query: str) -> Path:
     """The folder of the trial named by a whole id or a unique prefix of its random part."""
     matches = [folder for folder in trial_folders(trials_folder) if matches_id(folder.name, query)]
-    if not matches:
-        raise TrialNotFoundError(
-            f"no trial {query!r} in {trials_folder}; `mitosis-nb list` shows the ids."
-        )
-    if len(matches) > 1:
-        shown = ", ".join(folder.name for folder in matches[:5])
-        raise TrialNotFoundError(f"{query!r} matches several trials ({shown}); give more of it.")
-    return matches[0]
+    return the_one_match(query, matches, [folder.name for folder in matches], trials_folder)
 
 
 def record_stamp(folder: Path) -> tuple[int, int, int] | None:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
+
+from mitosis.errors import TrialNotFoundError
+
+_Match = TypeVar("_Match")
 
 TRIAL_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 
@@ -31,3 +37,16 @@ _OWN_ENTRIES = re.compile(r"^(index\.(html|sqlite.*)|variants|_assets|\.tmp-.*)$
 def is_own_entry(name: str) -> bool:
     """Whether a name at the top of a trials folder is one that mitosis-nb writes."""
     return is_trial_id(name) or bool(_OWN_ENTRIES.match(name))
+
+
+def the_one_match(
+    query: str, matches: Sequence[_Match], names: Sequence[str], where: object
+) -> _Match:
+    """The one trial ``query`` names among ``matches`` (``names`` are their ids), or a
+    refusal that says there is none in ``where``, or that the query needs more of the id."""
+    if not matches:
+        raise TrialNotFoundError(f"no trial {query!r} in {where}; `mitosis-nb list` shows the ids.")
+    if len(matches) > 1:
+        shown = ", ".join(names[:5])
+        raise TrialNotFoundError(f"{query!r} matches several trials ({shown}); give more of it.")
+    return matches[0]

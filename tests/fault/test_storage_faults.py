@@ -258,6 +258,17 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
+def _first_trial(lab: Path, disk: Path) -> None:
+    """One trial on the still roomy disk: the site's stylesheets and index take their place."""
+    first = subprocess.run(
+        cli_command("run", "nap", "-p", "pace=quick", "-F", str(disk)),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+
+
 def _fill(disk: Path, leave: int) -> None:
     """Fill ``disk`` so that ``leave`` bytes stay free."""
     filler = disk / "filler"
@@ -269,13 +280,7 @@ def _fill(disk: Path, leave: int) -> None:
 def test_a_full_tmpfs_gives_a_consistent_record_files_and_exit_code(
     lab: Path, small_disk: Path
 ) -> None:
-    first = subprocess.run(
-        cli_command("run", "nap", "-p", "pace=quick", "-F", str(small_disk)),
-        cwd=lab,
-        capture_output=True,
-        text=True,
-    )
-    assert first.returncode == 0, first.stderr
+    _first_trial(lab, small_disk)
     seen: dict[str, list[int]] = {}
     for seed, kilobytes in enumerate((8, 12, 16, 20, 24, 32, 40, 48, 64), start=1):
         _fill(small_disk, kilobytes * 1024)
@@ -337,13 +342,7 @@ def test_a_full_tmpfs_gives_a_consistent_record_files_and_exit_code(
 def test_a_sweep_on_a_full_tmpfs_exits_74_and_each_record_agrees_with_its_files(
     lab: Path, small_disk: Path
 ) -> None:
-    first = subprocess.run(
-        cli_command("run", "nap", "-p", "pace=quick", "-F", str(small_disk)),
-        cwd=lab,
-        capture_output=True,
-        text=True,
-    )
-    assert first.returncode == 0, first.stderr
+    _first_trial(lab, small_disk)
     _fill(small_disk, 24 * 1024)
     done = subprocess.run(
         cli_command("run", "nap", "-e", "seed=1", "-e", "seed=2", "-F", str(small_disk)),
@@ -367,13 +366,7 @@ def test_a_sweep_on_a_full_tmpfs_exits_74_and_each_record_agrees_with_its_files(
 def test_reproduce_on_a_full_tmpfs_exits_74_not_as_a_divergence(
     lab: Path, small_disk: Path
 ) -> None:
-    first = subprocess.run(
-        cli_command("run", "nap", "-p", "pace=quick", "-F", str(small_disk)),
-        cwd=lab,
-        capture_output=True,
-        text=True,
-    )
-    assert first.returncode == 0, first.stderr
+    _first_trial(lab, small_disk)
     original = trial_folders(small_disk)[0].name
     _fill(small_disk, 32 * 1024)
     done = subprocess.run(
