@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -173,12 +174,21 @@ def cli(investigation: Path) -> RunCli:
 
 
 def trial_dirs(trials: Path) -> list[Path]:
-    """The trial folders in a trials folder, oldest first."""
-    return (
-        sorted(p for p in trials.iterdir() if p.is_dir() and p.name[:1].isdigit())
-        if trials.is_dir()
-        else []
-    )
+    """The trial folders in a trials folder, oldest first: by when each started, as its
+    record says (ids of trials started in one second sort by their random part)."""
+    if not trials.is_dir():
+        return []
+    folders = [p for p in trials.iterdir() if p.is_dir() and p.name[:1].isdigit()]
+    return sorted(folders, key=lambda folder: (_started(folder), folder.name))
+
+
+def _started(folder: Path) -> str:
+    try:
+        text = (folder / "trial.yaml").read_text()
+    except OSError:
+        return ""
+    found = re.search(r"^started: '?([^'\n]*)", text, re.MULTILINE)
+    return found.group(1) if found else ""
 
 
 def kernels_in(root: Path) -> list[int]:
