@@ -180,6 +180,7 @@ class KernelAhead:
         self.kernel, self.root, self.import_roots = kernel, root, tuple(import_roots)
         self._manager: AsyncKernelManager | None = None
         self._failure: str | None = None
+        self._disk_refused = False
         self._thread = threading.Thread(
             target=_in_own_loop(self._start), name=f"mitosis-kernel-ahead-{id(self)}", daemon=True
         )
@@ -190,6 +191,9 @@ class KernelAhead:
             self._manager = start_kernel(self.kernel, self.root, self.import_roots)
         except Exception as error:  # said by evaluate, or the trial starts its own kernel
             self._failure = f"{type(error).__name__}: {error}"
+            # tempfile says this when no folder takes its files: a kernel's connection file
+            # could not be written, which is the disk's doing, not the kernel's.
+            self._disk_refused = "No usable temporary directory" in str(error)
 
     def evaluate(self, expression: str, timeout: float | None = None) -> str:
         """Evaluate ``expression`` in the kernel, silently, and return the ``str`` it gives.
@@ -200,9 +204,12 @@ class KernelAhead:
         """
         self._thread.join()
         if self._manager is None:
-            raise KernelError(
-                f"the kernel did not start ({self._failure}); check --kernel (kernel=)."
+            fix = (
+                "check that the disk is not full and that a temporary folder is writable"
+                if self._disk_refused
+                else "check --kernel (kernel=)"
             )
+            raise KernelError(f"the kernel did not start ({self._failure}); {fix}.")
         return _evaluate(self._manager, expression, timeout)
 
     def claim(
