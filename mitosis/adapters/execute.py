@@ -599,7 +599,17 @@ def execute(
             stop_kernel(manager)
     executed = outcome.get("notebook") or _read_partial(output)
     result = Execution(notebook=executed, kernel=manager.kernel_name, stopping=stopping)
-    error = outcome.get("error")
+    _say_how_it_ended(result, interrupted, timed_out, outcome.get("error"))
+    return result
+
+
+def _say_how_it_ended(
+    result: Execution,
+    interrupted: BaseException | None,
+    timed_out: bool,
+    error: BaseException | None,
+) -> None:
+    """Set how the execution ended: interrupted, out of time, its kernel dead, or an error."""
     if interrupted is not None:
         result.error_kind, result.exception = "interrupted", interrupted
     elif timed_out:
@@ -608,7 +618,6 @@ def execute(
     elif error is not None:
         result.error_kind = "kernel_died" if _kernel_went(error) else "exception"
         result.exception = error
-    return result
 
 
 def is_cell_error(error: BaseException | None) -> bool:
