@@ -237,15 +237,15 @@ def legacy_summary(trial: LegacyTrial) -> TrialSummary:
     )
 
 
-def _legacy_summaries(trials_folder: Path) -> list[TrialSummary]:
+def _legacy_summaries(legacy: legacy_store.LegacyFolder) -> list[TrialSummary]:
     # Read afresh each time: a handful of small SQLite tables, and never part of the index,
     # which caches only mitosis-nb's own records.
-    return [legacy_summary(trial) for trial in legacy_store.read_legacy_trials(trials_folder)]
+    return [legacy_summary(trial) for trial in legacy.trials]
 
 
-def _legacy_newer_than_page(trials_folder: Path) -> bool:
+def _legacy_newer_than_page(trials_folder: Path, legacy: legacy_store.LegacyFolder) -> bool:
     # The original, run again into this folder, adds trials the index never hears of.
-    written = legacy_store.last_written(trials_folder)
+    written = legacy.last_written
     if written is None:
         return False
     try:
@@ -299,7 +299,8 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
         if changed:
             died.append(entry)
         entries.append(entry)
-    changed = bool(died) or _legacy_newer_than_page(trials_folder)
+    legacy = legacy_store.read_legacy_folder(trials_folder)
+    changed = bool(died) or _legacy_newer_than_page(trials_folder, legacy)
     if cached is not None:
         gone = set(cached) - listed
         if fresh or died or gone:
@@ -307,7 +308,7 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
             # The page showed what the index held: a folder deleted or copied in by hand,
             # or a trial that has moved on since, would leave it wrong (or linking nowhere).
             changed = True
-    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(trials_folder)])
+    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
     if changed and write_page:
         with contextlib.suppress(OSError):
             site.write_index(trials_folder, summaries)
@@ -327,7 +328,8 @@ def rebuild(trials_folder: Path) -> Summaries:
     entries = [_settle(trials_folder, entry)[0] for entry in _read_entries(started)]
     # The index keeps records as they are; flags are worked out afresh by each reader.
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
-    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(trials_folder)])
+    legacy = legacy_store.read_legacy_folder(trials_folder)
+    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
     site.write_index(trials_folder, summaries)
     return Summaries(summaries, None)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
 import logging
 import os
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -22,11 +21,11 @@ from mitosis.errors import MitosisError, ParameterError, TrialNotFoundError
 if TYPE_CHECKING:
     from mitosis.adapters.execute import KernelAhead
     from mitosis.core.params import ParamOption
+    from mitosis.trials import Trial
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STORAGE = 74  # sysexits.h's EX_IOERR: the disk refused a write (full, over quota, failing)
 EXIT_CLOSED_PIPE = 141  # as a shell reports a process that SIGPIPE ended
-_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable", "legacy")
 
 
@@ -285,15 +284,17 @@ def _run_trials(
     for trial in trials if not args.json else []:
         for text, stream in trial_lines(trial):
             _say(text, file=stream)
-    return _exit_code([trial.status for trial in trials], [trial.error for trial in trials])
-
-
-def _exit_code(statuses: Sequence[str], errors: Sequence[Any]) -> int:
+    statuses = {trial.status for trial in trials}
     if "interrupted" in statuses:
         return EXIT_INTERRUPTED
-    if any(error and error.get("kind") == "storage" for error in errors):
+    if _refused_by_disk(trials):
         return EXIT_STORAGE
-    return EXIT_FAILED if set(statuses) - {"succeeded"} else EXIT_OK
+    return EXIT_FAILED if statuses - {"succeeded"} else EXIT_OK
+
+
+def _refused_by_disk(trials: Iterable[Trial]) -> bool:
+    """Whether a trial ended on a write the disk refused (exit 74, not 1)."""
+    return any((trial.error or {}).get("kind") == "storage" for trial in trials)
 
 
 def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[KernelAhead]) -> int:
@@ -316,8 +317,7 @@ def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[K
     if result.stopped:
         return EXIT_INTERRUPTED
     trials = [outcome.trial for outcome in result.outcomes if outcome.trial is not None]
-    lost = any(outcome.storage for outcome in result.outcomes)
-    if lost or any(trial.error and trial.error.get("kind") == "storage" for trial in trials):
+    if any(outcome.storage for outcome in result.outcomes) or _refused_by_disk(trials):
         return EXIT_STORAGE
     failed = [o for o in result.outcomes if o.status not in (SUCCEEDED, SKIPPED)]
     return EXIT_FAILED if failed else EXIT_OK
@@ -421,9 +421,9 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _say(reproduction_text(report))
     if reproduction.trial.status == "interrupted":
         return EXIT_INTERRUPTED
-    error = reproduction.trial.error or {}
-    if error.get("kind") == "storage":
-        _say(f"mitosis-nb: the re-run {error['message']}", file=sys.stderr)
+    if _refused_by_disk([reproduction.trial]):
+        message = (reproduction.trial.error or {}).get("message")
+        _say(f"mitosis-nb: the re-run {message}", file=sys.stderr)
         return EXIT_STORAGE
     return EXIT_OK if reproduction.reproduced else EXIT_FAILED
 
@@ -556,7 +556,9 @@ def handle(args: argparse.Namespace, command: Callable[[], int]) -> int:
             "space and permissions of the trials folder (files already written are kept).",
             file=sys.stderr,
         )
-        return EXIT_STORAGE if error.errno in _STORAGE_ERRNOS else EXIT_USAGE
+        from mitosis.core.record import STORAGE_ERRNOS
+
+        return EXIT_STORAGE if error.errno in STORAGE_ERRNOS else EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from mitosis.adapters import (
     store,
 )
 from mitosis.atomic import write_atomic
-from mitosis.core.record import SCHEMA_VERSION, from_json_safe
+from mitosis.core.record import SCHEMA_VERSION, STORAGE_ERRNOS, from_json_safe
 from mitosis.errors import (
     MitosisWarning,
     one_line,
@@ -193,21 +193,9 @@ def _describe_error(
         "exception": f"step {failed_step!r} ended without returning a result (sys.exit()?).",
     }
     exception = outcome.exception
-    if kind == "exception" and isinstance(exception, OSError) and exception.errno in _DISK_FULL:
+    if kind == "exception" and isinstance(exception, OSError) and exception.errno in STORAGE_ERRNOS:
         # papermill could not save the running notebook: the disk failed, not the experiment.
-        name = Path(exception.filename).name if exception.filename else RUNNING_NOTEBOOK
-        code = errno.errorcode.get(exception.errno or 0, "OSError")
-        return {
-            "kind": "storage",
-            "step": None,
-            "type": type(exception).__name__,
-            "message": (
-                f"could not write {name}: {exception.strerror or exception} ({code}); the "
-                "files written before it are kept. Free space in the trials folder and run "
-                "the trial again."
-            ),
-            "traceback": None,
-        }
+        return _storage_error(exception, RUNNING_NOTEBOOK)
     if kind == "exception" and exception is not None and not execute.is_cell_error(exception):
         # Not the experiment: running the notebook failed on this side (papermill, say).
         return {
@@ -283,10 +271,6 @@ def publish_trial(
         (folder / RUNNING_NOTEBOOK).unlink()
 
 
-# A write refused for want of room: a full disk, a quota, a file-size limit.
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
 def keep_running_notebook(folder: Path) -> None:
     """Make room for the record after a refused write: the notebook papermill kept while
     running becomes ``trial.ipynb`` if that is missing and it is whole (a rename needs no
@@ -302,37 +286,36 @@ def keep_running_notebook(folder: Path) -> None:
 
 def record_storage_failure(record: dict[str, Any], error: OSError) -> None:
     """Fail a trial whose files could not all be written; an experiment's own error stays."""
-    name = Path(error.filename).name if error.filename else "a file"
-    code = errno.errorcode.get(error.errno or 0, "OSError")
-    message = (
-        f"could not write {name}: {error.strerror or error} ({code}); the files written "
-        "before it are kept. Free space in the trials folder and run the trial again."
-    )
+    described = _storage_error(error, "a file")
     if record["error"] is None:
         record["status"] = "failed"
-        record["error"] = {
-            "kind": "storage",
-            "step": None,
-            "type": type(error).__name__,
-            "message": message,
-            "traceback": None,
-        }
+        record["error"] = described
     else:
-        record["error"]["storage"] = message
+        record["error"]["storage"] = described["message"]
+
+
+def _storage_error(error: OSError, unnamed: str) -> dict[str, Any]:
+    """The record's ``error`` for a write the disk refused (``unnamed``: the file it names
+    when the error names none)."""
+    name = Path(error.filename).name if error.filename else unnamed
+    code = errno.errorcode.get(error.errno or 0, "OSError")
+    return {
+        "kind": "storage",
+        "step": None,
+        "type": type(error).__name__,
+        "message": (
+            f"could not write {name}: {error.strerror or error} ({code}); the files written "
+            "before it are kept. Free space in the trials folder and run the trial again."
+        ),
+        "traceback": None,
+    }
 
 
 def write_final_record(folder: Path, record: dict[str, Any], reserve: Path | None) -> None:
-    """Write the final record into the room held for it: given back first when the disk
-    already refused a file, or after the disk refused the record itself."""
-    try:
-        if (record.get("error") or {}).get("kind") == "storage":
-            _release(reserve)
-        with contextlib.suppress(OSError):
-            store.write_record(folder, record)
-            return
-    finally:
-        _release(reserve)
-    store.write_final_record(folder, record)  # once more, or mark the trial for its reader
+    """Write the final record into the room held for it: the reserve is given back first,
+    and a record the disk refuses even so leaves a mark for the trial's next reader."""
+    _release(reserve)
+    store.write_final_record(folder, record)
 
 
 def _release(reserve: Path | None) -> None:

@@ -133,7 +133,12 @@ def load_legacy_trial(query: str, trials_folder: Path) -> LegacyTrial:
     As the original did, ``query`` matches the end of the trial's metadata folder's name
     (``2024-03-01_3f9c2a``): its six hex digits, or fewer if they are unique.
     """
-    matches = legacy_store.find_legacy_trials(trials_folder, query)
+    return _the_legacy_trial(
+        query, trials_folder, legacy_store.find_legacy_trials(trials_folder, query)
+    )
+
+
+def _the_legacy_trial(query: str, trials_folder: Path, matches: list[LegacyTrial]) -> LegacyTrial:
     return the_one_match(query, matches, [trial.id for trial in matches], trials_folder)
 
 
@@ -164,10 +169,12 @@ def load_trial_data(
             trial = load_trial(trial, trials_folder, config)
         except TrialNotFoundError:
             folder = Path(trials_folder) if trials_folder else default_trials_folder(config)
-            if not isinstance(trial, str) or not legacy_store.find_legacy_trials(folder, trial):
+            matches = (
+                legacy_store.find_legacy_trials(folder, trial) if isinstance(trial, str) else []
+            )
+            if not matches:
                 raise
-            legacy = load_legacy_trial(trial, folder)
-            return legacy_store.load_results(folder, legacy)
+            return legacy_store.load_results(folder, _the_legacy_trial(str(trial), folder, matches))
     _make_steps_importable(trial.record)
     results = []
     for index in range(len(trial.record.get("steps") or [])):

@@ -10,6 +10,7 @@ rest. ``<key>`` is six hex digits: the "hexstr" its users pass to ``load_trial_d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -171,15 +172,38 @@ def _unrecorded(trials_folder: Path, folders: dict[str, str], page: str) -> Lega
     )
 
 
-def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
-    """Every trial the original mitosis wrote into ``trials_folder``; [] if it wrote none.
+@dataclass(frozen=True)
+class LegacyFolder:
+    """What the original mitosis wrote into a trials folder: its trials, and when it last
+    wrote a table or a page there (a modification time; None if it wrote none)."""
 
-    Its tables give the trials it recorded; its pages alone give the debug trials (and any
-    whose database is gone).
-    """
+    trials: list[LegacyTrial]
+    last_written: float | None
+
+
+def read_legacy_folder(trials_folder: Path) -> LegacyFolder:
+    """The original's trials in ``trials_folder``, from one listing of its top."""
     names, databases, pages = _originals_files(trials_folder)
     if not databases and not pages:
-        return []  # mitosis-nb's own folder: nothing more to look at
+        return LegacyFolder([], None)  # mitosis-nb's own folder: nothing more to look at
+    times = []
+    for name in (*databases, *pages):
+        with contextlib.suppress(OSError):
+            times.append((trials_folder / name).stat().st_mtime)
+    trials = _read_trials(trials_folder, names, databases, pages)
+    return LegacyFolder(trials, max(times, default=None))
+
+
+def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
+    """Every trial the original mitosis wrote into ``trials_folder``; [] if it wrote none."""
+    return read_legacy_folder(trials_folder).trials
+
+
+def _read_trials(
+    trials_folder: Path, names: list[str], databases: list[str], pages: list[str]
+) -> list[LegacyTrial]:
+    """Its tables give the trials it recorded; its pages alone give the debug trials (and
+    any whose database is gone)."""
     folders = _metadata_folders(trials_folder, names)
     found: list[LegacyTrial] = []
     recorded_pages = set()
@@ -194,18 +218,6 @@ def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
             if unrecorded is not None:
                 found.append(unrecorded)
     return found
-
-
-def last_written(trials_folder: Path) -> float | None:
-    """When the original last wrote a table or a page here (a modification time), or None."""
-    _, databases, pages = _originals_files(trials_folder)
-    times = []
-    for name in (*databases, *pages):
-        try:
-            times.append((trials_folder / name).stat().st_mtime)
-        except OSError:
-            continue
-    return max(times, default=None)
 
 
 def find_legacy_trials(trials_folder: Path, key: str) -> list[LegacyTrial]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -10,6 +11,9 @@ SCHEMA_VERSION = 1
 STATUSES = ("running", "succeeded", "failed", "interrupted")
 FINAL_STATUSES = STATUSES[1:]
 ERROR_KINDS = ("exception", "timeout", "kernel_died", "interrupted", "storage")
+# A write the disk refused (full, over quota, past a file-size limit, failing): a trial that
+# ends on one is `failed` with `error.kind: storage`, and the run exits 74.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 REQUIRED_FIELDS = {"record": int, "id": str, "experiment": str, "status": str}
 
 
