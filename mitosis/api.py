@@ -7,17 +7,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mitosis.ahead import start_kernel_ahead
 from mitosis.core.params import (
     ParamOption,
     parse_literal,
     parse_option,
 )
+from mitosis.core.request import TrialRequest
 from mitosis.errors import (
     ParameterError,
 )
-from mitosis.pipeline import run_plans
-from mitosis.planning import TrialPlan, TrialRequest, prepare
+from mitosis.planning import TrialPlan
+from mitosis.session import Session
 from mitosis.trials import Trial
 
 
@@ -123,14 +123,11 @@ def execute_trial(
         config=Path(config) if config else None,
         trials_folder=Path(trials_folder) if trials_folder else None,
     )
-    ahead = start_kernel_ahead(request.kernel, request.config, request.cwd)
-    try:
-        plans = prepare(request, ahead)
+    with Session(request) as session:
+        plans = session.prepare()
         if len(plans) != 1:
             raise ParameterError(_one_trial_only(plans))
-        (trial,) = run_plans(plans, ahead)
-    finally:
-        ahead.close()
+        (trial,) = session.run(plans).trials
     if trial.status == "interrupted":
         raise KeyboardInterrupt(
             f"trial {trial.id} was interrupted; its record is in {trial.folder}"

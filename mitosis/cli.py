@@ -10,18 +10,16 @@ import os
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mitosis import __version__
 from mitosis.core.terminal import inert
-from mitosis.errors import MitosisError, ParameterError, TrialNotFoundError
+from mitosis.errors import MitosisError, TrialNotFoundError
 
 if TYPE_CHECKING:
-    from mitosis.adapters.execute import KernelAhead
-    from mitosis.core.params import ParamOption
-    from mitosis.trials import Trial
+    from mitosis.session import RunResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STORAGE = 74  # sysexits.h's EX_IOERR: the disk refused a write (full, over quota, failing)
@@ -219,37 +217,13 @@ def _print_json(data: Any) -> None:
 
 
 def run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """``run``: parse the parameters, start the kernels first, then run what was asked."""
-    from mitosis.ahead import start_kernels_ahead
+    """``run``: parse the request, run it (one trial or a sweep), print how it went."""
     from mitosis.core.params import parse_option
+    from mitosis.core.request import TrialRequest
+    from mitosis.session import RunOptions, Session
 
     options = [parse_option(text, "lookup") for text in args.lookups]
     options += [parse_option(text, "literal") for text in args.literals]
-    # First of all, before the heavy imports below: the kernels boot while they run. The
-    # first imports the steps' code to check the request, then runs the first trial; a
-    # sweep gets one per worker (on a cluster the trials run in the workers' kernels, and
-    # the one started here only checks).
-    workers = 1 if args.scheduler else args.workers
-    extra_steps = tuple(getattr(args, "extra_steps", ()))
-    ahead = start_kernels_ahead(
-        args.kernel, args.steps, options, workers, args.config, require_steps=not extra_steps
-    )
-    try:
-        return _run_trials(args, argv, options, ahead)
-    finally:
-        for kernel in ahead:
-            kernel.close()
-
-
-def _run_trials(
-    args: argparse.Namespace,
-    argv: Sequence[str],
-    options: Sequence[ParamOption],
-    ahead: Sequence[KernelAhead],
-) -> int:
-    from mitosis.pipeline import run_plans
-    from mitosis.planning import TrialRequest, prepare
-
     request = TrialRequest(
         steps=tuple(args.steps),
         options=tuple(options),
@@ -264,63 +238,55 @@ def _run_trials(
         trials_folder=args.trials_folder,
         extra_steps=tuple(getattr(args, "extra_steps", ())),
     )
-    if args.workers < 1:
-        raise ParameterError(f"--workers must be at least 1, not {args.workers}.")
-    if args.scheduler and args.workers != 1:
-        raise ParameterError(
-            "give --workers or --scheduler, not both: a cluster's workers set its parallelism."
-        )
-    plans = prepare(request, ahead[0])
-    if args.scheduler:
-        ahead[0].close()
-        _quiet_dask()
-    if len(plans) > 1 or args.workers > 1 or args.scheduler or args.skip_existing:
-        return _run_sweep(args, plans, ahead)
-    trials = run_plans(plans, ahead[0])
-    if args.json:
-        _print_json([trial.record for trial in trials])
+    # First of all, before the heavy imports: the kernels boot while they run.
+    with Session(request, RunOptions(args.workers, args.scheduler, args.skip_existing)) as session:
+        plans = session.prepare()
+        if not session.is_sweep(plans):
+            return _print_trials(args, session.run(plans))
+        if args.scheduler:
+            _quiet_dask()
+        from mitosis.progress import SweepPrinter
+
+        printer = SweepPrinter(bar=sys.stderr.isatty(), quiet=args.json)
+        try:
+            result = session.run(plans, printer)
+        finally:
+            printer.close()
+        return _print_sweep(args, result)
+
+
+def _print_trials(args: argparse.Namespace, result: RunResult) -> int:
     from mitosis.progress import trial_lines
 
-    for trial in trials if not args.json else []:
-        for text, stream in trial_lines(trial):
-            _say(text, file=stream)
-    statuses = {trial.status for trial in trials}
-    if "interrupted" in statuses:
-        return EXIT_INTERRUPTED
-    if _refused_by_disk(trials):
-        return EXIT_STORAGE
-    return EXIT_FAILED if statuses - {"succeeded"} else EXIT_OK
-
-
-def _refused_by_disk(trials: Iterable[Trial]) -> bool:
-    """Whether a trial ended on a write the disk refused (exit 74, not 1)."""
-    return any((trial.error or {}).get("kind") == "storage" for trial in trials)
-
-
-def _run_sweep(args: argparse.Namespace, plans: Sequence[Any], ahead: Sequence[KernelAhead]) -> int:
-    from mitosis.progress import SweepPrinter, summary_table
-    from mitosis.sweeps import SKIPPED, SUCCEEDED, SweepOptions, run_sweep
-
-    printer = SweepPrinter(bar=sys.stderr.isatty(), quiet=args.json)
-    options = SweepOptions(args.workers, args.scheduler, args.skip_existing)
-    try:
-        result = run_sweep(plans, options, printer, ahead)
-    finally:
-        printer.close()
     if args.json:
-        _print_json([outcome.trial.record for outcome in result.outcomes if outcome.trial])
-        if any(outcome.trial is None for outcome in result.outcomes):
-            # Skipped and never-started trials have no record in the JSON: say so aside.
-            _say(summary_table(result), file=sys.stderr)
+        _print_json([trial.record for trial in result.trials])
     else:
-        _say(summary_table(result))
-    if result.stopped:
+        for trial in result.trials:
+            for text, stream in trial_lines(trial):
+                _say(text, file=stream)
+    return _exit_code(result)
+
+
+def _print_sweep(args: argparse.Namespace, result: RunResult) -> int:
+    from mitosis.progress import summary_table
+
+    assert result.sweep is not None
+    if args.json:
+        _print_json([trial.record for trial in result.trials])
+        if len(result.trials) < len(result.sweep.outcomes):
+            # Skipped and never-started trials have no record in the JSON: say so aside.
+            _say(summary_table(result.sweep), file=sys.stderr)
+    else:
+        _say(summary_table(result.sweep))
+    return _exit_code(result)
+
+
+def _exit_code(result: RunResult) -> int:
+    if result.interrupted:
         return EXIT_INTERRUPTED
-    trials = [outcome.trial for outcome in result.outcomes if outcome.trial is not None]
-    if any(outcome.storage for outcome in result.outcomes) or _refused_by_disk(trials):
+    if result.refused_by_disk:
         return EXIT_STORAGE
-    failed = [o for o in result.outcomes if o.status not in (SUCCEEDED, SKIPPED)]
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_OK if result.succeeded else EXIT_FAILED
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -421,7 +387,7 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _say(reproduction_text(report))
     if reproduction.trial.status == "interrupted":
         return EXIT_INTERRUPTED
-    if _refused_by_disk([reproduction.trial]):
+    if (reproduction.trial.error or {}).get("kind") == "storage":
         message = (reproduction.trial.error or {}).get("message")
         _say(f"mitosis-nb: the re-run {message}", file=sys.stderr)
         return EXIT_STORAGE

@@ -169,7 +169,7 @@ class _Timer:
 def run_plans(plans: Sequence[TrialPlan], ahead: execute.KernelAhead | None = None) -> list[Trial]:
     """Lock in every plan's variants, then run the plans one after another.
 
-    ``ahead``, a kernel from ``start_kernel_ahead``, serves the first trial; the caller
+    ``ahead``, a kernel the session started ahead, serves the first trial; the caller
     closes it.
     """
     check_lock_in(plans)

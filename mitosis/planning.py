@@ -37,6 +37,7 @@ from mitosis.core.params import (
     parse_literal,
     variant_label,
 )
+from mitosis.core.request import TrialRequest
 from mitosis.core.steps import StepConfig
 from mitosis.errors import (
     FingerprintError,
@@ -44,29 +45,6 @@ from mitosis.errors import (
     ParameterError,
     UserCodeError,
 )
-
-
-@dataclass(frozen=True)
-class TrialRequest:
-    """What the user asked for, before anything is checked."""
-
-    steps: tuple[str, ...]
-    options: tuple[ParamOption, ...] = ()
-    debug: bool = False
-    note: str | None = None
-    template: Path | None = None
-    timeout: float | None = None
-    kernel: str | None = None
-    progress: bool = False
-    command: str | None = None
-    config: Path | None = None
-    trials_folder: Path | None = None
-    cwd: Path | None = None
-    reproduces: str | None = None
-    # Folders the kernel imports from before anything else (a reproduction's worktrees).
-    import_roots: tuple[Path, ...] = ()
-    # Steps defined on the command line rather than in [tool.mitosis.steps] (mitosis -m).
-    extra_steps: tuple[StepConfig, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 from mitosis.adapters import execute
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
-from mitosis.ahead import start_kernel_ahead
 from mitosis.core.compare import Comparison, compare_records
+from mitosis.core.request import TrialRequest
 from mitosis.core.steps import StepConfig
 from mitosis.core.verify import (
     DEFAULT_RTOL,
@@ -32,8 +32,7 @@ from mitosis.core.verify import (
     verify,
 )
 from mitosis.errors import ConfigError, GitStateError, ParameterError
-from mitosis.pipeline import run_plans
-from mitosis.planning import TrialRequest, prepare
+from mitosis.session import Session
 from mitosis.trials import Trial, load_trial
 
 
@@ -109,16 +108,8 @@ def _request(
 def _run_one(request: TrialRequest) -> Trial:
     # The re-run's kernel imports the steps' code from the worktrees: its import roots come
     # first on its path. This process never imports the user's code.
-    ahead = start_kernel_ahead(
-        request.kernel,
-        request.config,
-        import_roots=request.import_roots,
-        require_steps=not request.extra_steps,
-    )
-    try:
-        (trial,) = run_plans(prepare(request, ahead), ahead)
-    finally:
-        ahead.close()
+    with Session(request) as session:
+        (trial,) = session.run(session.prepare()).trials
     return trial
 
 

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 from mitosis.adapters import registry
 from mitosis.adapters.registry import Claim, claim_path, encode_name, read_claim
-from mitosis.ahead import start_kernel_ahead
 from mitosis.core.params import parse_option
+from mitosis.core.request import TrialRequest
 from mitosis.errors import VariantConflictError
 from mitosis.lock_in import check_lock_in
 from mitosis.pipeline import run_plan
-from mitosis.planning import TrialRequest, prepare
+from mitosis.session import Session
 
 SAFE_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789_-%ABCDEF~")
 
@@ -318,11 +318,8 @@ def test_a_value_without_a_fingerprint_cannot_be_locked(tmp_path: Path) -> None:
 
 def test_a_race_lost_after_the_check_leaves_no_trial_behind(investigation: Path) -> None:
     request = TrialRequest(steps=("toy",), options=(parse_option("frequency=fast", "lookup"),))
-    kernel = start_kernel_ahead(None)
-    try:
-        (plan,) = prepare(request, kernel)
-    finally:
-        kernel.close()
+    with Session(request) as session:
+        (plan,) = session.prepare()
     check_lock_in([plan])
     trials = investigation / "trials"
     # Another researcher's trial claims "fast" for another value in the meantime.

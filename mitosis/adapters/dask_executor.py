@@ -111,17 +111,16 @@ class DaskCluster:
         with contextlib.suppress(Exception):  # a lost scheduler has nothing left to cancel
             self._client.cancel(list(futures))
 
-    def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
-        """The futures as they finish, successfully or not."""
-        return iter(self._distributed.as_completed(list(futures), loop=self._client.loop))
-
-    def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:
-        """Wait up to ``timeout`` seconds for ``futures``; return those that finished."""
+    def wait_any(self, futures: Iterable[Any], timeout: float) -> list[Any]:
+        """Wait up to ``timeout`` seconds for the first of ``futures`` to finish; return every
+        one that has. Polls the futures' own state: a lost scheduler cannot block it."""
         futures = list(futures)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not all(future.done() for future in futures):
-            time.sleep(0.1)
-        return [future for future in futures if future.done()]
+        while not (done := [future for future in futures if future.done()]):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.1, timeout))
+        return done
 
     @staticmethod
     def error_of(future: Any) -> BaseException | None:

@@ -1,0 +1,156 @@
+"""A session: one request's run, from the kernels started first of all to their cleanup.
+
+The kernels a request needs boot before anything else, while this process imports its
+libraries and checks git; whatever happens next (a refusal, a failed trial, Ctrl-C), the
+session stops the ones no trial took. The command line, ``execute_trial`` and ``reproduce``
+all run through it. The heavy modules are imported only once the kernels boot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mitosis.adapters.config import load_config
+from mitosis.adapters.execute import KernelAhead
+from mitosis.core.params import bind_steps, expand_grid
+from mitosis.core.request import TrialRequest
+from mitosis.errors import MitosisError, ParameterError
+
+if TYPE_CHECKING:
+    from mitosis.planning import TrialPlan
+    from mitosis.sweeps import SweepObserver, SweepResult
+    from mitosis.trials import Trial
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how the trials of a request run."""
+
+    workers: int = 1
+    scheduler: str | None = None  # a Dask scheduler's address
+    skip_existing: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What became of a request: its trials, and for a sweep every trial's outcome."""
+
+    trials: list[Trial]
+    sweep: SweepResult | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C or SIGTERM stopped the run."""
+        if self.sweep is not None:
+            return self.sweep.stopped
+        return any(trial.status == "interrupted" for trial in self.trials)
+
+    @property
+    def refused_by_disk(self) -> bool:
+        """A trial ended on a write the disk refused (full, over quota, failing)."""
+        outcomes = self.sweep.outcomes if self.sweep is not None else []
+        return any(outcome.storage for outcome in outcomes) or any(
+            (trial.error or {}).get("kind") == "storage" for trial in self.trials
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        """Every trial succeeded (or, in a sweep, was skipped as done already)."""
+        if self.sweep is not None:
+            return all(o.status in ("succeeded", "skipped") for o in self.sweep.outcomes)
+        return all(trial.status == "succeeded" for trial in self.trials)
+
+
+class Session:
+    """The kernels started ahead for one request, closed on every path: a context manager."""
+
+    def __init__(self, request: TrialRequest, options: RunOptions | None = None) -> None:
+        """Check the options, then start the kernels the first trials will run in.
+
+        Raises ``ParameterError`` for options that cannot work together and
+        ``ConfigError`` if the investigation's configuration cannot be read.
+        """
+        self.request = request
+        self.options = options or RunOptions()
+        _check_options(self.options)
+        self._kernels = _start_kernels(request, self.options)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every kernel no trial took."""
+        for kernel in self._kernels:
+            kernel.close()
+
+    def prepare(self) -> list[TrialPlan]:
+        """The request, checked against the steps' code in the first kernel: one plan per
+        trial. Nothing is written."""
+        from mitosis.planning import prepare
+
+        plans = prepare(self.request, self._kernels[0])
+        if self.options.scheduler:
+            self._kernels[0].close()  # the cluster's workers run the trials in their kernels
+        return plans
+
+    def is_sweep(self, plans: Sequence[TrialPlan]) -> bool:
+        """Whether ``plans`` run as a sweep (a progress bar and a summary) or as one trial."""
+        options = self.options
+        return (
+            len(plans) > 1
+            or options.workers > 1
+            or bool(options.scheduler)
+            or (options.skip_existing)
+        )
+
+    def run(self, plans: Sequence[TrialPlan], observer: SweepObserver | None = None) -> RunResult:
+        """Run ``plans``: one trial here, or a sweep here or on the cluster."""
+        if self.is_sweep(plans):
+            from mitosis.sweeps import SweepOptions, run_sweep
+
+            options = SweepOptions(**vars(self.options))
+            result = run_sweep(plans, options, observer, self._kernels)
+            return RunResult([o.trial for o in result.outcomes if o.trial is not None], result)
+        from mitosis.pipeline import run_plans
+
+        return RunResult(run_plans(plans, self._kernels[0]))
+
+
+def run_request(
+    request: TrialRequest, options: RunOptions | None = None, observer: SweepObserver | None = None
+) -> RunResult:
+    """Everything ``mitosis-nb run`` does after parsing: start, check, run, clean up."""
+    with Session(request, options) as session:
+        return session.run(session.prepare(), observer)
+
+
+def _check_options(options: RunOptions) -> None:
+    if options.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, not {options.workers}.")
+    if options.scheduler and options.workers != 1:
+        raise ParameterError(
+            "give --workers or --scheduler, not both: a cluster's workers set its parallelism."
+        )
+
+
+def _start_kernels(request: TrialRequest, options: RunOptions) -> list[KernelAhead]:
+    """One kernel per trial that will start at once, so a sweep's workers each find one
+    booted; the first imports the steps' code to check the request. On a cluster the trials
+    run in the workers' kernels, and the one started here only checks."""
+    root = load_config(request.config, request.cwd, not request.extra_steps).root
+    roots = request.import_roots
+    count = 1 if options.scheduler else _at_once(request, options.workers)
+    return [KernelAhead(request.kernel, root, roots) for _ in range(count)]
+
+
+def _at_once(request: TrialRequest, workers: int) -> int:
+    try:
+        trials = len(expand_grid(bind_steps(request.options, request.steps)))
+    except MitosisError:
+        return 1  # preparing the request says what is wrong with it
+    return max(1, min(workers, trials))
