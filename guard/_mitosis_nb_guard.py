@@ -16,7 +16,7 @@ from typing import Any
 
 MARKER = '__distribution__ = "mitosis-nb"'
 # Files only a whole mitosis-nb has: the two the original also ships, and some of its own.
-OWN_FILES = ("__init__.py", "__main__.py", "cli.py", "original_cli.py", "kernel_side.py")
+OWN_FILES = ("__init__.py", "__main__.py", "cli/__init__.py", "original_cli.py", "kernel_side.py")
 
 
 def _package_folder() -> str | None:
@@ -65,7 +65,9 @@ def problem() -> str | None:
     folder = _package_folder()
     if folder is None:
         return None  # not installed here (a source checkout on PYTHONPATH): nothing to guard
-    missing = [name for name in OWN_FILES if not os.path.isfile(os.path.join(folder, name))]
+    missing = [
+        name for name in OWN_FILES if not os.path.isfile(os.path.join(folder, *name.split("/")))
+    ]
     try:
         with open(os.path.join(folder, "__init__.py"), encoding="utf-8") as init:
             ours = MARKER in init.read()

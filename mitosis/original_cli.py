@@ -12,7 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from mitosis import __version__
-from mitosis.cli import EXIT_USAGE, add_run_options, handle, run_command
+from mitosis.cli import handle
+from mitosis.cli.output import EXIT_USAGE
+from mitosis.cli.parser import add_run_options
+from mitosis.cli.run import run_command
 from mitosis.core.steps import StepConfig
 from mitosis.errors import ParameterError
 

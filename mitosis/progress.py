@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mitosis.core.terminal import inert
-from mitosis.sweeps import (
+from mitosis.executors import (
     FAILED,
     INTERRUPTED,
     NOT_STARTED,
     SKIPPED,
     SUCCEEDED,
     Outcome,
-    SweepResult,
 )
-from mitosis.trials import Trial
 from mitosis.views import page_text
+
+if TYPE_CHECKING:
+    from mitosis.sweeps import SweepResult
+    from mitosis.trials import Trial
 
 _ORDER = (SUCCEEDED, FAILED, INTERRUPTED, SKIPPED, NOT_STARTED)
 

@@ -10,13 +10,15 @@ unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from mitosis.core.record import STORAGE_ERRNOS
 from mitosis.errors import one_line
-from mitosis.lock_in import Reservation
-from mitosis.planning import TrialPlan
-from mitosis.trials import Trial
+
+if TYPE_CHECKING:  # light at run time: the command line's printer imports this first
+    from mitosis.lock_in import Reservation
+    from mitosis.planning import TrialPlan
+    from mitosis.trials import Trial
 
 SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
 SKIPPED, NOT_STARTED = "skipped", "not started"

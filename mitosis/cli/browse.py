@@ -1,0 +1,199 @@
+"""Looking at trials: ``list``, ``show``, ``compare``, ``reproduce``, ``index``, ``serve``
+and ``experiments``. Each parses nothing and decides nothing: it calls the library and prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mitosis.cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STORAGE,
+    print_json,
+    say,
+)
+from mitosis.errors import TrialNotFoundError
+
+
+def trials_folder_of(args: argparse.Namespace) -> Path:
+    if args.trials_folder:
+        folder = Path(args.trials_folder)
+        if not folder.exists():  # a typo would otherwise read as "no trials"
+            from mitosis.errors import TrialsFolderError
+
+            raise TrialsFolderError(f"no trials folder at {folder}; check -F.")
+        return folder
+    from mitosis.adapters.config import load_config
+
+    return load_config(args.config).trials_folder
+
+
+def show_command(args: argparse.Namespace) -> int:
+    from mitosis.catalog import runner_flag
+    from mitosis.core.summary import summarize_record
+    from mitosis.trials import load_trial
+    from mitosis.views import page_text, trial_text
+
+    folder = trials_folder_of(args)
+    try:
+        trial = load_trial(args.id, folder)
+    except TrialNotFoundError:
+        return _show_legacy(args, folder)
+    if args.json:
+        print_json(trial.record)
+        return EXIT_OK
+    running = trial.status == "running"
+    flag = runner_flag(summarize_record(trial.id, trial.record)) if running else None
+    say(trial_text(trial.record, page_text(trial.html_path), flag))
+    return EXIT_OK
+
+
+def _show_legacy(args: argparse.Namespace, folder: Path) -> int:
+    """``show`` of a trial the original mitosis wrote; not one either: the refusal stands."""
+    import dataclasses
+
+    from mitosis.trials import load_legacy_trial
+    from mitosis.views import legacy_trial_text
+
+    legacy = dataclasses.asdict(load_legacy_trial(args.id, folder))
+    legacy = {"id": legacy["key"], "status": "legacy", **legacy}
+    if args.json:
+        print_json(legacy)
+    else:
+        say(legacy_trial_text(legacy, str(folder)))
+    return EXIT_OK
+
+
+def list_command(args: argparse.Namespace) -> int:
+    import shutil
+
+    from mitosis.trials import list_trials
+    from mitosis.views import trial_table
+
+    listing = list_trials(trials_folder_of(args))
+    for warning in listing.warnings:
+        say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
+    rows = [
+        row
+        for row in listing.trials
+        if (args.experiment is None or row.get("experiment") == args.experiment)
+        and (args.status is None or row.get("status") == args.status)
+    ]
+    if args.json:
+        from mitosis.core.record import plain_json
+
+        # One trial per line: grep-able, and json's fast C encoder (indent= is pure Python).
+        lines = ",\n".join(json.dumps(plain_json(row), default=str) for row in rows)
+        print(f"[\n{lines}\n]" if rows else "[]")
+        return EXIT_OK
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    say(trial_table(rows, width) if rows else "no trials.")
+    return EXIT_OK
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from mitosis.core.compare import compare_records
+    from mitosis.trials import load_trial
+    from mitosis.views import comparison_text
+
+    folder = trials_folder_of(args)
+    a, b = load_trial(args.a, folder), load_trial(args.b, folder)
+    comparison = compare_records(a.record, b.record, a.patch, b.patch)
+    if args.json:
+        print_json(comparison.as_dict())
+    else:
+        say(comparison_text(comparison))
+    return EXIT_OK
+
+
+def reproduce_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mitosis.reproduce import reproduce_trial
+    from mitosis.views import reproduction_text
+
+    reproduction = reproduce_trial(
+        args.id,
+        rtol=args.rtol,
+        trials_folder=args.trials_folder,
+        config=args.config,
+        command=shlex.join(["mitosis-nb", *argv]),
+        progress=not args.json and sys.stderr.isatty(),
+        ignore=args.ignore,
+    )
+    report = reproduction.as_dict()
+    if args.json:
+        print_json(report)
+    else:
+        say(reproduction_text(report))
+    if reproduction.trial.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if (reproduction.trial.error or {}).get("kind") == "storage":
+        message = (reproduction.trial.error or {}).get("message")
+        say(f"mitosis-nb: the re-run {message}", file=sys.stderr)
+        return EXIT_STORAGE
+    return EXIT_OK if reproduction.reproduced else EXIT_FAILED
+
+
+def index_command(args: argparse.Namespace) -> int:
+    from mitosis.catalog import rebuild
+
+    folder = trials_folder_of(args)
+    rebuilt = rebuild(folder)
+    for warning in rebuilt.warnings():
+        say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
+    count = len(rebuilt.summaries)
+    say(f"indexed {count} trial{'' if count == 1 else 's'}: {folder / 'index.html'}")
+    return EXIT_OK
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from mitosis.adapters.server import ALL_INTERFACES, serve
+    from mitosis.catalog import refresh
+    from mitosis.errors import TrialsFolderError
+
+    folder = trials_folder_of(args)
+    if not folder.is_dir():
+        raise TrialsFolderError(f"no trials folder at {folder}; run a trial first or pass -F DIR.")
+    refresh(folder)
+    if args.bind in ALL_INTERFACES:
+        say(
+            f"mitosis-nb: warning: serving on all interfaces ({args.bind or '*'}): anyone who can "
+            "reach this machine can read these trials; prefer an SSH tunnel to 127.0.0.1.",
+            file=sys.stderr,
+        )
+
+    def announce(url: str) -> None:
+        say(f"serving {folder} at {url}  (Ctrl-C stops)", flush=True)
+
+    try:
+        serve(
+            folder,
+            args.port,
+            args.bind,
+            announce,
+            before_index=lambda: refresh(folder),
+            idle_timeout=args.idle_timeout,
+        )
+    except OSError as error:
+        raise TrialsFolderError(
+            f"cannot listen on {args.bind}:{args.port}: {error.strerror}; try another --port."
+        ) from None
+    return EXIT_OK
+
+
+def experiments_command(args: argparse.Namespace) -> int:
+    from mitosis.adapters.config import load_config
+    from mitosis.vocabulary import describe_as_text, describe_investigation
+
+    config = load_config(args.config)
+    entries = describe_investigation(config, args.trials_folder)
+    if args.json:
+        print_json([entry.as_dict() for entry in entries])
+    else:
+        say(describe_as_text(entries))
+    return EXIT_OK
