@@ -21,7 +21,7 @@ from mitosis.cli.output import (
 from mitosis.errors import TrialNotFoundError
 
 
-def trials_folder_of(args: argparse.Namespace) -> Path:
+def _trials_folder_of(args: argparse.Namespace) -> Path:
     if args.trials_folder:
         folder = Path(args.trials_folder)
         if not folder.exists():  # a typo would otherwise read as "no trials"
@@ -40,7 +40,7 @@ def show_command(args: argparse.Namespace) -> int:
     from mitosis.trials import load_trial
     from mitosis.views import page_text, trial_text
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     try:
         trial = load_trial(args.id, folder)
     except TrialNotFoundError:
@@ -76,7 +76,7 @@ def list_command(args: argparse.Namespace) -> int:
     from mitosis.trials import list_trials
     from mitosis.views import trial_table
 
-    listing = list_trials(trials_folder_of(args))
+    listing = list_trials(_trials_folder_of(args))
     for warning in listing.warnings:
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     rows = [
@@ -102,7 +102,7 @@ def compare_command(args: argparse.Namespace) -> int:
     from mitosis.trials import load_trial
     from mitosis.views import comparison_text
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     a, b = load_trial(args.a, folder), load_trial(args.b, folder)
     comparison = compare_records(a.record, b.record, a.patch, b.patch)
     if args.json:
@@ -142,7 +142,7 @@ def reproduce_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def index_command(args: argparse.Namespace) -> int:
     from mitosis.catalog import rebuild
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     rebuilt = rebuild(folder)
     for warning in rebuilt.warnings():
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
@@ -156,7 +156,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from mitosis.catalog import refresh
     from mitosis.errors import TrialsFolderError
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     if not folder.is_dir():
         raise TrialsFolderError(f"no trials folder at {folder}; run a trial first or pass -F DIR.")
     refresh(folder)
