@@ -20,9 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mitosis.adapters import index_cache, legacy_store, processes, site, store
+from mitosis.adapters import analysis_pages, index_cache, legacy_store, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
 from mitosis.adapters.legacy_store import LegacyTrial
+from mitosis.core.analysis import analysis_row
 from mitosis.core.summary import (
     LEGACY,
     UNREADABLE,
@@ -311,7 +312,7 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
     summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
     if changed and write_page:
         with contextlib.suppress(OSError):
-            site.write_index(trials_folder, summaries)
+            _write_site(trials_folder, summaries)
     return Summaries(summaries, problem)
 
 
@@ -330,8 +331,26 @@ def rebuild(trials_folder: Path) -> Summaries:
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
     legacy = legacy_store.read_legacy_folder(trials_folder)
     summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
-    site.write_index(trials_folder, summaries)
+    _write_site(trials_folder, summaries)
     return Summaries(summaries, None)
+
+
+def _write_site(trials_folder: Path, summaries: list[TrialSummary]) -> None:
+    """``index.html`` and each experiment's analysis page beside it."""
+    site.write_index(trials_folder, summaries)
+    by_experiment: dict[str, list[TrialSummary]] = {}
+    for summary in summaries:
+        if summary.experiment and summary.status not in (LEGACY, UNREADABLE):
+            by_experiment.setdefault(summary.experiment, []).append(summary)
+    generated = datetime.now(timezone.utc)
+    for experiment, members in by_experiment.items():
+        tracked = list(dict.fromkeys(name for s in members for name in s.tracked))
+        rows = [analysis_row(s) for s in members]
+        for row, summary in zip(rows, members, strict=True):
+            row["page"] = f"{summary.id}/trial.html" if summary.has_page else None
+        analysis_pages.write_page(
+            trials_folder, experiment, rows, [f"params.{name}" for name in tracked], generated
+        )
 
 
 def refresh(trials_folder: Path) -> None:

@@ -22,13 +22,13 @@ from mitosis.atomic import replacing
 from mitosis.core.summary import TrialSummary
 
 INDEX_NAME = "index.sqlite"
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"  # 2: parameters, variants and tracked names in each row
 # Long enough to wait out another process's update or rebuild, short enough to fall back.
 BUSY_TIMEOUT_S = 30.0
 
 Stamp = tuple[int, int, int]  # the record file's mtime_ns, size, inode
 
-_JSON_COLUMNS = {"main", "metrics"}
+_JSON_COLUMNS = {"main", "metrics", "params", "variants", "tracked"}
 # ``page`` names a legacy trial's page; legacy trials are read from their own files, never cached.
 _COLUMNS = [f.name for f in fields(TrialSummary) if f.name != "page"]
 _QUOTED = ", ".join(f'"{name}"' for name in _COLUMNS)  # "commit" is an SQL keyword
@@ -118,6 +118,7 @@ def _entry(row: sqlite3.Row) -> Entry:
     values["debug"] = bool(values["debug"])
     values["has_page"] = bool(values["has_page"])
     values["has_notebook"] = bool(values["has_notebook"])
+    values["tracked"] = tuple(values["tracked"])
     stamp = (row["record_mtime_ns"], row["record_size"], row["record_inode"])
     return Entry(TrialSummary(**values), None if None in stamp else stamp)
 

@@ -9,7 +9,6 @@ User strings reach the page only as autoescaped template text or as JSON inside 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
@@ -23,6 +22,7 @@ import jinja2
 import markupsafe
 
 from mitosis.atomic import write_atomic
+from mitosis.core.embed import embed_json
 from mitosis.core.summary import TrialSummary
 
 INDEX_HTML = "index.html"
@@ -101,18 +101,6 @@ def page_data(
         "max_metric_columns": MAX_METRIC_COLUMNS,
         "rows": rows,
     }
-
-
-def embed_json(data: Any) -> str:
-    """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` can end or open a tag."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (
-        text.replace("&", "\\u0026")
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
 
 
 def render_index(
