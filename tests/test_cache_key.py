@@ -153,3 +153,35 @@ def test_key_parts_survive_the_record() -> None:
     parts = _parts()
     assert KeyParts.from_record(parts.as_record()) == parts
     assert KeyParts.from_record(parts.as_record()).key == parts.key
+
+
+def test_a_steps_parts_name_its_code_its_modules_and_its_packages(tmp_path: Path) -> None:
+    import importlib
+    import sys
+
+    import yaml
+
+    from mitosis.kernel_cache import step_key_parts
+
+    _write(
+        tmp_path,
+        {
+            "keylab/__init__.py": "",
+            "keylab/steps.py": "import os\nimport yaml\nfrom .util import twice\n\n\n"
+            "def gen(n=3):\n    return {'main': twice(n)}\n",
+            "keylab/util.py": "def twice(n):\n    return 2 * n\n",
+        },
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        steps = importlib.import_module("keylab.steps")
+        parts = step_key_parts(steps.gen, {"n": "sha256:n3"}, (), [tmp_path])
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("keylab")]:
+            del sys.modules[name]
+    assert parts.function == "keylab.steps:gen"
+    assert set(parts.modules) == {"keylab", "keylab.steps", "keylab.util"}
+    assert parts.files["keylab.util"] == str(Path("keylab/util.py"))
+    assert parts.packages == {"PyYAML": yaml.__version__}  # os is the standard library's
+    assert parts.arguments == {"n": "sha256:n3"}
