@@ -30,6 +30,10 @@ class ParameterError(MitosisError):
     """A ``-p``/``-e`` parameter names an unknown step, argument or variant, or is malformed."""
 
 
+class QueryError(ParameterError):
+    """A ``--where`` query (or ``where=``) does not follow the query grammar."""
+
+
 class UserCodeError(MitosisError):
     """A step's callable or lookup dictionary cannot be imported."""
 
