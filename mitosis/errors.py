@@ -34,6 +34,10 @@ class QueryError(ParameterError):
     """A ``--where`` query (or ``where=``) does not follow the query grammar."""
 
 
+class MissingExtraError(MitosisError):
+    """An optional dependency (an extra of mitosis-nb's) is needed and not installed."""
+
+
 class UserCodeError(MitosisError):
     """A step's callable or lookup dictionary cannot be imported."""
 

@@ -5,67 +5,24 @@ Chromium must be installed (`apt-get install -y chromium`): without it these tes
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from cdp import Browser, chromium_path
-from synthetic import write_trial
+from synthetic import NOISES, SEEDS, rmse_of, write_seed_sweep
 
-NOISES = {"low": 0.0, "mid": 0.1, "high": 0.5}
-SEEDS = (1, 2, 3)
 NOISE_PLOT = "#by-param figure[data-param='params.sine.noise']"
-HOSTILE = "<img src=x onerror=\"window.pwned='param';document.title='pwned'\">"
-
-
-def _rmse(noise: float, seed: int) -> float:
-    return noise * 2 + math.sin(seed) / 10 + 0.25
-
-
-def _param(kind: str, text: str, value: str, tracked: bool = True) -> dict[str, Any]:
-    key = "variant" if kind == "lookup" else "source"
-    return {
-        key: text,
-        "kind": kind,
-        "value": value,
-        "fingerprint": "sha256:" + "1" * 64,
-        "tracked": tracked,
-    }
 
 
 @pytest.fixture(scope="module")
 def trials(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3 noises x 3 seeds sweep of `sine` (one failed), and another experiment beside it."""
     folder = tmp_path_factory.mktemp("analysis") / "trials"
-    index = 0
-    for name, noise in NOISES.items():
-        for seed in SEEDS:
-            failed = name == "mid" and seed == 3
-            rmse = _rmse(noise, seed)
-            params = {
-                "noise": _param("lookup", name, repr(noise)),
-                "seed": _param("literal", str(seed), str(seed)),
-                "label": _param("literal", repr(HOSTILE), repr(HOSTILE), tracked=False),
-            }
-            write_trial(
-                folder,
-                index,
-                experiment="sine",
-                variant=f"sine.noise={name},sine.seed={seed}",
-                status="failed" if failed else "succeeded",
-                main=None if failed else rmse,
-                metrics={} if failed else {"rmse": rmse, "cost": seed * 1.5},
-                steps=[
-                    {"name": "sine", "run": "sine:run", "lookup": "sine:lookup", "params": params}
-                ],
-            )
-            index += 1
-    write_trial(folder, 10)  # another experiment (cosine), from the synthetic defaults
+    write_seed_sweep(folder)
     made = subprocess.run(
         [sys.executable, "-m", "mitosis.cli", "index", "-F", str(folder)],
         capture_output=True,
@@ -112,7 +69,7 @@ def test_the_page_draws_each_parameter_and_asks_the_network_for_nothing(
         f'[...document.querySelectorAll("{NOISE_PLOT} .mean")].map(m => +m.dataset.mean)'
     )
     expected = [
-        np.mean([_rmse(v, s) for s in SEEDS if not (n == "mid" and s == 3)])
+        np.mean([rmse_of(v, s) for s in SEEDS if not (n == "mid" and s == 3)])
         for n, v in NOISES.items()
     ]
     assert means == pytest.approx(expected, abs=1e-12)
@@ -131,7 +88,7 @@ def test_the_summary_averages_over_seeds_as_numpy_does(page: Browser) -> None:
     )
     assert [row[0] for row in stats] == ["0", "0.1", "0.5"]
     for (shown, cells), (name, noise) in zip(stats, NOISES.items(), strict=True):
-        ok = [_rmse(noise, s) for s in SEEDS if not (name == "mid" and s == 3)]
+        ok = [rmse_of(noise, s) for s in SEEDS if not (name == "mid" and s == 3)]
         assert float(shown) == noise
         assert cells["failed"] == ("1" if name == "mid" else "0")
         assert float(cells["mean"]) == pytest.approx(np.mean(ok), abs=1e-12)

@@ -73,18 +73,16 @@ def _show_legacy(args: argparse.Namespace, folder: Path) -> int:
 def list_command(args: argparse.Namespace) -> int:
     import shutil
 
-    from mitosis.trials import list_trials
+    from mitosis.analysis import list_selected
     from mitosis.views import trial_table
 
-    listing = list_trials(_trials_folder_of(args))
-    for warning in listing.warnings:
+    found = list_selected(_trials_folder_of(args), args.where, args.experiment, args.status)
+    for warning in found.warnings:
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
-    rows = [
-        row
-        for row in listing.trials
-        if (args.experiment is None or row.get("experiment") == args.experiment)
-        and (args.status is None or row.get("status") == args.status)
-    ]
+    if args.csv:
+        _print_csv(found.rows)
+        return EXIT_OK
+    rows = [summary.as_dict() for summary in found.summaries]
     if args.json:
         from mitosis.core.record import plain_json
 
@@ -94,6 +92,31 @@ def list_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     say(trial_table(rows, width) if rows else "no trials.")
+    return EXIT_OK
+
+
+def _print_csv(rows: Sequence[dict[str, object]]) -> None:
+    import csv
+
+    from mitosis.analysis import row_columns
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=row_columns(rows), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def summary_command(args: argparse.Namespace) -> int:
+    from mitosis.analysis import summarize_experiment
+
+    folder = _trials_folder_of(args)
+    table = summarize_experiment(folder, args.experiment, args.over, args.where)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    elif args.csv:
+        print(table.to_csv(index=False), end="")
+    else:
+        shown = table.to_string(index=False, float_format=lambda v: f"{v:.6g}")
+        say(shown if len(table) else "no trials pass the query.")
     return EXIT_OK
 
 
