@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mitosis.adapters import analysis_pages, index_cache, legacy_store, processes, site, store
+from mitosis.adapters import index_cache, legacy_store, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
 from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.core.analysis import analysis_row
@@ -348,7 +348,7 @@ def _write_site(trials_folder: Path, summaries: list[TrialSummary]) -> None:
         rows = [analysis_row(s) for s in members]
         for row, summary in zip(rows, members, strict=True):
             row["page"] = f"{summary.id}/trial.html" if summary.has_page else None
-        analysis_pages.write_page(
+        site.write_experiment_page(
             trials_folder, experiment, rows, [f"params.{name}" for name in tracked], generated
         )
 

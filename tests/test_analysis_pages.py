@@ -156,3 +156,56 @@ def test_hostile_parameter_values_show_as_text(page: Browser) -> None:
     assert page.evaluate("window.pwned") is None
     assert page.evaluate("document.title") == "sine · analysis · mitosis-nb"
     assert page.evaluate("document.querySelectorAll('img').length") == 0
+
+
+@pytest.fixture()
+def index(browser: Browser, trials: Path) -> Browser:
+    browser.navigate((trials / "index.html").as_uri())
+    browser.wait_for("document.body.dataset.ready === 'true'")
+    return browser
+
+
+def _type_where(browser: Browser, query: str) -> None:
+    browser.evaluate(
+        f"""(() => {{ const q = document.getElementById('where'); q.value = {query!r};
+                     q.dispatchEvent(new Event('input')); }})()"""
+    )
+
+
+def test_the_index_filters_by_the_same_query_grammar(index: Browser) -> None:
+    _type_where(index, "params.sine.noise == 0.5 and metrics.rmse > 0")
+    index.wait_for("document.querySelectorAll('#rows tr').length === 3")
+    _type_where(index, "params.sine.noise ==")
+    index.wait_for("document.getElementById('where-error').textContent !== ''")
+    assert "(at character 21)" in index.evaluate(
+        "document.getElementById('where-error').textContent"
+    )
+    assert index.evaluate("document.querySelectorAll('#rows tr').length") == 3  # kept the last
+
+
+def test_the_index_compares_the_ticked_trials_showing_only_what_differs(index: Browser) -> None:
+    _type_where(index, 'variants.sine.noise == "low"')
+    index.wait_for("document.querySelectorAll('#rows tr').length === 3")
+    assert index.evaluate("document.getElementById('compare').disabled")
+    index.evaluate("document.querySelectorAll('#rows input.pick').forEach(box => box.click())")
+    assert index.evaluate("document.getElementById('compare').textContent") == "compare 3 selected"
+    index.evaluate("document.getElementById('compare').click()")
+    fields = index.evaluate(
+        "[...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.dataset.field)"
+    )
+    assert {"params.sine.seed", "variant", "main", "metrics.rmse", "metrics.cost"} <= set(fields)
+    assert not {"experiment", "params.sine.noise", "variants.sine.noise", "status"} & set(fields)
+    assert index.evaluate("document.activeElement.id") == "comparison-close"
+    heads = index.evaluate("[...document.querySelectorAll('#comparison-table thead th')].length")
+    assert heads == 4
+
+
+def test_the_index_links_each_experiments_analysis_page(index: Browser, trials: Path) -> None:
+    links = index.evaluate("[...document.querySelectorAll('.plot a.analysis')].map(a => a.href)")
+    assert sorted(links) == sorted(
+        (trials / name).as_uri() for name in ("experiment-cosine.html", "experiment-sine.html")
+    )
+    index.evaluate(
+        "document.querySelector('.plot a.analysis[href=\"experiment-sine.html\"]').click()"
+    )
+    index.wait_for("location.href.endsWith('experiment-sine.html')")
