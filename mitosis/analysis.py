@@ -43,27 +43,29 @@ def select(
     query: Query | None = None,
     experiment: str | None = None,
     status: str | None = None,
-) -> list[tuple[TrialSummary, dict[str, Any]]]:
-    """The trials (with their flat rows) of ``experiment`` and ``status`` that pass ``query``."""
+) -> list[TrialSummary]:
+    """The trials of ``experiment`` and ``status`` that pass ``query``."""
     chosen = []
     for summary in summaries:
         if experiment is not None and summary.experiment != experiment:
             continue
         if status is not None and summary.status != status:
             continue
-        row = analysis_row(summary)
-        if query is None or query.matches(row.get):
-            chosen.append((summary, row))
+        if query is None or query.matches(analysis_row(summary).get):
+            chosen.append(summary)
     return chosen
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The trials a listing selected, their flat rows, and what a reader should be warned of."""
+    """The trials a listing selected, and what a reader should be warned of."""
 
     summaries: list[TrialSummary]
-    rows: list[dict[str, Any]]
     warnings: list[str]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The selected trials as flat rows (``list --csv``)."""
+        return [analysis_row(summary) for summary in self.summaries]
 
 
 def list_selected(
@@ -77,7 +79,7 @@ def list_selected(
     query = parse_query(where) if where is not None else None
     collected = catalog.collect(trials_folder)
     found = select(collected.summaries, query, experiment, status)
-    return Selection([s for s, _ in found], [r for _, r in found], collected.warnings())
+    return Selection(found, collected.warnings())
 
 
 def summarize_experiment(
@@ -139,7 +141,7 @@ def search_trials(
     query = parse_query(where) if where is not None else None  # refused before any reading
     folder = Path(trials_folder) if trials_folder else default_trials_folder(config)
     found = select(catalog.collect(folder).summaries, query, experiment, status)
-    rows = [row for _, row in found]
+    rows = [analysis_row(summary) for summary in found]
     columns = row_columns(rows)
     frame = pandas.DataFrame.from_records(rows, columns=columns).set_index("id")
     frame["started"] = pandas.to_datetime(frame["started"], utc=True, errors="coerce")
@@ -147,7 +149,7 @@ def search_trials(
     frame["debug"] = frame["debug"].astype(bool)
     for column in ("duration_s", *(c for c in columns if c.startswith("metrics."))):
         frame[column] = pandas.to_numeric(frame[column], errors="coerce")
-    frame.attrs["tracked"] = sorted({f"params.{n}" for s, _ in found for n in s.tracked})
+    frame.attrs["tracked"] = sorted({f"params.{n}" for s in found for n in s.tracked})
     return frame
 
 

@@ -275,28 +275,29 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
     caller writes it next anyway (``write_page=False``).
     """
     store.check_folder(trials_folder)
-    folders = list(store.trial_folders(trials_folder))
+    names = store.trial_names(trials_folder)
     cached, problem = _read_cached(trials_folder) if use_index else ({}, None)
-    if not folders:
+    if not names:
         problem = None  # nothing to list: a missing index is no news
     known = cached or {}
     current: dict[str, Entry] = {}
     stale = []
-    for folder in folders:
-        entry = known.get(folder.name)
-        stamp = store.record_stamp(folder)
+    base = str(trials_folder)
+    for name in names:
+        entry = known.get(name)
+        stamp = store.record_stamp(os.path.join(base, name))
         if entry is not None and entry.stamp is not None and entry.stamp == stamp:
-            current[folder.name] = entry
-        elif stamp is not None or not store.never_started(folder):
-            stale.append(folder)
+            current[name] = entry
+        elif stamp is not None or not store.never_started(trials_folder / name):
+            stale.append(trials_folder / name)
     fresh = _read_entries(stale)
     current.update((folder.name, entry) for folder, entry in zip(stale, fresh, strict=True))
     entries, died, listed = [], [], set()
-    for folder in folders:
-        if folder.name not in current:
+    for name in names:
+        if name not in current:
             continue
-        listed.add(folder.name)
-        entry, changed = _settle(trials_folder, current[folder.name])
+        listed.add(name)
+        entry, changed = _settle(trials_folder, current[name])
         if changed:
             died.append(entry)
         entries.append(entry)

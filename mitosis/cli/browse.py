@@ -4,7 +4,6 @@ and ``experiments``. Each parses nothing and decides nothing: it calls the libra
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Sequence
@@ -80,14 +79,14 @@ def list_command(args: argparse.Namespace) -> int:
     for warning in found.warnings:
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     if args.csv:
-        _print_csv(found.rows)
+        _print_csv(found.rows())
         return EXIT_OK
     rows = [summary.as_dict() for summary in found.summaries]
     if args.json:
-        from mitosis.core.record import plain_json
+        from mitosis.core.record import dumps_plain
 
         # One trial per line: grep-able, and json's fast C encoder (indent= is pure Python).
-        lines = ",\n".join(json.dumps(plain_json(row), default=str) for row in rows)
+        lines = ",\n".join(dumps_plain(row) for row in rows)
         print(f"[\n{lines}\n]" if rows else "[]")
         return EXIT_OK
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
