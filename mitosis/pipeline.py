@@ -18,6 +18,7 @@ from typing import Any
 from mitosis import catalog
 from mitosis.adapters import (
     execute,
+    kernels,
     publish,
     render,
     store,
@@ -45,7 +46,7 @@ def run_plan(
     reservation: Reservation | None = None,
     cancel: threading.Event | None = None,
     update_index: bool = True,
-    ahead: execute.KernelAhead | None = None,
+    ahead: kernels.KernelAhead | None = None,
 ) -> Trial:
     """Run one checked trial: folder, lock-in, running record, kernel, page, final record.
 
@@ -129,27 +130,21 @@ def _execute(
     notebook: Any,
     parameters: dict[str, Any],
     cancel: threading.Event | None,
-    ahead: execute.KernelAhead | None,
+    ahead: kernels.KernelAhead | None,
 ) -> execute.Execution:
     """Run the notebook with papermill in the trial's own fresh kernel."""
-    started_kernel = (
-        ahead.claim(plan.request.kernel, plan.config.root, plan.request.import_roots)
-        if ahead
-        else None
-    )
+    wanted = (plan.request.kernel, plan.config.root, plan.request.import_roots)
+    kernel = (ahead.claim(*wanted) if ahead else None) or kernels.start_kernel(*wanted)
     return execute.execute(
         notebook,
         folder / RUNNING_NOTEBOOK,
         parameters,
-        plan.config.root,
-        kernel=plan.request.kernel,
+        kernel,
         timeout=plan.request.timeout,
         progress=plan.request.progress,
         cancel=cancel,
-        started=started_kernel,
         # The page's exporter is built while the kernel works, not after it.
         on_start=publish.warm_up_in_background,
-        import_roots=plan.request.import_roots,
     )
 
 
@@ -166,7 +161,7 @@ class _Timer:
         self._last = now
 
 
-def run_plans(plans: Sequence[TrialPlan], ahead: execute.KernelAhead | None = None) -> list[Trial]:
+def run_plans(plans: Sequence[TrialPlan], ahead: kernels.KernelAhead | None = None) -> list[Trial]:
     """Lock in every plan's variants, then run the plans one after another.
 
     ``ahead``, a kernel the session started ahead, serves the first trial; the caller

@@ -20,14 +20,14 @@ from typing import Any
 from mitosis import provenance
 from mitosis.adapters import (
     environment,
-    execute,
+    kernels,
     publish,
     render,
     store,
 )
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
-from mitosis.adapters.execute import KernelAhead
+from mitosis.adapters.kernels import KernelAhead
 from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_from_json, value_facts
 from mitosis.core.params import (
     ParamChoice,
@@ -234,7 +234,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     template = request.template or config.template or render.packaged_template()
     origin = "--template (template=)" if request.template else "`template` in [tool.mitosis]"
     render.render_notebook(template, steps, origin)
-    kernelspec = execute.kernelspec_metadata(request.kernel) if request.kernel else None
+    kernelspec = kernels.kernelspec_metadata(request.kernel) if request.kernel else None
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
     facts = _ask_kernel(kernel, steps, grid, request.timeout)
     # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
@@ -250,7 +250,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
             state,
             template,
             trials_folder,
-            request.kernel or execute.SAME_INTERPRETER,
+            request.kernel or kernels.SAME_INTERPRETER,
             source,
             interpreter,
             kernelspec,
