@@ -1,8 +1,6 @@
 """Jupyter kernels for trials (jupyter_client): started fresh, ahead of need when they can
 be, asked about the user's code before a trial, and stopped for good whatever happened.
-
-A trial's kernel is a ``TrialKernel``: the notebook executor only runs cells in it, kills
-it (a timeout, Ctrl-C) and stops it; how a kernel starts and ends lives here.
+The notebook executor only runs cells in a ``TrialKernel``, kills it and stops it.
 """
 
 from __future__ import annotations
@@ -110,7 +108,7 @@ class _PromptClient(AsyncKernelClient):
             try:
                 reply = await self.shell_channel.get_msg(timeout=1)
             except queue.Empty:
-                if not await self._async_is_alive():
+                if not await self.is_alive():
                     from nbclient.exceptions import DeadKernelError  # nbclient runs this
 
                     raise DeadKernelError("Kernel died before replying to kernel_info") from None
