@@ -165,10 +165,11 @@ class KernelTrial:
     def _show(summary: StepSummary) -> None:
         from IPython.display import display
 
-        display(summary_to_display(summary), raw=True)  # type: ignore[no-untyped-call]  # IPython ships no types
+        bundle = summary_to_display(summary)
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]  # IPython ships no types
 
 
-def start(trial_dir: str, steps: list[dict[str, Any]]) -> KernelTrial:
+def start(trial_dir: str, steps: Sequence[Mapping[str, Any]]) -> KernelTrial:
     """Set up the kernel for a trial: logging to ``experiment.log``, the repo importable.
 
     ``steps`` is the ``mitosis_steps`` papermill injected (``steps_to_notebook``'s list).
