@@ -3,6 +3,8 @@
 - ``execute_trial(*steps, params=, literals=, ...)`` runs one trial, as ``mitosis-nb run``;
 - ``load_trial(id)`` and ``load_trial_data(trial)`` read a trial back;
 - ``reproduce_trial(id)`` runs a trial again at its commit and compares the results;
+- ``search_trials(where)`` gives the trials as a pandas DataFrame, ``summarize(frame,
+  over=["seed"])`` their aggregates (``pip install 'mitosis-nb[analysis]'``);
 - ``Trial`` is what they return; ``MitosisError`` is what refusals raise.
 
 The public API is imported lazily, so that a trial's kernel, which imports
@@ -23,9 +25,12 @@ __all__ = [
     "load_trial",
     "load_trial_data",
     "reproduce_trial",
+    "search_trials",
+    "summarize",
 ]
 
 if TYPE_CHECKING:
+    from mitosis.analysis import search_trials, summarize
     from mitosis.api import execute_trial
     from mitosis.errors import MitosisError, MitosisWarning
     from mitosis.reproduce import reproduce_trial
@@ -39,6 +44,8 @@ _HOMES = {
     "load_trial_data": "mitosis.trials",
     "execute_trial": "mitosis.api",
     "reproduce_trial": "mitosis.reproduce",
+    "search_trials": "mitosis.analysis",
+    "summarize": "mitosis.analysis",
 }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from mitosis.adapters import index_cache, legacy_store, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
 from mitosis.adapters.legacy_store import LegacyTrial
+from mitosis.core.analysis import analysis_row
 from mitosis.core.summary import (
     LEGACY,
     UNREADABLE,
@@ -271,28 +272,29 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
     caller writes it next anyway (``write_page=False``).
     """
     store.check_folder(trials_folder)
-    folders = list(store.trial_folders(trials_folder))
+    names = store.trial_names(trials_folder)
     cached, problem = _read_cached(trials_folder) if use_index else ({}, None)
-    if not folders:
+    if not names:
         problem = None  # nothing to list: a missing index is no news
     known = cached or {}
     current: dict[str, Entry] = {}
     stale = []
-    for folder in folders:
-        entry = known.get(folder.name)
-        stamp = store.record_stamp(folder)
+    base = str(trials_folder)
+    for name in names:
+        entry = known.get(name)
+        stamp = store.record_stamp(os.path.join(base, name))
         if entry is not None and entry.stamp is not None and entry.stamp == stamp:
-            current[folder.name] = entry
-        elif stamp is not None or not store.never_started(folder):
-            stale.append(folder)
+            current[name] = entry
+        elif stamp is not None or not store.never_started(trials_folder / name):
+            stale.append(trials_folder / name)
     fresh = _read_entries(stale)
     current.update((folder.name, entry) for folder, entry in zip(stale, fresh, strict=True))
     entries, died, listed = [], [], set()
-    for folder in folders:
-        if folder.name not in current:
+    for name in names:
+        if name not in current:
             continue
-        listed.add(folder.name)
-        entry, changed = _settle(trials_folder, current[folder.name])
+        listed.add(name)
+        entry, changed = _settle(trials_folder, current[name])
         if changed:
             died.append(entry)
         entries.append(entry)
@@ -308,7 +310,7 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
     summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
     if changed and write_page:
         with contextlib.suppress(OSError):
-            site.write_index(trials_folder, summaries)
+            _write_site(trials_folder, summaries)
     return Summaries(summaries, problem)
 
 
@@ -327,8 +329,26 @@ def rebuild(trials_folder: Path) -> Summaries:
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
     legacy = legacy_store.read_legacy_folder(trials_folder)
     summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
-    site.write_index(trials_folder, summaries)
+    _write_site(trials_folder, summaries)
     return Summaries(summaries, None)
+
+
+def _write_site(trials_folder: Path, summaries: list[TrialSummary]) -> None:
+    """``index.html`` and each experiment's analysis page beside it."""
+    site.write_index(trials_folder, summaries)
+    by_experiment: dict[str, list[TrialSummary]] = {}
+    for summary in summaries:
+        if summary.experiment and summary.status not in (LEGACY, UNREADABLE):
+            by_experiment.setdefault(summary.experiment, []).append(summary)
+    generated = datetime.now(timezone.utc)
+    for experiment, members in by_experiment.items():
+        tracked = list(dict.fromkeys(name for s in members for name in s.tracked))
+        rows = [analysis_row(s) for s in members]
+        for row, summary in zip(rows, members, strict=True):
+            row["page"] = f"{summary.id}/trial.html" if summary.has_page else None
+        site.write_experiment_page(
+            trials_folder, experiment, rows, [f"params.{name}" for name in tracked], generated
+        )
 
 
 def refresh(trials_folder: Path) -> None:

@@ -30,6 +30,14 @@ class ParameterError(MitosisError):
     """A ``-p``/``-e`` parameter names an unknown step, argument or variant, or is malformed."""
 
 
+class QueryError(ParameterError):
+    """A ``--where`` query (or ``where=``) does not follow the query grammar."""
+
+
+class MissingExtraError(MitosisError):
+    """An optional dependency (an extra of mitosis-nb's) is needed and not installed."""
+
+
 class UserCodeError(MitosisError):
     """A step's callable or lookup dictionary cannot be imported."""
 

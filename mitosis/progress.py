@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _ORDER = (SUCCEEDED, FAILED, INTERRUPTED, SKIPPED, NOT_STARTED)
 
 
-def outcome_lines(outcome: Outcome) -> list[tuple[str, TextIO]]:
+def _outcome_lines(outcome: Outcome) -> list[tuple[str, TextIO]]:
     """The lines ``run`` prints for a finished trial, and where each goes."""
     if outcome.trial is None:
         return [(f"{outcome.status}: {outcome.trial_id}  {outcome.message}", sys.stderr)]
@@ -127,7 +127,7 @@ class SweepPrinter:
         if self._quiet:
             return
         write: Callable[[str, TextIO], None] = self._bar.write if self._bar is not None else _print
-        for text, stream in outcome_lines(outcome):
+        for text, stream in _outcome_lines(outcome):
             write(text, stream)
 
     def close(self) -> None:

@@ -135,7 +135,7 @@ def _read_step(step: StepConfig) -> tuple[_Signature, Mapping[str, Any], str | N
     return _signature(function), lookup, None
 
 
-def describe_step(
+def _describe_step(
     step: StepConfig, claims: Mapping[tuple[str, str, str], registry.Claim]
 ) -> StepEntry:
     """One step's arguments and variants, with the registry's ``claims`` of them."""
@@ -165,7 +165,7 @@ def describe_investigation(
     usercode.ensure_importable(config.root)
     folder = trials_folder or config.trials_folder
     claims = {(c.step, c.arg, c.variant): c for c in registry.list_claims(folder)}
-    return [describe_step(step, claims) for step in config.steps.values()]
+    return [_describe_step(step, claims) for step in config.steps.values()]
 
 
 def _variant_line(variant: VariantEntry) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import subprocess
 import sys
@@ -105,3 +106,54 @@ def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+# A 3 noises x 3 seeds sweep of `sine` for the analysis tests; its trial (mid, 3) failed.
+NOISES = {"low": 0.0, "mid": 0.1, "high": 0.5}
+SEEDS = (1, 2, 3)
+HOSTILE = "<img src=x onerror=\"window.pwned='param';document.title='pwned'\">"
+
+
+def rmse_of(noise: float, seed: int) -> float:
+    """The sweep's `rmse` (and `main`) for one noise and seed."""
+    return noise * 2 + math.sin(seed) / 10 + 0.25
+
+
+def _param(kind: str, text: str, value: str, tracked: bool = True) -> dict[str, Any]:
+    key = "variant" if kind == "lookup" else "source"
+    return {
+        key: text,
+        "kind": kind,
+        "value": value,
+        "fingerprint": "sha256:" + "1" * 64,
+        "tracked": tracked,
+    }
+
+
+def write_seed_sweep(folder: Path) -> None:
+    """The sweep's nine trials, then one trial of another experiment (cosine)."""
+    index = 0
+    for name, noise in NOISES.items():
+        for seed in SEEDS:
+            failed = name == "mid" and seed == 3
+            rmse = rmse_of(noise, seed)
+            params = {
+                "noise": _param("lookup", name, repr(noise)),
+                "seed": _param("literal", str(seed), str(seed)),
+                "label": _param("literal", repr(HOSTILE), repr(HOSTILE), tracked=False),
+            }
+            write_trial(
+                folder,
+                index,
+                experiment="sine",
+                variant=f"sine.noise={name},sine.seed={seed}",
+                status="failed" if failed else "succeeded",
+                main=None if failed else rmse,
+                metrics={} if failed else {"rmse": rmse, "cost": seed * 1.5},
+                note=HOSTILE if seed == 1 else None,
+                steps=[
+                    {"name": "sine", "run": "sine:run", "lookup": "sine:lookup", "params": params}
+                ],
+            )
+            index += 1
+    write_trial(folder, 10)

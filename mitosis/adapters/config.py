@@ -54,7 +54,7 @@ class InvestigationConfig:
             ) from None
 
 
-def find_pyproject(start: Path) -> Path:
+def _find_pyproject(start: Path) -> Path:
     """The ``pyproject.toml`` of the nearest enclosing git repository (or directory)."""
     start = start.resolve()
     for directory in (start, *start.parents):
@@ -110,7 +110,7 @@ def load_config(
     Without ``require_steps`` (steps given on the command line, as ``mitosis -m``), a
     pyproject with no ``[tool.mitosis]`` table, or no steps in it, reads as the defaults.
     """
-    path = (pyproject or find_pyproject(start or Path.cwd())).resolve()
+    path = (pyproject or _find_pyproject(start or Path.cwd())).resolve()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -70,7 +70,7 @@ class DaskCluster:
         note = trials_folder / f"{TEMP_PREFIX}{token}-workers-see-this"
         note.write_text(token)
         try:
-            answers = self._client.run(worker_problem, str(note), token)
+            answers = self._client.run(_worker_problem, str(note), token)
         except Exception as error:  # the task could not even be unpickled there
             raise SchedulerError(
                 f"the Dask workers cannot run mitosis-nb ({one_line(error)}); install "
@@ -170,7 +170,7 @@ def watch_stop(name: str) -> Iterator[threading.Event]:
         watcher.join()
 
 
-def worker_problem(note: str, token: str) -> str | None:
+def _worker_problem(note: str, token: str) -> str | None:
     """Run on a worker: why it could not run trials into the folder that holds ``note``,
     which the submitter wrote there with ``token`` in it; or None."""
     folder = os.path.dirname(note)

@@ -125,7 +125,7 @@ def read_state(path: Path, ignore: Sequence[Path] = ()) -> GitState:
         dirty.append(name)
         if is_new:
             untracked.append(name)
-    submodules = submodule_commits(root) if (root / ".gitmodules").is_file() else {}
+    submodules = _submodule_commits(root) if (root / ".gitmodules").is_file() else {}
     return GitState(
         root,
         commit,
@@ -254,7 +254,7 @@ def _locate_in(
 _INSTALLED = frozenset({"site-packages", "dist-packages"})
 
 
-def submodule_commits(root: Path) -> dict[str, str]:
+def _submodule_commits(root: Path) -> dict[str, str]:
     """Each submodule's path and the commit checked out there (or recorded, if not cloned)."""
     output = git.Repo(root).git.submodule("status", "--recursive")
     commits: dict[str, str] = {}
@@ -313,7 +313,7 @@ def worktree(root: Path, commit: str) -> Iterator[Path]:
 def _add_submodules(root: Path, tree: Path, added: list[tuple[Path, Path]]) -> None:
     # Each submodule at the commit the tree records, as a worktree of the user's own clone of
     # it: no network, no new clone, and the user's submodule checkout is not touched either.
-    for name, commit in submodule_commits(tree).items():
+    for name, commit in _submodule_commits(tree).items():
         source = root / name
         if not (source / ".git").exists():
             raise GitStateError(

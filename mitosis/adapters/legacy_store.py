@@ -194,7 +194,7 @@ def read_legacy_folder(trials_folder: Path) -> LegacyFolder:
     return LegacyFolder(trials, max(times, default=None))
 
 
-def read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
+def _read_legacy_trials(trials_folder: Path) -> list[LegacyTrial]:
     """Every trial the original mitosis wrote into ``trials_folder``; [] if it wrote none."""
     return read_legacy_folder(trials_folder).trials
 
@@ -225,12 +225,12 @@ def find_legacy_trials(trials_folder: Path, key: str) -> list[LegacyTrial]:
     of their metadata folder (``2024-03-01_3f9c2a``), so their six hex digits or fewer."""
     return [
         trial
-        for trial in read_legacy_trials(trials_folder)
+        for trial in _read_legacy_trials(trials_folder)
         if key and trial.key is not None and (trial.metadata_folder or trial.key).endswith(key)
     ]
 
 
-def results_files(trials_folder: Path, trial: LegacyTrial) -> list[Path]:
+def _results_files(trials_folder: Path, trial: LegacyTrial) -> list[Path]:
     """The trial's ``results_<k>.dill`` files, first step first."""
     if trial.metadata_folder is None:
         return []
@@ -256,7 +256,7 @@ def load_results(trials_folder: Path, trial: LegacyTrial) -> list[Any]:
             "pip install 'mitosis-nb[legacy]'."
         ) from None
     results = []
-    for path in results_files(trials_folder, trial):
+    for path in _results_files(trials_folder, trial):
         with path.open("rb") as handle:
             results.append(dill.load(handle))  # noqa: S301 - the documented, explicit opt-in
     return results

@@ -32,7 +32,7 @@ def start_token(pid: int) -> str | None:
     return f"{boot}/{fields[19]}"
 
 
-def this_host() -> str:
+def _this_host() -> str:
     """This machine's hostname, as records store it."""
     return socket.gethostname()
 
@@ -67,7 +67,7 @@ def runner_state(hostname: str | None, pid: int | None, token: str | None) -> Ru
     """Whether the runner a record names is alive, dead, on another host, or unknowable."""
     if hostname is None or pid is None:
         return "unknown"
-    if hostname != this_host():
+    if hostname != _this_host():
         return "elsewhere"
     if pid <= 0 or not _exists(pid):
         return "dead"

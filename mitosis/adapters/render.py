@@ -28,7 +28,7 @@ def _tags(cell: nbformat.NotebookNode) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def step_source(step: StepConfig, index: int, count: int, previous: str | None) -> str:
+def _step_source(step: StepConfig, index: int, count: int, previous: str | None) -> str:
     """The code of the cell that runs one step, as a researcher would write it by hand.
 
     ``previous`` is the name of the step before, whose ``"data"`` this step receives first.
@@ -81,7 +81,7 @@ def render_notebook(
     step_cells = []
     for index, step in enumerate(steps):
         previous = steps[index - 1].name if index else None
-        cell = nbformat.v4.new_code_cell(step_source(step, index, len(steps), previous))
+        cell = nbformat.v4.new_code_cell(_step_source(step, index, len(steps), previous))
         cell.metadata["mitosis"] = {"step": step.name}
         cell.metadata["tags"] = ["mitosis-step"]
         step_cells.append(cell)

@@ -190,7 +190,7 @@ def _server(bind: str, port: int, handler: Callable[..., _TrialsHandler]) -> _Se
     return server_class((bind, port), handler)  # type: ignore[no-any-return]
 
 
-def url_of(bind: str, port: int) -> str:
+def _url_of(bind: str, port: int) -> str:
     """The URL to print for a server bound to ``bind``:``port``."""
     host = "127.0.0.1" if bind in ALL_INTERFACES else bind
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -218,7 +218,7 @@ def serve(
     server = _server(bind, port, handler)
     server.idle_timeout = idle_timeout
     try:
-        announce(url_of(bind, server.server_address[1]))
+        announce(_url_of(bind, server.server_address[1]))
         server.serve_forever()
     except KeyboardInterrupt:
         pass  # Ctrl-C is how one stops a server

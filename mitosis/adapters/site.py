@@ -1,4 +1,6 @@
-"""``index.html``: the trials folder's front page, one self-contained file.
+"""The static site: ``index.html``, the trials folder's front page, and one analysis page
+per experiment beside it (each metric against each parameter, parallel coordinates, the
+summary over seeds), each one self-contained file.
 
 Everything the page needs is inline (no CDN, no network) and every link is relative,
 so it works over ``python -m http.server``, ``mitosis-nb serve`` and from a copied folder.
@@ -9,20 +11,22 @@ User strings reach the page only as autoescaped template text or as JSON inside 
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import markupsafe
 
 from mitosis.atomic import write_atomic
+from mitosis.core.embed import embed_json, finite
 from mitosis.core.summary import TrialSummary
 
 INDEX_HTML = "index.html"
@@ -50,14 +54,14 @@ ROW_FIELDS = (
 )
 
 
-@lru_cache(maxsize=1)
-def _template() -> jinja2.Template:
+@lru_cache(maxsize=2)
+def _template(name: str = "index.html.j2") -> jinja2.Template:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_HTML_DIR)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    return environment.get_template("index.html.j2")
+    return environment.get_template(name)
 
 
 def _plain(value: Any) -> Any:
@@ -94,25 +98,20 @@ def page_data(
                 fields["problem"] = fields["problem"].replace(prefix, "")
         row = [_plain(fields[name]) for name in ROW_FIELDS]
         row.append([_plain(summary.metrics.get(name)) for name in metrics])
+        # What a query may ask beyond the columns: parameters, variants, the host, iteration.
+        extra = {f"params.{k}": _plain(v) for k, v in summary.params.items()}
+        extra.update((f"variants.{k}", _plain(v)) for k, v in summary.variants.items())
+        extra.update(host=summary.hostname, iteration=summary.iteration)
+        row.append(extra)
         rows.append(row)
+    experiments = sorted({s.experiment for s in summaries if s.experiment and s.status != "legacy"})
     return {
         "fields": list(ROW_FIELDS),
         "metrics": metrics,
         "max_metric_columns": MAX_METRIC_COLUMNS,
         "rows": rows,
+        "experiment_pages": {e: experiment_page_link(e) for e in experiments},
     }
-
-
-def embed_json(data: Any) -> str:
-    """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` can end or open a tag."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (
-        text.replace("&", "\\u0026")
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
 
 
 def render_index(
@@ -137,4 +136,66 @@ def write_index(trials_folder: Path, summaries: Sequence[TrialSummary]) -> Path:
     generated = datetime.now(timezone.utc)
     title = trials_folder.resolve().name or "trials"
     write_atomic(path, render_index(summaries, title, generated, trials_folder))
+    return path
+
+
+# --- one analysis page per experiment, beside index.html ------------------------------------
+
+PAGE_PREFIX = "experiment-"
+# Parameters a summary averages over unless told otherwise: the seed-to-seed spread.
+_SEED_NAMES = re.compile(r"(^|_)(seed|seeds|random_state|rng|replicate|repeat)$")
+
+
+def experiment_page_name(experiment: str) -> str:
+    """The page's file name beside ``index.html``; safe for any experiment name."""
+    return PAGE_PREFIX + re.sub(r"[^A-Za-z0-9_.+-]", "_", experiment) + ".html"
+
+
+def experiment_page_link(experiment: str) -> str:
+    """The page's relative URL, as ``index.html`` links it."""
+    return quote(experiment_page_name(experiment))
+
+
+def experiment_page_data(
+    rows: Sequence[Mapping[str, Any]], tracked: Sequence[str]
+) -> dict[str, Any]:
+    """What the page's script draws: the rows, and which columns are parameters and metrics."""
+    columns = {column for row in rows for column in row}
+    metrics = ["main", *sorted(c for c in columns if c.startswith("metrics."))]
+    return {
+        "rows": [finite(dict(row)) for row in rows],
+        "params": sorted(c for c in columns if c.startswith("params.")),
+        "metrics": metrics,
+        "tracked": list(tracked),
+        "over_default": {p: True for p in tracked if _SEED_NAMES.search(p.rsplit(".", 1)[-1])},
+    }
+
+
+def render_experiment_page(
+    experiment: str,
+    rows: Sequence[Mapping[str, Any]],
+    tracked: Sequence[str],
+    generated: datetime,
+) -> str:
+    """The whole page of one experiment's trials."""
+    return _template("experiment.html.j2").render(
+        experiment=experiment,
+        count=len(rows),
+        generated=generated.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        index="index.html",
+        # Safe as markup: embed_json leaves no character that could end the script element.
+        data=markupsafe.Markup(embed_json(experiment_page_data(rows, tracked))),  # noqa: S704
+    )
+
+
+def write_experiment_page(
+    trials_folder: Path,
+    experiment: str,
+    rows: Sequence[Mapping[str, Any]],
+    tracked: Sequence[str],
+    generated: datetime,
+) -> Path:
+    """Rewrite one experiment's page atomically; return its path."""
+    path = trials_folder / experiment_page_name(experiment)
+    write_atomic(path, render_experiment_page(experiment, rows, tracked, generated))
     return path

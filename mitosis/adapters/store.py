@@ -221,12 +221,16 @@ def read_record_for_listing(folder: Path) -> dict[str, Any]:
     return data  # type: ignore[no-any-return]
 
 
+def trial_names(trials_folder: Path) -> list[str]:
+    """The name of every trial folder, oldest first."""
+    if not trials_folder.is_dir():
+        return []
+    return sorted(entry.name for entry in os.scandir(trials_folder) if is_trial_id(entry.name))
+
+
 def trial_folders(trials_folder: Path) -> Iterator[Path]:
     """Every trial folder, oldest first."""
-    if not trials_folder.is_dir():
-        return iter(())
-    names = sorted(entry.name for entry in os.scandir(trials_folder) if is_trial_id(entry.name))
-    return (trials_folder / name for name in names)
+    return (trials_folder / name for name in trial_names(trials_folder))
 
 
 def never_started(folder: Path) -> bool:
@@ -248,14 +252,14 @@ def find_trial(trials_folder: Path, query: str) -> Path:
     return the_one_match(query, matches, [folder.name for folder in matches], trials_folder)
 
 
-def record_stamp(folder: Path) -> tuple[int, int, int] | None:
+def record_stamp(folder: Path | str) -> tuple[int, int, int] | None:
     """The record's modification time (ns), size and inode; None if it is absent.
 
     Records are only ever replaced whole (a new inode each time), so any rewrite changes
     the stamp, even one within the file system's timestamp granularity.
     """
     try:
-        stat = os.stat(folder / RECORD_NAME)
+        stat = os.stat(os.path.join(folder, RECORD_NAME))  # a str: 100,000 of them per list
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size, stat.st_ino

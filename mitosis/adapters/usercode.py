@@ -20,7 +20,7 @@ def ensure_importable(root: Path) -> None:
         sys.path.insert(0, text)
 
 
-def import_object(path: str) -> Any:
+def _import_object(path: str) -> Any:
     """Import ``module:qualname``, or refuse naming the module and the error."""
     module_name, _, qualname = path.partition(":")
     try:
@@ -40,7 +40,7 @@ def import_object(path: str) -> Any:
 
 def import_callable(path: str) -> Any:
     """Import a step's callable and check that it can be called."""
-    target = import_object(path)
+    target = _import_object(path)
     if not callable(target):
         raise UserCodeError(f"{path} is a {type(target).__name__}, not a callable.")
     return target
@@ -51,7 +51,7 @@ def import_lookup(path: str | None) -> LookupTables:
     holding such tables beside other names; none gives no tables."""
     if path is None:
         return LookupTables({}, {})
-    lookup = import_object(path)
+    lookup = _import_object(path)
     if not isinstance(lookup, Mapping):
         raise UserCodeError(
             f"{path} must be a dict mapping argument -> variant name -> value (or a module's "

@@ -4,7 +4,6 @@ and ``experiments``. Each parses nothing and decides nothing: it calls the libra
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from mitosis.cli.output import (
 from mitosis.errors import TrialNotFoundError
 
 
-def trials_folder_of(args: argparse.Namespace) -> Path:
+def _trials_folder_of(args: argparse.Namespace) -> Path:
     if args.trials_folder:
         folder = Path(args.trials_folder)
         if not folder.exists():  # a typo would otherwise read as "no trials"
@@ -40,7 +39,7 @@ def show_command(args: argparse.Namespace) -> int:
     from mitosis.trials import load_trial
     from mitosis.views import page_text, trial_text
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     try:
         trial = load_trial(args.id, folder)
     except TrialNotFoundError:
@@ -73,27 +72,50 @@ def _show_legacy(args: argparse.Namespace, folder: Path) -> int:
 def list_command(args: argparse.Namespace) -> int:
     import shutil
 
-    from mitosis.trials import list_trials
+    from mitosis.analysis import list_selected
     from mitosis.views import trial_table
 
-    listing = list_trials(trials_folder_of(args))
-    for warning in listing.warnings:
+    found = list_selected(_trials_folder_of(args), args.where, args.experiment, args.status)
+    for warning in found.warnings:
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
-    rows = [
-        row
-        for row in listing.trials
-        if (args.experiment is None or row.get("experiment") == args.experiment)
-        and (args.status is None or row.get("status") == args.status)
-    ]
+    if args.csv:
+        _print_csv(found.rows())
+        return EXIT_OK
+    rows = [summary.as_dict() for summary in found.summaries]
     if args.json:
-        from mitosis.core.record import plain_json
+        from mitosis.core.record import dumps_plain
 
         # One trial per line: grep-able, and json's fast C encoder (indent= is pure Python).
-        lines = ",\n".join(json.dumps(plain_json(row), default=str) for row in rows)
+        lines = ",\n".join(dumps_plain(row) for row in rows)
         print(f"[\n{lines}\n]" if rows else "[]")
         return EXIT_OK
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     say(trial_table(rows, width) if rows else "no trials.")
+    return EXIT_OK
+
+
+def _print_csv(rows: Sequence[dict[str, object]]) -> None:
+    import csv
+
+    from mitosis.analysis import row_columns
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=row_columns(rows), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def summary_command(args: argparse.Namespace) -> int:
+    from mitosis.analysis import summarize_experiment
+
+    folder = _trials_folder_of(args)
+    table = summarize_experiment(folder, args.experiment, args.over, args.where)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    elif args.csv:
+        print(table.to_csv(index=False), end="")
+    else:
+        shown = table.to_string(index=False, float_format=lambda v: f"{v:.6g}")
+        say(shown if len(table) else "no trials pass the query.")
     return EXIT_OK
 
 
@@ -102,7 +124,7 @@ def compare_command(args: argparse.Namespace) -> int:
     from mitosis.trials import load_trial
     from mitosis.views import comparison_text
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     a, b = load_trial(args.a, folder), load_trial(args.b, folder)
     comparison = compare_records(a.record, b.record, a.patch, b.patch)
     if args.json:
@@ -142,7 +164,7 @@ def reproduce_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def index_command(args: argparse.Namespace) -> int:
     from mitosis.catalog import rebuild
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     rebuilt = rebuild(folder)
     for warning in rebuilt.warnings():
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
@@ -156,7 +178,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from mitosis.catalog import refresh
     from mitosis.errors import TrialsFolderError
 
-    folder = trials_folder_of(args)
+    folder = _trials_folder_of(args)
     if not folder.is_dir():
         raise TrialsFolderError(f"no trials folder at {folder}; run a trial first or pass -F DIR.")
     refresh(folder)

@@ -13,6 +13,11 @@ STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable", "lega
 
 _FOLDER_HELP = "the trials folder (default: trials-folder of [tool.mitosis])"
 _CONFIG_HELP = "the investigation's pyproject.toml (default: the git root's)"
+_WHERE_HELP = (
+    'only trials passing this query: == != < <= > >= on any column, in [..], ~ "regex", '
+    "is missing, and/or/not, (..); e.g. --where 'params.sine.noise > 0.1 and "
+    "metrics.rmse < 1' (see mitosis-nb list --csv for the columns)"
+)
 _ID_HELP = "a trial id, or a unique prefix of its last part (e.g. 3f9c2a)"
 
 
@@ -146,6 +151,23 @@ def _add_browse_parsers(commands: Any) -> None:
     listing = browse("list", "list the trials, oldest first")
     listing.add_argument("--experiment", metavar="NAME", help="only this experiment's trials")
     listing.add_argument("--status", metavar="S", choices=STATUSES, help=", ".join(STATUSES))
+    listing.add_argument("--where", metavar="EXPR", help=_WHERE_HELP)
+    listing.add_argument(
+        "--csv", action="store_true", help="one CSV row per trial, every column, on stdout"
+    )
+    summary = browse("summary", "aggregate an experiment's metrics over seeds", json_output=False)
+    summary.add_argument("experiment", metavar="EXPERIMENT", help="e.g. sine, or gen+fit")
+    summary.add_argument(
+        "--over",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a parameter to average over, repeatable (e.g. --over seed --over fit.split)",
+    )
+    summary.add_argument("--where", metavar="EXPR", help=_WHERE_HELP)
+    output = summary.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    output.add_argument("--csv", action="store_true", help="CSV on stdout")
     browse("show", "show one trial").add_argument("id", metavar="ID", help=_ID_HELP)
     compare = browse("compare", "show only what differs between two trials")
     compare.add_argument("a", metavar="ID", help=_ID_HELP)

@@ -42,10 +42,10 @@ class Refusal(Exception):
 
 
 def node(tag: bytes, payload: bytes, text: str) -> Node:
-    return Node(tag + struct.pack(">Q", len(payload)) + payload, shorten(text))
+    return Node(tag + struct.pack(">Q", len(payload)) + payload, _shorten(text))
 
 
-def shorten(text: str) -> str:
+def _shorten(text: str) -> str:
     return text if len(text) <= RENDERING_LIMIT else text[: RENDERING_LIMIT - 1] + "…"
 
 
@@ -65,31 +65,31 @@ def join_texts(texts: Iterable[str]) -> str:
 # --- scalars: no children, so no cycles and no recursion --------------------------------------
 
 
-def encode_none(_: None) -> Node:
+def _encode_none(_: None) -> Node:
     return node(b"N", b"", "None")
 
 
-def encode_bool(value: bool) -> Node:
+def _encode_bool(value: bool) -> Node:
     return node(b"?", b"\x01" if value else b"\x00", repr(value))
 
 
-def encode_int(value: int) -> Node:
+def _encode_int(value: int) -> Node:
     payload = value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
     # repr() of a huge int is slow and refused past 4300 digits; hex is neither.
     text = repr(value) if value.bit_length() < 4000 else hex(value)
     return node(b"i", payload, text)
 
 
-def float_bits(value: float) -> bytes:
+def _float_bits(value: float) -> bytes:
     return CANONICAL_NAN if math.isnan(value) else struct.pack(">d", value)
 
 
-def encode_float(value: float) -> Node:
-    return node(b"f", float_bits(value), repr(value))
+def _encode_float(value: float) -> Node:
+    return node(b"f", _float_bits(value), repr(value))
 
 
-def encode_complex(value: complex) -> Node:
-    return node(b"c", float_bits(value.real) + float_bits(value.imag), repr(value))
+def _encode_complex(value: complex) -> Node:
+    return node(b"c", _float_bits(value.real) + _float_bits(value.imag), repr(value))
 
 
 def encode_str(value: str) -> Node:
@@ -97,29 +97,29 @@ def encode_str(value: str) -> Node:
     return node(b"s", value.encode("utf-8", "surrogatepass"), repr(value[:RENDERING_LIMIT]))
 
 
-def encode_bytes(value: bytes) -> Node:
+def _encode_bytes(value: bytes) -> Node:
     return node(b"y", value, repr(value[:RENDERING_LIMIT]))
 
 
-def encode_bytearray(value: bytearray) -> Node:
+def _encode_bytearray(value: bytearray) -> Node:
     return node(b"Y", bytes(value), f"bytearray({bytes(value[:RENDERING_LIMIT])!r})")
 
 
-def encode_singleton(value: object) -> Node:
+def _encode_singleton(value: object) -> Node:
     # `...` and NotImplemented: one value each, named by their repr in any process.
     return node(b"1", repr(value).encode("ascii"), repr(value))
 
 
 # Exact types only: subclasses (IntEnum, namedtuple, OrderedDict, ...) carry a class identity.
 SCALARS: dict[type, Callable[[Any], Node]] = {
-    type(None): encode_none,
-    bool: encode_bool,
-    int: encode_int,
-    float: encode_float,
-    complex: encode_complex,
+    type(None): _encode_none,
+    bool: _encode_bool,
+    int: _encode_int,
+    float: _encode_float,
+    complex: _encode_complex,
     str: encode_str,
-    bytes: encode_bytes,
-    bytearray: encode_bytearray,
-    type(Ellipsis): encode_singleton,
-    type(NotImplemented): encode_singleton,
+    bytes: _encode_bytes,
+    bytearray: _encode_bytearray,
+    type(Ellipsis): _encode_singleton,
+    type(NotImplemented): _encode_singleton,
 }

@@ -42,10 +42,10 @@ def importable_path(target: object, what: str) -> str:
     qualname = getattr(target, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):
         raise Refusal(what, "it has no module and qualified name to import it by")
-    return verified_path(module, qualname, target, what)
+    return _verified_path(module, qualname, target, what)
 
 
-def verified_path(module: str, qualname: str, target: object, what: str) -> str:
+def _verified_path(module: str, qualname: str, target: object, what: str) -> str:
     if "<lambda>" in qualname:
         raise Refusal(
             what,
@@ -98,7 +98,7 @@ def is_global(value: object) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ufunc"
 
 
-def accepts_keyword(method: Callable[..., object], name: str) -> bool:
+def _accepts_keyword(method: Callable[..., object], name: str) -> bool:
     try:
         parameters = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
@@ -128,7 +128,7 @@ def state_attributes(state: object) -> dict[str, object] | None:
 def call_get_params(get_params: Callable[..., object], what: str) -> dict[str, object]:
     # deep=False: nested estimators are fingerprinted as objects of their own, once.
     try:
-        deep = accepts_keyword(get_params, "deep")
+        deep = _accepts_keyword(get_params, "deep")
         params = get_params(deep=False) if deep else get_params()
     except Exception as error:
         raise Refusal(what, f"its get_params() raised {error!r}", f"fix it, or {UNTRACK}") from None
@@ -158,7 +158,7 @@ def reduce_recipe(
         module = getattr(value, "__module__", None)
         if not isinstance(module, str):
             raise Refusal(what, "it has no module to import it by")
-        return verified_path(module, recipe, value, what)
+        return _verified_path(module, recipe, value, what)
     if not (isinstance(recipe, tuple) and len(recipe) >= 2 and isinstance(recipe[1], tuple)):
         raise Refusal(what, f"its __reduce__() gave {type(recipe).__name__}, not a recipe")
     func, args, state, list_items, dict_items = (*recipe, None, None, None)[:5]

@@ -23,7 +23,7 @@ class CollectedMetrics:
     warnings: tuple[str, ...]
 
 
-def as_number(value: Any) -> int | float | bool | None:
+def _as_number(value: Any) -> int | float | bool | None:
     """``value`` as a plain Python number (a numpy scalar or 0-d array too), else None."""
     if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
         try:
@@ -43,7 +43,7 @@ def _flatten(
         if isinstance(value, Mapping):
             _flatten(f"{name}.", value, out, skipped)
             continue
-        number = as_number(value)
+        number = _as_number(value)
         if number is not None or value is None:
             out[name] = number
         else:
@@ -62,7 +62,7 @@ def collect_metrics(step: str, result: Mapping[Any, Any], results_file: str) -> 
     for key, value in result.items():
         if key in RESERVED_KEYS or not isinstance(key, str):
             continue
-        number = as_number(value)
+        number = _as_number(value)
         if number is not None:
             values[key] = number
     given = result.get("metrics")

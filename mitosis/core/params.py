@@ -73,7 +73,7 @@ def _is_expression(text: str) -> bool:
     return True
 
 
-def canonical_literal(text: str) -> str:
+def _canonical_literal(text: str) -> str:
     """The literal's canonical source, so ``-e a=4`` and ``-e a=0x4`` name one variant."""
     try:
         return _canonical(parse_literal(text))
@@ -124,7 +124,7 @@ def parse_option(option: str, kind: ParamKind) -> ParamOption:
         if any(not text for text in texts):
             raise ParameterError(f"-p {option!r} has an empty variant name.")
     else:
-        texts = (canonical_literal(value),)
+        texts = (_canonical_literal(value),)
     return ParamOption(step or None, arg, kind, texts, tracked)
 
 

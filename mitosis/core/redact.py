@@ -85,7 +85,7 @@ _SECRET_FILES = (
 )
 
 
-def looks_secret(name: str) -> bool:
+def _looks_secret(name: str) -> bool:
     """Whether an environment variable's name suggests its value is a secret."""
     return name.upper() not in _NOT_SECRET and bool(_SECRET_NAME.search(name))
 
@@ -155,7 +155,7 @@ def redact_environment(
         if _matches(name, exclude):
             continue
         value = variables[name]
-        if looks_secret(name) and not _matches(name, include):
+        if _looks_secret(name) and not _matches(name, include):
             recorded[name] = REDACTED
         else:
             recorded[name] = redact_value(value)

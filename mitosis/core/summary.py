@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -42,12 +43,20 @@ class TrialSummary:
     has_notebook: bool = False
     problem: str | None = None
     page: str | None = None
+    # Flat ``STEP.ARG`` keys: each parameter's value (see ``parameter_value``), its variant
+    # name or literal source, and which of them are tracked (the trial's variant).
+    params: Mapping[str, Any] = field(default_factory=dict)
+    variants: Mapping[str, Any] = field(default_factory=dict)
+    tracked: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields, for ``list --json`` and the site."""
         # Shallow on purpose: dataclasses.asdict deep-copies, which `list` pays 10,000 times.
         data = {name: getattr(self, name) for name in _FIELDS}
         data["metrics"] = dict(self.metrics)
+        data["params"] = dict(self.params)
+        data["variants"] = dict(self.variants)
+        data["tracked"] = list(self.tracked)
         return data
 
     def flagged(self, problem: str) -> TrialSummary:
@@ -97,7 +106,37 @@ def summarize_record(
         pid_start=_text(record.get("pid_start")),
         has_page=has_page,
         has_notebook=has_notebook,
+        **_parameters(record),
     )
+
+
+def parameter_value(rendering: Any) -> Any:
+    """A parameter's value as listings hold it: numbers, strings and booleans as themselves,
+    anything else as the record's short rendering of it."""
+    if not isinstance(rendering, str):
+        return rendering
+    try:
+        value = ast.literal_eval(rendering)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return rendering
+    return value if isinstance(value, (bool, int, float, str)) else rendering
+
+
+def _parameters(record: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    variants: dict[str, Any] = {}
+    tracked: list[str] = []
+    for step in record.get("steps") or []:
+        if not isinstance(step, Mapping):
+            continue
+        for arg, param in _mapping(step.get("params")).items():
+            param = _mapping(param)
+            name = f"{step.get('name')}.{arg}"
+            params[name] = parameter_value(param.get("value"))
+            variants[name] = param.get("variant", param.get("source"))
+            if param.get("tracked", True):
+                tracked.append(name)
+    return {"params": params, "variants": variants, "tracked": tuple(tracked)}
 
 
 def unreadable_summary(

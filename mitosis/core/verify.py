@@ -195,14 +195,14 @@ def same_result(original: Any, new: Any, rtol: float) -> bool:
     return bool(original == new)
 
 
-def without_addresses(value: Any) -> Any:
+def _without_addresses(value: Any) -> Any:
     """``value`` with every memory address in its text (``0x7fab…``) replaced by ``0x…``."""
     if isinstance(value, str):
         return _ADDRESS.sub("0x…", value)
     if isinstance(value, (list, tuple)):
-        return [without_addresses(item) for item in value]
+        return [_without_addresses(item) for item in value]
     if isinstance(value, Mapping):
-        return {key: without_addresses(item) for key, item in value.items()}
+        return {key: _without_addresses(item) for key, item in value.items()}
     return value
 
 
@@ -221,7 +221,7 @@ def _results(record: Mapping[str, Any]) -> dict[str, Any]:
     return results
 
 
-def changed_packages(original: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Mismatch, ...]:
+def _changed_packages(original: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Mismatch, ...]:
     """Packages whose version differs between two records (``None``: not installed)."""
     a = _mapping(_mapping(original.get("environment")).get("packages"))
     b = _mapping(_mapping(new.get("environment")).get("packages"))
@@ -232,7 +232,7 @@ def changed_packages(original: Mapping[str, Any], new: Mapping[str, Any]) -> tup
     )
 
 
-def compared_fields(record: Mapping[str, Any]) -> tuple[str, ...]:
+def _compared_fields(record: Mapping[str, Any]) -> tuple[str, ...]:
     """The names ``verify`` compares for a record: ``main``, ``metrics.NAME``, and for each
     step before the last, ``STEP.main`` and ``STEP.metrics.NAME``."""
     return tuple(name for name in _results(record) if name != "status")
@@ -240,7 +240,7 @@ def compared_fields(record: Mapping[str, Any]) -> tuple[str, ...]:
 
 def check_ignored(record: Mapping[str, Any], ignore: Sequence[str]) -> None:
     """Refuse an ``--ignore`` that names no compared field (a typo would ignore nothing)."""
-    fields = compared_fields(record)
+    fields = _compared_fields(record)
     for name in ignore:
         if not any(_covers(name, field) for field in fields):
             raise ParameterError(
@@ -275,7 +275,7 @@ def verify(
         if (name in expected) == (name in found) and same_result(a, b, rtol):
             continue
         if (name in expected) == (name in found) and same_result(
-            without_addresses(a), without_addresses(b), rtol
+            _without_addresses(a), _without_addresses(b), rtol
         ):
             addresses.append(name)
             continue
@@ -287,7 +287,7 @@ def verify(
         reproduced=not mismatches and new.get("status") == "succeeded",
         mismatches=tuple(mismatches),
         compared=compared,
-        packages=changed_packages(original, new),
+        packages=_changed_packages(original, new),
         ignored=ignored,
         addresses=tuple(addresses),
     )

@@ -1,0 +1,54 @@
+"""A trial as one flat row: the columns the query grammar, the analysis pages and
+``search_trials`` share (``experiment``, ``metrics.<name>``, ``params.<step>.<arg>``, …)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mitosis.core.summary import TrialSummary
+
+__all__ = ["TRIAL_COLUMNS", "analysis_row"]
+
+# The columns every row has (a value or None), in the order a table shows them.
+TRIAL_COLUMNS = (
+    "id",
+    "experiment",
+    "status",
+    "started",
+    "duration_s",
+    "iteration",
+    "variant",
+    "note",
+    "debug",
+    "commit",
+    "host",
+    "main",
+)
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (bool, int, float, str)) or value is None else repr(value)
+
+
+def analysis_row(summary: TrialSummary) -> dict[str, Any]:
+    """The flat row of one trial; what a damaged record lacks is simply absent."""
+    row: dict[str, Any] = {
+        "id": summary.id,
+        "experiment": summary.experiment,
+        "status": summary.status,
+        "started": summary.started,
+        "duration_s": summary.duration_s,
+        "iteration": summary.iteration,
+        "variant": summary.variant,
+        "note": summary.note,
+        "debug": summary.debug,
+        "commit": summary.commit,
+        "host": summary.hostname,
+        "main": _plain(summary.main),
+    }
+    row.update((f"metrics.{name}", _plain(value)) for name, value in summary.metrics.items())
+    row.update((f"params.{name}", value) for name, value in summary.params.items())
+    row.update((f"variants.{name}", value) for name, value in summary.variants.items())
+    if summary.problem:
+        row["problem"] = summary.problem
+    return row
