@@ -22,6 +22,7 @@ from mitosis.adapters import (
     kernels,
     publish,
     render,
+    resources,
     store,
 )
 from mitosis.adapters import git as gitstate
@@ -70,9 +71,11 @@ def run_plan(
         warn_of_untracked(record.git["untracked"])
     notebook, parameters = _render(plan, folder)
     clock.lap("prepare_s")
-    outcome = _execute(plan, folder, notebook, parameters, cancel, ahead)
+    outcome, used = _execute(plan, folder, notebook, parameters, cancel, ahead)
     clock.lap("execute_s")
     record = finish_record(record, plan, outcome, started, clock.laps)
+    if used is not None:
+        record = replace(record, resources=used.as_record())
     try:
         publish_trial(folder, record, outcome.notebook)
     except OSError as error:
@@ -133,11 +136,12 @@ def _execute(
     parameters: dict[str, Any],
     cancel: threading.Event | None,
     ahead: kernels.KernelAhead | None,
-) -> execute.Execution:
-    """Run the notebook with papermill in the trial's own fresh kernel."""
+) -> tuple[execute.Execution, resources.Resources | None]:
+    """Run the notebook with papermill in the trial's own fresh kernel; what it cost."""
     wanted = (plan.request.kernel, plan.config.root, plan.request.import_roots)
     kernel = (ahead.claim(*wanted) if ahead else None) or kernels.start_kernel(*wanted)
-    return execute.execute(
+    monitor = resources.ProcessTreeMonitor(kernel.pid).start() if kernel.pid else None
+    execution = execute.execute(
         notebook,
         folder / RUNNING_NOTEBOOK,
         parameters,
@@ -147,7 +151,10 @@ def _execute(
         cancel=cancel,
         # The page's exporter is built while the kernel works, not after it.
         on_start=publish.warm_up_in_background,
+        # CPU time is exact only while the kernel still runs.
+        before_stop=monitor.sample if monitor else None,
     )
+    return execution, monitor.stop() if monitor else None
 
 
 class _Timer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -164,11 +165,13 @@ def execute(
     progress: bool = False,
     cancel: threading.Event | None = None,
     on_start: Callable[[], None] | None = None,
+    before_stop: Callable[[], None] | None = None,
 ) -> Execution:
     """Execute ``notebook`` in a fresh kernel, saving the executed notebook to ``output``.
 
     ``kernel`` is the trial's fresh kernel, which the execution owns: it is stopped whatever
-    happens. ``on_start`` is called (in another thread) just before the kernel gets the first cell.
+    happens. ``on_start`` is called (in another thread) just before the kernel gets the first cell,
+    ``before_stop`` once the notebook has run to its end, before the kernel stops.
     Never raises for what happens inside the kernel. ``KeyboardInterrupt``, SIGTERM (in
     the main thread) and a set ``cancel`` event stop the kernel and end the execution as
     ``interrupted``.
@@ -191,6 +194,8 @@ def execute(
     with _owned(kernel, output.parent.name) as owner:
         interrupted, timed_out = _watch(worker, finished, kernel, timeout, cancel)
         if interrupted is None and not timed_out:
+            if before_stop is not None:
+                before_stop()
             owner.stop_in_background()  # the notebook is saved: publishing it overlaps
     executed = outcome.get("notebook") or _read_partial(output)
     result = Execution(notebook=executed, kernel=kernel.name, stopping=owner.stopping)
@@ -264,17 +269,17 @@ def _say_how_it_ended(
 
 def is_cell_error(error: BaseException | None) -> bool:
     """Whether ``error`` is a cell's exception, which the notebook itself shows."""
-    from papermill.exceptions import PapermillExecutionError  # imported by the execution
-
-    return isinstance(error, PapermillExecutionError)
+    # Only an execution that imported papermill can have raised its errors; a papermill
+    # that does not import at all is the runner's failure, told by its own ImportError.
+    exceptions = sys.modules.get("papermill.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.PapermillExecutionError)
 
 
 def _kernel_went(error: BaseException) -> bool:
     # The kernel died, mid-cell or before answering at all: anything else that is not a
     # cell's error went wrong on this side, and says so itself.
-    from nbclient.exceptions import DeadKernelError
-
-    return isinstance(error, DeadKernelError)
+    exceptions = sys.modules.get("nbclient.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.DeadKernelError)
 
 
 def _read_partial(output: Path) -> nbformat.NotebookNode | None:

@@ -46,6 +46,12 @@ class TrialKernel:
         """The kernel's name (``SAME_INTERPRETER``: the runner's own Python)."""
         return str(self.manager.kernel_name)
 
+    @property
+    def pid(self) -> int | None:
+        """The kernel's process id, while it runs here."""
+        process = getattr(self.manager.provisioner, "process", None)
+        return getattr(process, "pid", None)
+
     def kill(self) -> None:
         """Kill the kernel's process now, even in the middle of a cell."""
         _kill_kernel(self.manager)

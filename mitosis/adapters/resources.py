@@ -8,6 +8,8 @@ its live descendants at the last look, which includes every child they have reap
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -63,6 +65,22 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return parent, utime + stime + cutime + cstime
 
 
+def _children(pid: int) -> list[int]:
+    """The children of ``pid``, from each of its threads' ``children`` file."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):  # gone meanwhile: no children
+        for task in os.scandir(_PROC / str(pid) / "task"):
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in Path(task.path, "children").read_text().split()]
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _lists_children() -> bool:
+    """Whether this kernel keeps ``/proc/PID/task/TID/children`` (CONFIG_PROC_CHILDREN)."""
+    return Path(_PROC, "self", "task", str(threading.get_native_id()), "children").exists()
+
+
 def _memory(pid: int) -> tuple[int, int]:
     rss = hwm = 0
     try:
@@ -100,7 +118,21 @@ class ProcessTreeMonitor:
             self.sample()
 
     def _tree(self) -> list[tuple[int, int]]:
-        """``(pid, cpu ticks)`` of the root and every descendant, from one pass over /proc."""
+        """``(pid, cpu ticks)`` of the root and every descendant."""
+        if not _lists_children():
+            return self._tree_by_scan()
+        tree: list[tuple[int, int]] = []
+        waiting = [self.pid]
+        while waiting:
+            pid = waiting.pop()
+            found = _stat(pid)
+            if found is not None:  # else gone meanwhile, with whatever it started
+                tree.append((pid, found[1]))
+                waiting += _children(pid)
+        return tree
+
+    def _tree_by_scan(self) -> list[tuple[int, int]]:
+        """The same from one pass over all of /proc, where a kernel lists no children."""
         parents: dict[int, int] = {}
         ticks: dict[int, int] = {}
         for entry in os.scandir(_PROC):

@@ -114,6 +114,8 @@ class TrialRecord:
     mitosis_version: str | None = None
     reproduces: str | None = None
     warnings: tuple[str, ...] | None = None
+    # What the trial's kernel tree cost: cpu_s, peak_rss_mb, and gpus where one was visible.
+    resources: Mapping[str, Any] | None = None
     absent: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -133,9 +135,9 @@ _TRIAL_FIELDS = (
     *("record", "id", "experiment", "variant", "iteration", "status", "note", "pid"),
     *("pid_start", "debug", "main", "metrics", "error", "steps", "started", "finished"),
     *("duration_s", "timings", "git", "environment", "command", "template"),
-    *("mitosis_version", "reproduces", "warnings"),
+    *("mitosis_version", "reproduces", "warnings", "resources"),
 )
-_TRIAL_WHEN_SET = frozenset({"warnings"})
+_TRIAL_WHEN_SET = frozenset({"warnings", "resources"})
 
 
 def _absent(
@@ -249,6 +251,7 @@ def parse_record(data: Any) -> TrialRecord:
         environment=_mapping(data.get("environment")),
         debug=bool(data.get("debug")),
         warnings=_texts(data.get("warnings")),
+        resources=_mapping(data["resources"]) if data.get("resources") is not None else None,
     )
     return TrialRecord(
         schema=data["record"],
@@ -271,6 +274,7 @@ def record_data(record: TrialRecord) -> dict[str, Any]:
         git=dict(record.git),
         environment=dict(record.environment),
         warnings=None if record.warnings is None else list(record.warnings),
+        resources=None if record.resources is None else dict(record.resources),
     )
     return _emit(values.items(), _TRIAL_WHEN_SET, record.absent, record.extra)
 
