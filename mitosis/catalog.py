@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mitosis import liveness
 from mitosis.adapters import index_cache, legacy_store, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
 from mitosis.adapters.legacy_store import LegacyTrial
@@ -193,6 +194,10 @@ def runner_flag(summary: TrialSummary) -> str | None:
 
 def settle_record(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The record as it stands: a ``running`` one whose runner died here becomes ``interrupted``."""
+    if record.get("status") in (liveness.QUEUED, "running"):
+        settled = liveness.settle(folder)  # a Slurm job's trial: Slurm and its heartbeat say
+        if settled is not None:
+            return settled.record
     if record.get("status") != "running":
         return record
     summary = summarize_record(folder.name, record)
@@ -207,6 +212,12 @@ def settle_record(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
 def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     """Re-record a dead run; flag one that cannot be checked. True if the record changed."""
     summary = entry.summary
+    if summary.status in (liveness.QUEUED, "running"):
+        settled = liveness.settle(trials_folder / summary.id)  # Slurm's trials: Slurm says
+        if settled is not None and settled.changed:
+            return _entry(trials_folder / summary.id, settled.record), True
+        if settled is not None:
+            return entry, False
     if summary.status != "running":
         return entry, False
     state = processes.runner_state(summary.hostname, summary.pid, summary.pid_start)

@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "index": lambda: browse.index_command(args),
         "serve": lambda: browse.serve_command(args),
         "reproduce": lambda: browse.reproduce_command(args, argv),
+        "cancel": lambda: browse.cancel_command(args),
     }
     return handle(args, handlers[args.command])
 

@@ -9,7 +9,7 @@ from typing import Any
 from mitosis import __version__
 from mitosis.cli.output import EXIT_USAGE
 
-STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable", "legacy")
+STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "unreadable", "legacy")
 
 _FOLDER_HELP = "the trials folder (default: trials-folder of [tool.mitosis])"
 _CONFIG_HELP = "the investigation's pyproject.toml (default: the git root's)"
@@ -34,7 +34,7 @@ def _seconds(text: str) -> float:
 def _address(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(
-            "is empty: give the Dask scheduler's, e.g. tcp://HOST:8786"
+            "is empty: give the Dask scheduler's, e.g. tcp://HOST:8786, or slurm"
         )
     return text.strip()
 
@@ -123,7 +123,21 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "--scheduler",
         type=_address,
         metavar="ADDR",
-        help="run the trials on a Dask cluster (tcp://HOST:8786)",
+        help="run the trials on a Dask cluster (tcp://HOST:8786), or submit them to Slurm "
+        "as one job array and return (slurm)",
+    )
+    run.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Slurm option over [tool.mitosis.slurm], repeatable (e.g. --slurm partition=gpu "
+        "--slurm time=60)",
+    )
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --scheduler slurm: wait for the trials to end, then summarize",
     )
     run.add_argument(
         "--skip-existing",
@@ -163,6 +177,8 @@ def _add_browse_parsers(commands: Any) -> None:
         help="leave a result out of the check, repeatable; e.g. --ignore metrics.runtime "
         "--ignore gen.main ('metrics' covers every metric)",
     )
+    cancel = browse("cancel", "cancel queued or running trials of a Slurm job")
+    cancel.add_argument("ids", nargs="+", metavar="ID", help=_ID_HELP)
     browse("index", "rebuild index.sqlite and index.html from the records", json_output=False)
     serve = browse("serve", "serve the trials folder over HTTP", json_output=False)
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
