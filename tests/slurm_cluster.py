@@ -84,11 +84,29 @@ def _start_munge() -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Running, not a zombie (this machine's pid 1 may never reap what it inherits)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat[stat.rfind(")") + 2 :][:1] != "Z"
+
+
+def _drain_jobs(env: dict[str, str], within: float = 30) -> None:
+    """Cancel every job and wait for their processes to go, before the daemons do."""
+    subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True, check=False)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        answer = subprocess.run(
+            ["squeue", "-h", "-t", "RUNNING,COMPLETING,PENDING", "-o", "%i"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if answer.returncode != 0 or not answer.stdout.strip():
+            return
+        time.sleep(0.5)
 
 
 def _stop_by_pid_file(path: Path) -> None:
@@ -139,6 +157,7 @@ def running_slurm(folder: Path) -> Iterator[Path]:
         _wait_idle(env)
         yield conf
     finally:
+        _drain_jobs(env)
         _stop_by_pid_file(folder / "slurmd.pid")
         _stop_by_pid_file(folder / "slurmctld.pid")
         if started_munge:

@@ -102,6 +102,11 @@ def check_partition(partition: str | None) -> None:
         )
 
 
+def require_submitit() -> None:
+    """Refuse, in one sentence, a run on Slurm where submitit is not installed."""
+    _submitit()
+
+
 def _submitit() -> Any:
     try:
         import submitit

@@ -40,6 +40,7 @@ _POLL_S = 1.0
 
 def connect(options: SlurmOptions) -> None:
     """Refuse, before anything is written, a cluster or partition that cannot take the jobs."""
+    slurm.require_submitit()
     slurm.check_partition(options.partition)
 
 
@@ -238,11 +239,22 @@ def _status_when_started(folder: Path) -> str | None:
     return None
 
 
+def _status_now(folder: Path) -> str | None:
+    try:
+        return str(store.read_record(folder).get("status"))
+    except RecordError:
+        return None
+
+
 @contextlib.contextmanager
 def _heartbeat(folder: Path, period: float, node: str) -> Iterator[None]:
     done = threading.Event()
 
     def beat() -> None:
+        # From the running record on: the runner empties the trial's folder as it begins.
+        while _status_now(folder) != "running":
+            if done.wait(0.2):
+                return
         while True:
             with contextlib.suppress(OSError):  # a full disk: the reader sees it stop
                 liveness.write_heartbeat(folder, datetime.now(timezone.utc), node)
