@@ -52,6 +52,10 @@ def cluster(slurm_conf: Path) -> Iterator[Path]:
     subprocess.run(["scancel", "--user", "root"], check=False, capture_output=True)
 
 
+def status(root: Path, trial_id: str) -> str | None:
+    return listed(root).get(trial_id, {}).get("status")
+
+
 def listed(root: Path) -> dict[str, dict]:
     """``mitosis-nb list --json`` by a new process: each trial's row by id."""
     answer = run_cli(root, "list", "--json")
@@ -141,13 +145,13 @@ def test_a_job_cancelled_with_scancel_and_one_past_its_time_limit_are_interrupte
     ((cancelled_id, cancelled_task),) = queued_ids(cancelled.stdout).items()
     ((killed_id, killed_task),) = queued_ids(killed.stdout).items()
     wait_until(
-        lambda: listed(investigation)[cancelled_id]["status"] == "running",
+        lambda: status(investigation, cancelled_id) == "running",
         within=60,
         what="the trial to cancel runs",
     )
     subprocess.run(["scancel", cancelled_task], check=True)
     wait_until(
-        lambda: listed(investigation)[cancelled_id]["status"] == "interrupted",
+        lambda: status(investigation, cancelled_id) == "interrupted",
         within=3 * 2 + 10,
         what="the cancelled trial is interrupted",
     )
@@ -158,12 +162,10 @@ def test_a_job_cancelled_with_scancel_and_one_past_its_time_limit_are_interrupte
     )
 
     # A runner killed outright writes nothing: the next reader records what Slurm says.
-    wait_until(
-        lambda: listed(investigation)[killed_id]["status"] == "running", 60, "the third runs"
-    )
+    wait_until(lambda: status(investigation, killed_id) == "running", 60, "the third runs")
     subprocess.run(["scancel", "--signal=KILL", "--full", killed_task], check=True)
     wait_until(
-        lambda: listed(investigation)[killed_id]["status"] == "interrupted",
+        lambda: status(investigation, killed_id) == "interrupted",
         within=3 * 2 + 30,
         what="the killed trial is interrupted by a reader",
     )
@@ -174,7 +176,7 @@ def test_a_job_cancelled_with_scancel_and_one_past_its_time_limit_are_interrupte
 
     # Slurm enforces a time limit of one minute within about half a minute more.
     wait_until(
-        lambda: listed(investigation)[timed_id]["status"] == "interrupted",
+        lambda: status(investigation, timed_id) == "interrupted",
         within=150,
         what="the trial past its time limit is interrupted",
     )
@@ -236,7 +238,7 @@ def test_cancel_stops_queued_and_running_trials_and_records_them_interrupted(
     assert rows[waiting]["status"] == rows[running]["status"] == "interrupted"
     assert record_of(investigation, waiting)["slurm"]["state"] == "CANCELLED"
     time.sleep(8)  # the running one's runner stops its kernel and records itself
-    assert listed(investigation)[running]["status"] == "interrupted"
+    assert status(investigation, running) == "interrupted"
     assert "CANCELLED" in record_of(investigation, running)["error"]["message"]
     # The waiting trial never started: its task left the queue without running it.
     assert record_of(investigation, waiting).get("started") is None
@@ -277,3 +279,29 @@ def test_a_wrong_partition_or_missing_submitit_is_refused_before_anything_is_wri
     assert missing.returncode == 2
     assert "pip install 'mitosis-nb[slurm]'" in missing.stderr
     assert trial_dirs(investigation / "trials") == []
+
+
+def test_the_pyproject_table_and_slurm_overrides_reach_the_job(
+    investigation: Path, cluster: Path
+) -> None:
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text()
+        + '\n[tool.mitosis.slurm]\njob-name = "from-table"\ntime = 2\n'
+        + 'setup = ["export MITOSIS_SETUP_RAN=yes"]\n'
+    )
+    subprocess.run(["git", "commit", "-qam", "slurm options"], cwd=investigation, check=True)
+
+    submitted = run_cli(investigation, "run", "toy", *SLURM, "--slurm", "time=3")
+    assert submitted.returncode == 0, submitted.stderr
+    ((trial_id, task),) = queued_ids(submitted.stdout).items()
+    wait_until(lambda: status(investigation, trial_id) == "succeeded", 120, "the trial ends")
+    job = subprocess.run(
+        ["scontrol", "-o", "show", "job", task], capture_output=True, text=True, check=True
+    ).stdout
+    assert "JobName=from-table" in job and "TimeLimit=00:03:00" in job
+    # The setup line ran before the trial, whose kernel inherited what it exported.
+    record = record_of(investigation, trial_id)
+    assert record["environment"]["variables"]["MITOSIS_SETUP_RAN"] == "yes"
+    shown = run_cli(investigation, "show", trial_id)
+    assert f"slurm:    job {task}, COMPLETED" in shown.stdout

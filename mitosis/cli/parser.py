@@ -177,7 +177,7 @@ def _add_browse_parsers(commands: Any) -> None:
         help="leave a result out of the check, repeatable; e.g. --ignore metrics.runtime "
         "--ignore gen.main ('metrics' covers every metric)",
     )
-    cancel = browse("cancel", "cancel queued or running trials of a Slurm job")
+    cancel = browse("cancel", "cancel queued or running trials of a Slurm job", json_output=False)
     cancel.add_argument("ids", nargs="+", metavar="ID", help=_ID_HELP)
     browse("index", "rebuild index.sqlite and index.html from the records", json_output=False)
     serve = browse("serve", "serve the trials folder over HTTP", json_output=False)
