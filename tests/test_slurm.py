@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -59,6 +60,22 @@ def status(root: Path, trial_id: str) -> str | None:
 def listed(root: Path) -> dict[str, dict]:
     """``mitosis-nb list --json`` by a new process: each trial's row by id."""
     answer = run_cli(root, "list", "--json")
+    assert answer.returncode == 0, answer.stderr
+    return {row["id"]: row for row in json.loads(answer.stdout)}
+
+
+def listed_from_another_host(root: Path) -> dict[str, dict]:
+    """``list --json`` by a process whose host is called ``login-node`` (a UTS namespace of
+    its own): a trial's pid, recorded on this machine, tells it nothing."""
+    command = f"hostname login-node && exec {sys.executable} -m mitosis.cli list --json"
+    answer = subprocess.run(
+        ["unshare", "--uts", "sh", "-c", command],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert answer.returncode == 0, answer.stderr
     return {row["id"]: row for row in json.loads(answer.stdout)}
 
@@ -140,7 +157,10 @@ def test_a_job_cancelled_with_scancel_and_one_past_its_time_limit_are_interrupte
     cancelled = run_cli(
         investigation, "run", "toy", "-p", "mode=sleep", "-e", "amplitude=2", *SLURM
     )
-    killed = run_cli(investigation, "run", "toy", "-p", "mode=sleep", "-e", "amplitude=3", *SLURM)
+    killed = run_cli(
+        investigation, "run", "toy", "-p", "mode=sleep", "-e", "amplitude=3",
+        "--scheduler", "slurm", "--slurm", "heartbeat=5",
+    )  # fmt: skip
     ((timed_id, timed_task),) = queued_ids(timed.stdout).items()
     ((cancelled_id, cancelled_task),) = queued_ids(cancelled.stdout).items()
     ((killed_id, killed_task),) = queued_ids(killed.stdout).items()
@@ -161,16 +181,25 @@ def test_a_job_cancelled_with_scancel_and_one_past_its_time_limit_are_interrupte
         "CANCELLED" in record["error"]["message"] and cancelled_task in record["error"]["message"]
     )
 
-    # A runner killed outright writes nothing: the next reader records what Slurm says.
+    # A runner killed outright writes nothing, and Slurm ends its job: a reader on another
+    # host, where its pid tells nothing, records it once its heartbeat (every 5 s) is three
+    # beats old.
     wait_until(lambda: status(investigation, killed_id) == "running", 60, "the third runs")
-    subprocess.run(["scancel", "--signal=KILL", "--full", killed_task], check=True)
+    beat = investigation / "trials" / killed_id / "heartbeat"
+    wait_until(beat.is_file, 10, "its first heartbeat")
+    os.kill(record_of(investigation, killed_id)["pid"], signal.SIGKILL)  # as the OOM killer would
+    killed_at = time.monotonic()
+    seen = listed_from_another_host(investigation)[killed_id]["status"]
+    if time.monotonic() - killed_at < 8:  # the heartbeat is fresh: it may still be running
+        assert seen == "running"
     wait_until(
-        lambda: status(investigation, killed_id) == "interrupted",
-        within=3 * 2 + 30,
-        what="the killed trial is interrupted by a reader",
+        lambda: listed_from_another_host(investigation)[killed_id]["status"] == "interrupted",
+        within=3 * 5 + 20,
+        what="the killed trial is interrupted by a reader on another host",
     )
     record = record_of(investigation, killed_id)
     assert record["error"]["type"] == "SlurmJobEnded"
+    assert "heartbeat" in record["error"]["message"] and killed_task in record["error"]["message"]
     assert record["slurm"]["state"] in record["error"]["message"]
     assert record["slurm"]["state"] not in ("RUNNING", "PENDING", "COMPLETED")
 
