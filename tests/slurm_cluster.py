@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -175,7 +174,3 @@ def squeue_state(conf: Path, task: str) -> str:
     ).stdout
     states = dict(line.split() for line in answer.splitlines() if line.strip())
     return states.get(task, "")
-
-
-def have_slurm_commands() -> bool:
-    return shutil.which("sbatch") is not None

@@ -334,3 +334,31 @@ def test_the_pyproject_table_and_slurm_overrides_reach_the_job(
     assert record["environment"]["variables"]["MITOSIS_SETUP_RAN"] == "yes"
     shown = run_cli(investigation, "show", trial_id)
     assert f"slurm:    job {task}, COMPLETED" in shown.stdout
+
+
+def test_ctrl_c_of_a_waiting_run_cancels_its_jobs_and_records_them_interrupted(
+    investigation: Path, cluster: Path
+) -> None:
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "mitosis.cli", "run", "toy", "-p", "mode=sleep",
+         "-e", "amplitude=1", "-e", "amplitude=2", *SLURM, "--wait"],
+        cwd=investigation, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: [row["status"] for row in listed(investigation).values()].count("running") == 2,
+            within=90,
+            what="both trials run",
+        )
+        waiting.send_signal(signal.SIGINT)
+        stdout, stderr = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 130, stderr
+    assert re.search(r"interrupted +2 ", stdout)
+    for record in records(investigation / "trials"):
+        assert record["status"] == "interrupted"
+        assert record["slurm"]["state"] == "CANCELLED"
+        task = f"{record['slurm']['job_id']}_{record['slurm']['array_index']}"
+        assert slurm_cluster.squeue_state(cluster, task) in ("CANCELLED", "COMPLETING")
