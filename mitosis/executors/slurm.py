@@ -23,7 +23,7 @@ from mitosis.adapters import slurm, store
 from mitosis.core.record import FINAL_STATUSES
 from mitosis.core.slurm_options import SlurmOptions
 from mitosis.errors import RecordError, TrialNotFoundError
-from mitosis.executors import QUEUED, Outcome
+from mitosis.executors import NOT_STARTED, QUEUED, Outcome
 from mitosis.lock_in import Reservation
 from mitosis.pipeline import run_plan
 from mitosis.planning import TrialPlan
@@ -118,15 +118,16 @@ class SlurmExecutor:
         return self._running
 
     def stop(self) -> list[Outcome]:
-        """Cancel every task not yet ended; their trials are recorded ``interrupted``."""
-        self._queue.clear()
+        """Cancel every task not yet ended; their trials are recorded ``interrupted``. Those
+        not submitted yet never will be."""
+        held, self._queue = self._queue, []
         out = list(self._out.values())
         with contextlib.suppress(Exception):  # a lost controller: the records say the rest
             slurm.cancel(task for _, _, task in out)
         for _, reservation, task in out:
             with contextlib.suppress(RecordError, OSError):
                 _record_cancelled(reservation.folder, task, "the waiting sweep was stopped")
-        return []
+        return [Outcome(plan, NOT_STARTED, reservation.trial_id) for plan, reservation in held]
 
     def close(self) -> None:
         """Nothing is held: Slurm keeps the jobs."""
