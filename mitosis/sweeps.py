@@ -199,6 +199,9 @@ class _Tally:
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
+            if outcome.status == QUEUED and self.executor.pending():
+                self.observer.finished(outcome)  # submitted, and waited for: its end comes later
+                continue
             if outcome.trial_id in self.outcomes:
                 continue
             self.outcomes[outcome.trial_id] = outcome

@@ -225,6 +225,8 @@ def test_wait_gives_the_summary_and_exit_code_and_skip_existing_resubmits_only_t
     assert waited.returncode == 1, waited.stderr
     assert re.search(r"succeeded +1 ", waited.stdout) and re.search(r"failed +1 ", waited.stdout)
     assert "sweep of 2 trials" in waited.stdout
+    assert waited.stdout.count("queued: ") == 2  # each trial's Slurm task, as it was submitted
+    assert "queued " not in waited.stdout.split("sweep of")[1]  # none is left queued
     assert "ValueError: the experiment exploded on purpose" in waited.stderr
 
     first = {r["id"]: r for r in records(investigation / "trials")}

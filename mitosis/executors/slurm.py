@@ -84,10 +84,11 @@ class SlurmExecutor:
         return outcomes
 
     def collect(self, timeout: float) -> list[Outcome]:
-        """Without ``wait``: every trial, ``queued``, at once. With it: the trials ended."""
+        """Every trial, ``queued``, once submitted; with ``wait``, then each one as it ends."""
         submitted = self._submit_array()
         if not self._wait:
             self._out.clear()
+        if submitted or not self._wait:
             return submitted
         if time.monotonic() - self._last_poll < _POLL_S:
             time.sleep(timeout)
