@@ -194,10 +194,8 @@ def runner_flag(summary: TrialSummary) -> str | None:
 
 def settle_record(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The record as it stands: a ``running`` one whose runner died here becomes ``interrupted``."""
-    if record.get("status") in (liveness.QUEUED, "running"):
-        settled = liveness.settle(folder)  # a Slurm job's trial: Slurm and its heartbeat say
-        if settled is not None:
-            return settled.record
+    if (settled := liveness.settle(folder, record.get("status"))) is not None:
+        return settled.record  # a Slurm job's trial: Slurm and its heartbeat say
     if record.get("status") != "running":
         return record
     summary = summarize_record(folder.name, record)
@@ -212,12 +210,8 @@ def settle_record(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
 def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     """Re-record a dead run; flag one that cannot be checked. True if the record changed."""
     summary = entry.summary
-    if summary.status in (liveness.QUEUED, "running"):
-        settled = liveness.settle(trials_folder / summary.id)  # Slurm's trials: Slurm says
-        if settled is not None and settled.changed:
-            return _entry(trials_folder / summary.id, settled.record), True
-        if settled is not None:
-            return entry, False
+    if (settled := liveness.settle(trials_folder / summary.id, summary.status)) is not None:
+        return _entry(trials_folder / summary.id, settled.record), settled.changed
     if summary.status != "running":
         return entry, False
     state = processes.runner_state(summary.hostname, summary.pid, summary.pid_start)

@@ -62,12 +62,16 @@ def _parse_time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def settle(folder: Path, now: datetime | None = None) -> Settled | None:
-    """The verdict on a ``queued`` or ``running`` Slurm trial in ``folder``.
+def settle(folder: Path, listed: object, now: datetime | None = None) -> Settled | None:
+    """The verdict on a ``queued`` or ``running`` Slurm trial in ``folder`` (``listed``: the
+    status its reader has for it).
 
-    None when the usual rules apply instead: not a Slurm trial, or no Slurm to ask from
-    this host. A trial whose job Slurm still runs (or holds) is left as it is.
+    None when the usual rules apply instead: not a Slurm trial, not queued or running, or
+    no Slurm to ask from this host. A trial whose job Slurm still runs (or holds) is left as
+    it is.
     """
+    if listed not in (QUEUED, "running"):
+        return None  # ended: nothing to ask Slurm, no record to read
     try:
         record = store.read_record(folder)
     except RecordError:
