@@ -141,9 +141,13 @@ def test_summary_on_the_command_line(trials: Path) -> None:
 
 
 def test_a_query_reads_each_column_as_the_row_has_it(trials: Path) -> None:
+    _assert_a_query_reads_each_column_as_the_row_has_it(trials)
+
+
+def _assert_a_query_reads_each_column_as_the_row_has_it(trials: Path) -> None:
     for summary in catalog.collect(trials).summaries:
         row, get = analysis_row(summary), column_getter(summary)
-        for column in [*row, "metrics.none", "params.sine.none", "problem", "nothing"]:
+        for column in [*row, "metrics.none", "params.sine.none", "resources.gpus", "problem", "x"]:
             assert repr(get(column)) == repr(row.get(column)), (summary.id, column)
 
 
@@ -153,7 +157,7 @@ NASTY_NOTE = '=HYPERLINK("http://evil.example","x"),\n"quoted", <b>bold</b>\r\nn
 
 def test_hostile_text_in_a_note_stays_text_in_the_csv(tmp_path: Path) -> None:
     write_trial(tmp_path, 0, note=NASTY_NOTE)
-    write_trial(tmp_path, 1, note="plain")
+    write_trial(tmp_path, 1, note="plain", resources={"cpu_s": 1.5, "peak_rss_mb": 20.0})
     where = 'note ~ "^=HYPER"'
     listed = subprocess.run(  # bytes: text mode would turn the note's \r\n into \n
         [
@@ -173,6 +177,7 @@ def test_hostile_text_in_a_note_stays_text_in_the_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(listed.stdout.decode(), newline="")))
     assert [row["note"] for row in rows] == [NASTY_NOTE]
     assert search_trials(trials_folder=tmp_path)["note"].tolist() == [NASTY_NOTE, "plain"]
+    _assert_a_query_reads_each_column_as_the_row_has_it(tmp_path)  # with resources
 
 
 def test_without_pandas_one_sentence_says_how_to_install_it(trials: Path) -> None:
