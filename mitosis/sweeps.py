@@ -99,18 +99,24 @@ class _Silent:
         pass
 
 
-def _find_existing(plans: Sequence[TrialPlan]) -> dict[int, str]:
-    """For each plan a succeeded non-debug trial already covers, that trial's id.
+# A trial still queued or running covers its variant too: submitting it again would run it twice.
+_COVERING = (SUCCEEDED, "running", "queued")
 
-    Covered means same experiment, same tracked variant, same commit. A debug sweep runs
-    uncommitted code, so nothing at its commit covers it.
+
+def _find_existing(plans: Sequence[TrialPlan]) -> dict[int, tuple[str, str]]:
+    """For each plan a non-debug trial already covers, that trial's id and status.
+
+    Covered means same experiment, same tracked variant, same commit, and succeeded, queued
+    or running. A debug sweep runs uncommitted code, so nothing at its commit covers it.
     """
     if not plans or plans[0].request.debug:
         return {}
-    done: dict[tuple[str | None, str | None, str | None], str] = {}
+    done: dict[tuple[str | None, str | None, str | None], tuple[str, str]] = {}
     for summary in catalog.collect(plans[0].trials_folder).summaries:
-        if summary.status == SUCCEEDED and not summary.debug:
-            done[(summary.experiment, summary.variant, summary.commit)] = summary.id
+        if summary.status in _COVERING and not summary.debug:
+            key = (summary.experiment, summary.variant, summary.commit)
+            if done.get(key, ("", ""))[1] != SUCCEEDED:  # a success says the most
+                done[key] = (summary.id, summary.status)
     found = {}
     for index, plan in enumerate(plans):
         existing = done.get((plan.experiment, plan.variant, plan.git.commit))
@@ -140,7 +146,12 @@ def run_sweep(
     ]
     existing = _find_existing(plans) if options.skip_existing else {}
     skipped = {
-        index: Outcome(plan, SKIPPED, existing[index], message="already succeeded at this commit")
+        index: Outcome(
+            plan,
+            SKIPPED,
+            existing[index][0],
+            message=f"already {existing[index][1]} at this commit",
+        )
         for index, plan in enumerate(plans)
         if index in existing
     }

@@ -230,3 +230,31 @@ def test_the_progress_bar_shows_on_a_terminal_that_reports_no_width(investigatio
     )
     assert code == 0, terminal
     assert "sweep" in terminal and "done 2, failed 0" in terminal
+
+
+def test_skip_existing_leaves_a_trial_that_still_runs_alone(tmp_path: Path) -> None:
+    root = make_investigation(tmp_path / "holdable", HOLDABLE, HOLDABLE_PYPROJECT)
+    trials = root / "trials"
+    trials.mkdir()
+    (trials / "hold").write_text("3\n")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "mitosis.cli", "run", "nap", "-e", "x=3"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and [r["status"] for r in records(trials)] != ["running"]:
+            time.sleep(0.2)
+        (running,) = records(trials)
+        again = run_cli(root, "run", "nap", "-ex=3", "-ex=4", "--workers", "2", "--skip-existing")
+        assert again.returncode == 0, again.stderr
+        summary = again.stdout[again.stdout.index("sweep of 2 trials") :].splitlines()
+        assert ["skipped", "1", running["id"]] in [line.split() for line in summary]
+        assert sorted(r["variant"] for r in records(trials)) == ["nap.x=3", "nap.x=4"]
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=90)
+    assert first.returncode == 130

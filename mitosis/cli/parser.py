@@ -152,7 +152,7 @@ def _add_where_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--skip-existing",
         action="store_true",
-        help="skip trials whose variant already succeeded at this commit",
+        help="skip trials whose variant already succeeded, or is queued or running, at this commit",
     )
 
 
