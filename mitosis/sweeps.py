@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mitosis import catalog
 from mitosis.adapters import execute
 from mitosis.errors import ParameterError
 from mitosis.executors import (
@@ -30,6 +29,7 @@ from mitosis.executors import (
 )
 from mitosis.lock_in import Reservation, lock_in_sweep, release
 from mitosis.planning import TrialPlan
+from mitosis.trials_folder import TrialsFolder
 
 __all__ = [
     "FAILED",
@@ -102,7 +102,7 @@ def _find_existing(plans: Sequence[TrialPlan]) -> dict[int, str]:
     if not plans or plans[0].request.debug:
         return {}
     done: dict[tuple[str | None, str | None, str | None], str] = {}
-    for summary in catalog.collect(plans[0].trials_folder).summaries:
+    for summary in TrialsFolder(plans[0].trials_folder).collect().summaries:
         if summary.status == SUCCEEDED and not summary.debug:
             done[(summary.experiment, summary.variant, summary.commit)] = summary.id
     found = {}
