@@ -4,6 +4,7 @@ the page shows it at once, from its part file; dead runs are settled by ``list``
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +119,23 @@ def test_the_page_reads_every_part_file_and_a_trials_latest_row(
     trials.rebuild_index()
     assert site.part_paths(trials.path) == []
     assert _open(browser, trials.path) == "13 trials"
+
+
+def test_a_damaged_part_file_neither_stops_trials_nor_hides_the_rows_after_it(
+    tmp_path: Path, browser: Browser
+) -> None:
+    trials = TrialsFolder(tmp_path / "trials")
+    write_trials(trials.path, 2)
+    trials.rebuild_index()
+    folder = write_trial(trials.path, 2)
+    trials.record_trial(store.read_record(folder))
+    (part,) = site.part_paths(trials.path)
+    part.write_text("mitosisParts.push({cut short")  # a hand edit, a lost write
+    later = write_trial(trials.path, 3, note="after the damage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recorded without a word
+        trials.record_trial(store.read_record(later))
+    assert len(site.part_paths(trials.path)) == 2
+    assert _open(browser, trials.path) == "3 trials"
+    (row,) = _filter(browser, "after the damage")
+    assert later.name in row

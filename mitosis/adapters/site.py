@@ -4,15 +4,16 @@ summary over seeds), each one self-contained file.
 
 Everything the page needs is inline (no CDN, no network) and every link is relative,
 so it works over ``python -m http.server``, ``mitosis-nb serve`` and from a copied folder.
+User strings reach the page only as autoescaped template text or as JSON inside a
+``<script type="application/json">`` element that the page's script reads with
+``JSON.parse`` (or a part file's data object, below) and shows with ``textContent``: never
+as markup.
 
 A trial's start and end must not rewrite a page of every trial: ``index.html`` holds the
 trials as they stood when it was last written whole, and each trial since adds its row to
 the last of the ``index-data/part-NNNNNN.js`` files (a few hundred rows each), which the page
 loads in turn with ``<script src>`` (so it works from ``file://`` too) until one is missing.
 A later row of a trial replaces its earlier one.
-User strings reach the page only as autoescaped template text or as JSON inside a
-``<script type="application/json">`` element that the page's script reads with
-``JSON.parse`` and shows with ``textContent``: never as markup.
 """
 
 from __future__ import annotations
@@ -181,12 +182,19 @@ def write_index(trials_folder: Path, summaries: Sequence[TrialSummary]) -> Path:
     return path
 
 
-def _read_part(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    if not (text.startswith(_PART_PREFIX) and text.endswith(_PART_SUFFIX)):
-        raise ValueError(f"{path} is not a part file of mitosis-nb's")
-    data: dict[str, Any] = json.loads(text[len(_PART_PREFIX) : -len(_PART_SUFFIX)])
-    return data
+def _read_part(path: Path) -> dict[str, Any] | None:
+    """A part file's data; None if it is damaged (left as it is: the next part follows it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if text.startswith(_PART_PREFIX) and text.endswith(_PART_SUFFIX):
+            data: dict[str, Any] = json.loads(text[len(_PART_PREFIX) : -len(_PART_SUFFIX)])
+            if isinstance(data.get("rows"), list) and isinstance(
+                data.get("experiment_pages"), dict
+            ):
+                return data
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def add_to_index(trials_folder: Path, summaries: Sequence[TrialSummary]) -> bool:
@@ -196,10 +204,9 @@ def add_to_index(trials_folder: Path, summaries: Sequence[TrialSummary]) -> bool
         return False
     parts = part_paths(trials_folder)
     data: dict[str, Any] = {"rows": [], "experiment_pages": {}}
-    if parts:
-        last = _read_part(parts[-1])
-        if len(last["rows"]) + len(summaries) <= PART_ROWS:
-            data, parts = last, parts[:-1]
+    last = _read_part(parts[-1]) if parts else None
+    if last is not None and len(last["rows"]) + len(summaries) <= PART_ROWS:
+        data, parts = last, parts[:-1]
     prefixes = _prefixes(trials_folder)
     data["rows"].extend(_row(summary, prefixes, None) for summary in summaries)
     data["experiment_pages"].update(_experiment_pages(summaries))
