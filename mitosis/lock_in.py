@@ -41,7 +41,7 @@ def claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> int:
     try:
         for wanted in _claims(plan, trial_id):
             TrialsFolder(plan.trials_folder).claim(wanted)
-        return take_iteration(plan, trial_id)
+        return take_iteration(plan, trial_id, new_trial=True)
     except BaseException:
         # Lost a race for a variant, or the registry cannot be written: this trial never
         # happened, so leave no trace of it.
@@ -107,8 +107,9 @@ def take_reserved(reservation: Reservation) -> tuple[str, Path]:
     return reservation.trial_id, reservation.folder
 
 
-def take_iteration(plan: TrialPlan, trial_id: str) -> int:
+def take_iteration(plan: TrialPlan, trial_id: str, new_trial: bool = False) -> int:
     """The trial's iteration: how many non-debug trials of its variant came before it."""
     if plan.request.debug:
         return 0
-    return TrialsFolder(plan.trials_folder).take_iteration(plan.experiment, plan.variant, trial_id)
+    trials = TrialsFolder(plan.trials_folder)
+    return trials.take_iteration(plan.experiment, plan.variant, trial_id, new_trial)

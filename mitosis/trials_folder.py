@@ -64,9 +64,12 @@ class TrialsFolder:
         """Every variant claim in the folder."""
         return registry.list_claims(self.path)
 
-    def take_iteration(self, experiment: str, variant: str, trial_id: str) -> int:
-        """The next iteration number of ``experiment`` in ``variant``, taken for ``trial_id``."""
-        return registry.take_iteration(self.path, experiment, variant, trial_id)
+    def take_iteration(
+        self, experiment: str, variant: str, trial_id: str, new_trial: bool = False
+    ) -> int:
+        """The next iteration number of ``experiment`` in ``variant``, taken for ``trial_id``
+        (or the one it took before: a rerun); ``new_trial``: an id allocated just now."""
+        return registry.take_iteration(self.path, experiment, variant, trial_id, new_trial)
 
     # --- the listing, the index and the site (catalog) ---------------------------------
 
