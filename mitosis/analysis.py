@@ -105,7 +105,7 @@ def row_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Every column of ``rows``: the trial's own, then metrics, parameters, variants, problem."""
     seen = {column for row in rows for column in row}
     ordered = [c for c in TRIAL_COLUMNS if c != "id"]
-    for prefix in ("metrics.", "params.", "variants."):
+    for prefix in ("metrics.", "params.", "variants.", "resources."):
         ordered += sorted(c for c in seen if c.startswith(prefix))
     return ["id", *ordered, *(["problem"] if "problem" in seen else [])]
 
@@ -147,7 +147,8 @@ def search_trials(
     frame["started"] = pandas.to_datetime(frame["started"], utc=True, errors="coerce")
     frame["iteration"] = frame["iteration"].astype("Int64")
     frame["debug"] = frame["debug"].astype(bool)
-    for column in ("duration_s", *(c for c in columns if c.startswith("metrics."))):
+    numeric = [c for c in columns if c.startswith(("metrics.", "resources."))]
+    for column in ("duration_s", *numeric):
         frame[column] = pandas.to_numeric(frame[column], errors="coerce")
     frame.attrs["tracked"] = sorted({f"params.{n}" for s in found for n in s.tracked})
     return frame

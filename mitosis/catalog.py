@@ -32,6 +32,7 @@ from mitosis.core.summary import (
     summarize_record,
     unreadable_summary,
 )
+from mitosis.core.trial_record import ErrorRecord, TrialRecord, record_data
 from mitosis.errors import MitosisWarning, RecordError
 
 
@@ -72,7 +73,7 @@ def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
     except RecordError as error:
         adopted = _adopt_unfinished(folder)
         if adopted is not None:
-            return _entry(folder, adopted)
+            return _entry(folder, record_data(adopted))
         return Entry(unreadable_summary(folder.name, error.message, has_page, has_notebook), stamp)
     return Entry(summarize_record(folder.name, data, has_page, has_notebook), stamp)
 
@@ -108,19 +109,15 @@ def _read_entries(folders: list[Path]) -> list[Entry]:
 _NEARLY_FULL = 1 << 20
 
 
-def _died_error(record: dict[str, Any], now: datetime, folder: Path) -> dict[str, Any]:
-    host = (record.get("environment") or {}).get("hostname")
+def _died_error(record: TrialRecord, now: datetime, folder: Path) -> ErrorRecord:
+    host = record.environment.get("hostname")
     message = (
-        f"the runner process (pid {record.get('pid')} on {host}) died before the trial "
+        f"the runner process (pid {record.pid} on {host}) died before the trial "
         f"finished; mitosis-nb found it gone at {now:%Y-%m-%d %H:%M:%S} UTC.{_why_stopped(folder)}"
     )
-    return {
-        "kind": "interrupted",
-        "step": None,
-        "type": "RunnerDied",
-        "message": message,
-        "traceback": None,
-    }
+    return ErrorRecord(
+        kind="interrupted", step=None, type="RunnerDied", message=message, traceback=None
+    )
 
 
 def _why_stopped(folder: Path) -> str:
@@ -143,19 +140,19 @@ def _why_stopped(folder: Path) -> str:
     )
 
 
-def _mark_interrupted(folder: Path) -> dict[str, Any]:
+def _mark_interrupted(folder: Path) -> TrialRecord:
     # Read again: the runner, now known dead, wrote its last record before dying, and that
     # record (perhaps final after all) is what gets rewritten, never an older copy.
     record = store.read_record(folder)
-    if record["status"] == "running":
-        record["status"] = "interrupted"
-        record["error"] = _died_error(record, datetime.now(timezone.utc), folder)
+    if record.status == "running":
+        error = _died_error(record, datetime.now(timezone.utc), folder)
+        record = replace(record, status="interrupted", error=error)
         store.drop_reserves(folder)
         store.write_record(folder, record)
     return record
 
 
-def _adopt_unfinished(folder: Path) -> dict[str, Any] | None:
+def _adopt_unfinished(folder: Path) -> TrialRecord | None:
     """The record of a trial whose runner died as it wrote its very first record.
 
     Only the temporary copy is there, whole; once its runner is known dead, nobody else
@@ -168,7 +165,7 @@ def _adopt_unfinished(folder: Path) -> dict[str, Any] | None:
             data = store.read_record_file(temp)
         except RecordError:  # cut short: nothing to adopt
             continue
-        summary = summarize_record(folder.name, data)
+        summary = summarize_record(folder.name, record_data(data))
         if processes.runner_state(summary.hostname, summary.pid, summary.pid_start) != "dead":
             return None
         try:
@@ -192,11 +189,11 @@ def runner_flag(summary: TrialSummary) -> str | None:
     return None
 
 
-def settle_record(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+def settle_record(folder: Path, record: TrialRecord) -> TrialRecord:
     """The record as it stands: a ``running`` one whose runner died here becomes ``interrupted``."""
-    if record.get("status") != "running":
+    if record.status != "running":
         return record
-    summary = summarize_record(folder.name, record)
+    summary = summarize_record(folder.name, record_data(record))
     if processes.runner_state(summary.hostname, summary.pid, summary.pid_start) != "dead":
         return record
     try:
@@ -214,7 +211,7 @@ def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     if state == "dead":
         folder = trials_folder / summary.id
         try:
-            return _entry(folder, _mark_interrupted(folder)), True
+            return _entry(folder, record_data(_mark_interrupted(folder))), True
         except (RecordError, OSError):
             return _entry(folder), False
     flag = runner_flag(summary)

@@ -10,12 +10,11 @@ tuples, sets and bytes into strings if values were injected directly.
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import pickle
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,27 @@ from mitosis.adapters.usercode import (
     takes_positional,
 )
 from mitosis.atomic import write_atomic
-from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_to_json, value_facts
+from mitosis.core.code_facts import (
+    InterpreterFacts,
+    StepFacts,
+    StepQuestion,
+    facts_to_json,
+    questions_from_json,
+    value_facts,
+)
 from mitosis.core.fingerprint import fingerprint
+from mitosis.core.kernel_protocol import (
+    KernelParam,
+    KernelStep,
+    StepSummary,
+    steps_from_notebook,
+    summary_to_display,
+)
 from mitosis.core.metrics import collect_metrics
-from mitosis.core.record import summarize_metrics, summarize_value, to_json_safe
+from mitosis.core.record import summarize_metrics, summarize_value
 from mitosis.core.steps import load_object
 from mitosis.errors import UserCodeError
 
-STEP_MIMETYPE = "application/vnd.mitosis.step+json"
 LOG_NAME = "experiment.log"
 
 
@@ -56,10 +68,10 @@ def results_name(index: int) -> str:
 class KernelTrial:
     """One trial as seen from inside its kernel."""
 
-    def __init__(self, trial_dir: str, steps: list[dict[str, Any]]) -> None:
+    def __init__(self, trial_dir: str, steps: Sequence[KernelStep]) -> None:
         self.folder = Path(trial_dir)
-        self.steps = {step["name"]: step for step in steps}
-        self.order = [step["name"] for step in steps]
+        self.steps = {step.name: step for step in steps}
+        self.order = [step.name for step in steps]
         self._defaults: dict[str, dict[str, Any]] = {}
         self._attach_log()
 
@@ -74,34 +86,32 @@ class KernelTrial:
     def arguments(self, name: str) -> dict[str, Any]:
         """The keyword arguments of step ``name``, resolved and checked against the registry."""
         step = self.steps[name]
-        lookup: Any = load_object(step["lookup"]) if step["lookup"] else {}
+        lookup: Any = load_object(step.lookup) if step.lookup else {}
         resolved: dict[str, Any] = {}
-        for param in step["params"]:
-            if param["kind"] == "lookup":
-                value = lookup[param["arg"]][param["text"]]
+        for param in step.params:
+            if param.kind == "lookup":
+                value = lookup[param.arg][param.text]
             else:
-                value = ast.literal_eval(param["text"])
-            expected = param.get("fingerprint")
-            if expected:
-                self._check_unchanged(name, param, value, expected)
-            resolved[param["arg"]] = value
+                value = ast.literal_eval(param.text)
+            if param.fingerprint:
+                self._check_unchanged(name, param, value, param.fingerprint)
+            resolved[param.arg] = value
         # What the step runs with beyond what was given: its defaults, as this kernel has them.
-        if step.get("run"):
+        if step.run:
             later = self.order.index(name) > 0
-            self._defaults[name] = default_arguments(load_object(step["run"]), later, resolved)
+            self._defaults[name] = default_arguments(load_object(step.run), later, resolved)
         return resolved
 
     @staticmethod
-    def _check_unchanged(name: str, param: dict[str, Any], value: Any, expected: str) -> None:
+    def _check_unchanged(name: str, param: KernelParam, value: Any, expected: str) -> None:
         # The lookup module was imported again in this kernel: a value computed from a
         # clock, a random source or the process id differs here from what was locked in.
         found = fingerprint(value)
         if found.digest == expected:
             return
-        locked = param.get("rendering", "another value")
         raise ValueChangedError(
-            f"{name}.{param['arg']}={param['text']} is {found.rendering} in the trial's kernel "
-            f"but was {locked} when another process locked it in; the lookup "
+            f"{name}.{param.arg}={param.text} is {found.rendering} in the trial's kernel "
+            f"but was {param.rendering} when another process locked it in; the lookup "
             "dictionary must compute the same value in every process (no clock, random "
             "numbers or process id in it), or mark the parameter untracked with '+'."
         )
@@ -129,14 +139,14 @@ class KernelTrial:
                 f"'data', which step {following!r} receives as its first argument ({kept})."
             )
         metrics = collect_metrics(name, result, saved)
-        summary = {
-            "step": name,
-            "index": index,
-            "main": summarize_value(result["main"]),
-            "metrics": summarize_metrics(metrics.values),
-            "defaults": summarize_metrics(self._defaults.get(name, {})),
-            "warnings": list(metrics.warnings),
-        }
+        summary = StepSummary(
+            step=name,
+            index=index,
+            main=summarize_value(result["main"]),
+            metrics=summarize_metrics(metrics.values),
+            defaults=summarize_metrics(self._defaults.get(name, {})),
+            warnings=tuple(metrics.warnings),
+        )
         self._show(summary)
         return result
 
@@ -152,32 +162,30 @@ class KernelTrial:
         write_atomic(self.folder / results_name(index), payload)
 
     @staticmethod
-    def _show(summary: dict[str, Any]) -> None:
+    def _show(summary: StepSummary) -> None:
         from IPython.display import display
 
-        lines = [f"{summary['step']}: main = {summary['main']!r}"]
-        lines += [f"  {key} = {value!r}" for key, value in summary["metrics"].items()]
-        lines += [f"  warning: {text}" for text in summary["warnings"]]
-        bundle = {STEP_MIMETYPE: to_json_safe(summary), "text/plain": "\n".join(lines)}
+        bundle = summary_to_display(summary)
         display(bundle, raw=True)  # type: ignore[no-untyped-call]  # IPython ships no types
 
 
-def start(trial_dir: str, steps: list[dict[str, Any]]) -> KernelTrial:
-    """Set up the kernel for a trial: logging to ``experiment.log``, the repo importable."""
+def start(trial_dir: str, steps: Sequence[Mapping[str, Any]]) -> KernelTrial:
+    """Set up the kernel for a trial: logging to ``experiment.log``, the repo importable.
+
+    ``steps`` is the ``mitosis_steps`` papermill injected (``steps_to_notebook``'s list).
+    """
     if "" not in sys.path:
         sys.path.insert(0, "")
-    return KernelTrial(trial_dir, steps)
+    return KernelTrial(trial_dir, steps_from_notebook(steps))
 
 
 def describe_steps(request: str) -> str:
     """Import each asked step's callable and lookup dictionary, and describe them as JSON.
 
-    ``request`` is JSON: a list of ``{"name", "run", "lookup", "skip_first", "wanted"}``,
-    where ``wanted`` maps an argument to the variant names whose values are needed. The
-    answer is ``core.code_facts``' JSON, by step name.
+    ``request`` is ``core.code_facts.questions_to_json``'s text; the answer is its
+    ``facts_to_json``, by step name.
     """
-    asked: list[dict[str, Any]] = json.loads(request)
-    return facts_to_json({step["name"]: _describe_step(step) for step in asked})
+    return facts_to_json({step.name: _describe_step(step) for step in questions_from_json(request)})
 
 
 def describe_interpreter() -> str:
@@ -185,17 +193,17 @@ def describe_interpreter() -> str:
     return InterpreterFacts(platform.python_version(), sys.executable, tuple(sys.path)).to_json()
 
 
-def _describe_step(step: dict[str, Any]) -> StepFacts:
+def _describe_step(step: StepQuestion) -> StepFacts:
     try:
-        entries = import_lookup(step["lookup"])
-        function = import_callable(step["run"])
+        entries = import_lookup(step.lookup)
+        function = import_callable(step.run)
     except UserCodeError as error:
         return StepFacts(problem=error.message)
     lookup = entries.tables
-    names, any_keyword = accepted_arguments(function, step["skip_first"])
+    names, any_keyword = accepted_arguments(function, step.skip_first)
     values = {
         arg: {name: value_facts(lookup[arg][name]) for name in wanted if name in lookup[arg]}
-        for arg, wanted in step["wanted"].items()
+        for arg, wanted in step.wanted.items()
         if arg in lookup
     }
     return StepFacts(
@@ -203,10 +211,10 @@ def _describe_step(step: dict[str, Any]) -> StepFacts:
         any_keyword=any_keyword,
         variants={str(arg): tuple(map(str, variants)) for arg, variants in lookup.items()},
         values=values,
-        run_file=_file_of(step["run"]),
-        lookup_file=_file_of(step["lookup"]),
-        required=required_arguments(function, step["skip_first"]),
-        takes_input=not step["skip_first"] or takes_positional(function),
+        run_file=_file_of(step.run),
+        lookup_file=_file_of(step.lookup),
+        required=required_arguments(function, step.skip_first),
+        takes_input=not step.skip_first or takes_positional(function),
         not_tables=entries.others,
     )
 

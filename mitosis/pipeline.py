@@ -11,18 +11,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mitosis.adapters import (
     execute,
+    kernels,
     publish,
     render,
+    resources,
     store,
 )
 from mitosis.adapters import git as gitstate
 from mitosis.atomic import reserve_space, write_atomic
+from mitosis.core.kernel_protocol import KernelStep, steps_to_notebook
+from mitosis.core.trial_record import TrialRecord, record_data
 from mitosis.lock_in import Reservation, check_lock_in, claim_all, take_iteration, take_reserved
 from mitosis.planning import TrialPlan
 from mitosis.recording import (
@@ -32,6 +37,7 @@ from mitosis.recording import (
     keep_running_notebook,
     publish_trial,
     record_storage_failure,
+    rounded_timings,
     utc_now,
     warn_of_untracked,
     write_final_record,
@@ -45,7 +51,7 @@ def run_plan(
     reservation: Reservation | None = None,
     cancel: threading.Event | None = None,
     update_index: bool = True,
-    ahead: execute.KernelAhead | None = None,
+    ahead: kernels.KernelAhead | None = None,
 ) -> Trial:
     """Run one checked trial: folder, lock-in, running record, kernel, page, final record.
 
@@ -57,39 +63,41 @@ def run_plan(
     started = utc_now()
     folder, record = _begin(plan, reservation, started)
     # Room for the final record (this one, with how it ended), held until it is written.
-    reserve = reserve_space(folder, len(store.dump_yaml(record).encode()) + 4096)
+    reserve = reserve_space(folder, len(store.dump_yaml(record_data(record)).encode()) + 4096)
     if update_index:
-        TrialsFolder(plan.trials_folder).show_running(record)
+        TrialsFolder(plan.trials_folder).show_running(record_data(record))
     if plan.request.debug:
         write_atomic(folder / store.PATCH_NAME, gitstate.uncommitted_patch(plan.git))
-        warn_of_untracked(record["git"]["untracked"])
+        warn_of_untracked(record.git["untracked"])
     notebook, parameters = _render(plan, folder)
     clock.lap("prepare_s")
-    outcome = _execute(plan, folder, notebook, parameters, cancel, ahead)
+    outcome, used = _execute(plan, folder, notebook, parameters, cancel, ahead)
     clock.lap("execute_s")
-    finish_record(record, plan, outcome, started, clock.laps)
+    record = finish_record(record, plan, outcome, started, clock.laps)
+    if used is not None:
+        record = replace(record, resources=used.as_record())
     try:
         publish_trial(folder, record, outcome.notebook)
     except OSError as error:
         # A full disk may refuse the notebook or the page: the record, written last, says
         # so, and `succeeded` keeps meaning that every file is there.
         keep_running_notebook(folder)
-        record_storage_failure(record, error)
+        record = record_storage_failure(record, error)
     finally:
         clock.lap("publish_s")
-        record["timings"] = {name: round(value, 3) for name, value in clock.laps.items()}
+        record = replace(record, timings=rounded_timings(clock.laps))
         try:
             write_final_record(folder, record, reserve)
         finally:
             outcome.wait_until_stopped()
     if update_index:
-        TrialsFolder(plan.trials_folder).record_trial(record)  # warns, never raises
-    return Trial(record=record, folder=folder)
+        TrialsFolder(plan.trials_folder).record_trial(record_data(record))  # warns, never raises
+    return Trial(record, folder)
 
 
 def _begin(
     plan: TrialPlan, reservation: Reservation | None, started: datetime
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, TrialRecord]:
     """The trial's folder, locked in, with its running record written."""
     if reservation is None:
         trials = TrialsFolder(plan.trials_folder)
@@ -109,18 +117,16 @@ def _render(plan: TrialPlan, folder: Path) -> tuple[Any, dict[str, Any]]:
     notebook = render.render_notebook(plan.template, plan.steps)
     if plan.kernelspec:
         notebook.metadata["kernelspec"] = dict(plan.kernelspec)
-    parameters = {
-        "mitosis_trial_dir": str(folder),
-        "mitosis_steps": [
-            {
-                "name": step.name,
-                "run": step.run,
-                "lookup": step.lookup,
-                "params": [p.for_kernel() for p in plan.params_of(step.name)],
-            }
-            for step in plan.steps
-        ],
-    }
+    steps = [
+        KernelStep(
+            step.name,
+            step.run,
+            step.lookup,
+            tuple(p.for_kernel() for p in plan.params_of(step.name)),
+        )
+        for step in plan.steps
+    ]
+    parameters = {"mitosis_trial_dir": str(folder), "mitosis_steps": steps_to_notebook(steps)}
     return notebook, parameters
 
 
@@ -130,28 +136,26 @@ def _execute(
     notebook: Any,
     parameters: dict[str, Any],
     cancel: threading.Event | None,
-    ahead: execute.KernelAhead | None,
-) -> execute.Execution:
-    """Run the notebook with papermill in the trial's own fresh kernel."""
-    started_kernel = (
-        ahead.claim(plan.request.kernel, plan.config.root, plan.request.import_roots)
-        if ahead
-        else None
-    )
-    return execute.execute(
+    ahead: kernels.KernelAhead | None,
+) -> tuple[execute.Execution, resources.Resources | None]:
+    """Run the notebook with papermill in the trial's own fresh kernel; what it cost."""
+    wanted = (plan.request.kernel, plan.config.root, plan.request.import_roots)
+    kernel = (ahead.claim(*wanted) if ahead else None) or kernels.start_kernel(*wanted)
+    monitor = resources.ProcessTreeMonitor(kernel.pid).start() if kernel.pid else None
+    execution = execute.execute(
         notebook,
         folder / RUNNING_NOTEBOOK,
         parameters,
-        plan.config.root,
-        kernel=plan.request.kernel,
+        kernel,
         timeout=plan.request.timeout,
         progress=plan.request.progress,
         cancel=cancel,
-        started=started_kernel,
         # The page's exporter is built while the kernel works, not after it.
         on_start=publish.warm_up_in_background,
-        import_roots=plan.request.import_roots,
+        # CPU time is exact only while the kernel still runs.
+        before_stop=monitor.sample if monitor else None,
     )
+    return execution, monitor.stop() if monitor else None
 
 
 class _Timer:
@@ -167,7 +171,7 @@ class _Timer:
         self._last = now
 
 
-def run_plans(plans: Sequence[TrialPlan], ahead: execute.KernelAhead | None = None) -> list[Trial]:
+def run_plans(plans: Sequence[TrialPlan], ahead: kernels.KernelAhead | None = None) -> list[Trial]:
     """Lock in every plan's variants, then run the plans one after another.
 
     ``ahead``, a kernel the session started ahead, serves the first trial; the caller

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -20,15 +19,23 @@ from typing import Any
 from mitosis import provenance
 from mitosis.adapters import (
     environment,
-    execute,
+    kernels,
     publish,
     render,
     store,
 )
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
-from mitosis.adapters.execute import KernelAhead
-from mitosis.core.code_facts import InterpreterFacts, StepFacts, facts_from_json, value_facts
+from mitosis.adapters.kernels import KernelAhead
+from mitosis.core.code_facts import (
+    InterpreterFacts,
+    StepFacts,
+    StepQuestion,
+    facts_from_json,
+    questions_to_json,
+    value_facts,
+)
+from mitosis.core.kernel_protocol import KernelParam
 from mitosis.core.params import (
     ParamChoice,
     ParamOption,
@@ -39,6 +46,7 @@ from mitosis.core.params import (
 )
 from mitosis.core.request import TrialRequest
 from mitosis.core.steps import StepConfig
+from mitosis.core.trial_record import ParamRecord
 from mitosis.errors import (
     FingerprintError,
     MitosisWarning,
@@ -55,28 +63,28 @@ class ResolvedParam:
     rendering: str
     fingerprint: str | None
 
-    def as_record(self) -> dict[str, Any]:
+    def as_record(self) -> ParamRecord:
         """The parameter's entry in the record's ``steps[].params``."""
-        entry: dict[str, Any] = {"kind": self.choice.kind}
-        if self.choice.kind == "lookup":
-            entry["variant"] = self.choice.text
-        else:
-            entry["source"] = self.choice.text
-        entry.update(
-            value=self.rendering, fingerprint=self.fingerprint, tracked=self.choice.tracked
+        lookup = self.choice.kind == "lookup"
+        return ParamRecord(
+            kind=self.choice.kind,
+            value=self.rendering,
+            fingerprint=self.fingerprint,
+            tracked=self.choice.tracked,
+            variant=self.choice.text if lookup else None,
+            source=None if lookup else self.choice.text,
         )
-        return entry
 
-    def for_kernel(self) -> dict[str, Any]:
+    def for_kernel(self) -> KernelParam:
         """What the kernel needs to resolve and check the value itself."""
         # Untracked values (a GPU id, an output path) may differ between processes.
-        return {
-            "arg": self.choice.arg,
-            "kind": self.choice.kind,
-            "text": self.choice.text,
-            "fingerprint": self.fingerprint if self.choice.tracked else None,
-            "rendering": self.rendering,
-        }
+        return KernelParam(
+            arg=self.choice.arg,
+            kind=self.choice.kind,
+            text=self.choice.text,
+            fingerprint=self.fingerprint if self.choice.tracked else None,
+            rendering=self.rendering,
+        )
 
 
 @dataclass(frozen=True)
@@ -175,23 +183,17 @@ def _ask_kernel(
     grid: Sequence[Sequence[ParamChoice]],
     timeout: float | None,
 ) -> dict[str, StepFacts]:
-    wanted: dict[str, dict[str, list[str]]] = {step.name: {} for step in steps}
+    wanted: dict[str, dict[str, tuple[str, ...]]] = {step.name: {} for step in steps}
     for choice in (c for choices in grid for c in choices if c.kind == "lookup"):
         assert choice.step is not None
-        names = wanted[choice.step].setdefault(choice.arg, [])
+        names = wanted[choice.step].get(choice.arg, ())
         if choice.text not in names:
-            names.append(choice.text)
+            wanted[choice.step][choice.arg] = (*names, choice.text)
     asked = [
-        {
-            "name": step.name,
-            "run": step.run,
-            "lookup": step.lookup,
-            "skip_first": index > 0,
-            "wanted": wanted[step.name],
-        }
+        StepQuestion(step.name, step.run, step.lookup, index > 0, wanted[step.name])
         for index, step in enumerate(steps)
     ]
-    call = f"{_KERNEL_SIDE}.describe_steps({json.dumps(asked)!r})"
+    call = f"{_KERNEL_SIDE}.describe_steps({questions_to_json(asked)!r})"
     facts = facts_from_json(kernel.evaluate(call, timeout))
     for step in steps:
         problem = facts[step.name].problem
@@ -234,7 +236,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     template = request.template or config.template or render.packaged_template()
     origin = "--template (template=)" if request.template else "`template` in [tool.mitosis]"
     render.render_notebook(template, steps, origin)
-    kernelspec = execute.kernelspec_metadata(request.kernel) if request.kernel else None
+    kernelspec = kernels.kernelspec_metadata(request.kernel) if request.kernel else None
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
     facts = _ask_kernel(kernel, steps, grid, request.timeout)
     # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
@@ -250,7 +252,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
             state,
             template,
             trials_folder,
-            request.kernel or execute.SAME_INTERPRETER,
+            request.kernel or kernels.SAME_INTERPRETER,
             source,
             interpreter,
             kernelspec,

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shlex
 import traceback
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
@@ -25,12 +25,20 @@ from mitosis.adapters import (
     store,
 )
 from mitosis.atomic import write_atomic
-from mitosis.core.record import SCHEMA_VERSION, STORAGE_ERRNOS, from_json_safe
+from mitosis.core.kernel_protocol import StepSummary, summary_from_display
+from mitosis.core.record import STORAGE_ERRNOS
+from mitosis.core.trial_record import (
+    ErrorRecord,
+    StepRecord,
+    TrialRecord,
+    final_status,
+    record_data,
+)
 from mitosis.errors import (
     MitosisWarning,
     one_line,
 )
-from mitosis.kernel_side import LOG_NAME, STEP_MIMETYPE
+from mitosis.kernel_side import LOG_NAME
 from mitosis.planning import TrialPlan
 
 RUNNING_NOTEBOOK = ".running.ipynb"
@@ -43,51 +51,42 @@ def utc_now() -> datetime:
 
 def initial_record(
     plan: TrialPlan, trial_id: str, started: datetime, iteration: int
-) -> dict[str, Any]:
+) -> TrialRecord:
     """The record a trial starts with (``status: running``), from its plan."""
     request = plan.request
-    steps = [
-        {
-            "name": step.name,
-            "run": step.run,
-            "lookup": step.lookup,
-            "params": {p.choice.arg: p.as_record() for p in plan.params_of(step.name)},
-            "main": None,
-            "metrics": {},
-            "source": plan.source.get(step.name),
+    steps = tuple(
+        StepRecord(
+            name=step.name,
+            run=step.run,
+            lookup=step.lookup,
+            params={p.choice.arg: p.as_record() for p in plan.params_of(step.name)},
+            source=plan.source.get(step.name),
             # `mitosis -m MODULE`: registered nowhere, so `reproduce` takes it from here.
-            **({"module_step": True} if step in request.extra_steps else {}),
-        }
+            module_step=True if step in request.extra_steps else None,
+        )
         for step in plan.steps
-    ]
-    return {
-        "record": SCHEMA_VERSION,
-        "id": trial_id,
-        "experiment": plan.experiment,
-        "variant": plan.variant,
-        "iteration": iteration,
-        "status": "running",
-        "note": request.note,
-        "pid": os.getpid(),
-        "pid_start": processes.start_token(os.getpid()),
-        "debug": request.debug,
-        "main": None,
-        "metrics": {},
-        "error": None,
-        "steps": steps,
-        "started": started.isoformat(),
-        "finished": None,
-        "duration_s": None,
-        "timings": {},
-        "git": _git_record(plan),
-        "environment": environment.describe_environment(
+    )
+    return TrialRecord(
+        id=trial_id,
+        experiment=plan.experiment,
+        status="running",
+        variant=plan.variant,
+        iteration=iteration,
+        note=request.note,
+        pid=os.getpid(),
+        pid_start=processes.start_token(os.getpid()),
+        debug=request.debug,
+        steps=steps,
+        started=started.isoformat(),
+        git=_git_record(plan),
+        environment=environment.describe_environment(
             plan.kernel_name, plan.config.env_include, plan.config.env_exclude, plan.interpreter
         ),
-        "command": request.command or _describe_call(plan),
-        "template": _template_given(plan),
-        "mitosis_version": __version__,
-        "reproduces": request.reproduces,
-    }
+        command=request.command or _describe_call(plan),
+        template=_template_given(plan),
+        mitosis_version=__version__,
+        reproduces=request.reproduces,
+    )
 
 
 def _git_record(plan: TrialPlan) -> dict[str, object]:
@@ -100,7 +99,7 @@ def _git_record(plan: TrialPlan) -> dict[str, object]:
 _NAMED_AT_MOST = 50
 
 
-def warn_of_untracked(untracked: dict[str, list[str]]) -> None:
+def warn_of_untracked(untracked: Mapping[str, Sequence[str]]) -> None:
     """Say, in one line, which untracked files went into the patch that the trial's page
     links, and which were left out: the researcher is the one who knows what is private."""
     if not untracked["included"] and not untracked["excluded"]:
@@ -119,11 +118,11 @@ def warn_of_untracked(untracked: dict[str, list[str]]) -> None:
     )
 
 
-def _names(files: list[str]) -> str:
+def _names(files: Sequence[str]) -> str:
     if not files:
         return "none"
     more = len(files) - _NAMED_AT_MOST
-    return ", ".join(files[:_NAMED_AT_MOST]) + (f" and {more} more" if more > 0 else "")
+    return ", ".join(list(files)[:_NAMED_AT_MOST]) + (f" and {more} more" if more > 0 else "")
 
 
 def _template_given(plan: TrialPlan) -> str | None:
@@ -143,20 +142,19 @@ def _describe_call(plan: TrialPlan) -> str:
     return shlex.join(words)
 
 
-def _step_summaries(notebook: nbformat.NotebookNode | None) -> dict[str, dict[str, Any]]:
-    summaries: dict[str, dict[str, Any]] = {}
+def _step_summaries(notebook: nbformat.NotebookNode | None) -> dict[str, StepSummary]:
+    summaries: dict[str, StepSummary] = {}
     for cell in notebook.cells if notebook is not None else []:
         for output in cell.get("outputs", []):
-            summary = output.get("data", {}).get(STEP_MIMETYPE)
-            if isinstance(summary, dict) and "step" in summary:
-                # Plain containers: notebook nodes are dict subclasses YAML will not write.
-                summaries[summary["step"]] = from_json_safe(json.loads(json.dumps(summary)))
+            summary = summary_from_display(output.get("data", {}))
+            if summary is not None:
+                summaries[summary.step] = summary
     return summaries
 
 
 def _first_error(
     notebook: nbformat.NotebookNode | None,
-) -> tuple[str | None, dict[str, Any] | None]:
+) -> tuple[str | None, nbformat.NotebookNode | None]:
     for cell in notebook.cells if notebook is not None else []:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
@@ -168,9 +166,9 @@ def _first_error(
 def _describe_error(
     plan: TrialPlan,
     outcome: execute.Execution,
-    summaries: dict[str, dict[str, Any]],
+    summaries: Mapping[str, StepSummary],
     timeout: float | None,
-) -> dict[str, Any] | None:
+) -> ErrorRecord | None:
     missing = [step.name for step in plan.steps if step.name not in summaries]
     if outcome.error_kind is None and not missing:
         return None
@@ -179,13 +177,13 @@ def _describe_error(
         failed_step = missing[0] if missing else None
     kind = outcome.error_kind or "exception"
     if kind == "exception" and output is not None:
-        return {
-            "kind": kind,
-            "step": failed_step,
-            "type": output.get("ename"),
-            "message": execute.strip_ansi(str(output.get("evalue", ""))),
-            "traceback": execute.strip_ansi("\n".join(output.get("traceback", []))),
-        }
+        return ErrorRecord(
+            kind=kind,
+            step=failed_step,
+            type=output.get("ename"),
+            message=execute.strip_ansi(str(output.get("evalue", ""))),
+            traceback=execute.strip_ansi("\n".join(output.get("traceback", []))),
+        )
     messages = {
         "timeout": f"the trial ran longer than its timeout of {timeout} s; its kernel was stopped.",
         "kernel_died": "the kernel died (os._exit, a crash, or killed, perhaps for memory).",
@@ -198,74 +196,82 @@ def _describe_error(
         return _storage_error(exception, RUNNING_NOTEBOOK)
     if kind == "exception" and exception is not None and not execute.is_cell_error(exception):
         # Not the experiment: running the notebook failed on this side (papermill, say).
-        return {
-            "kind": kind,
-            "step": None,
-            "type": type(exception).__name__,
-            "message": f"mitosis-nb could not run the notebook: {one_line(exception, 2000)}",
-            "traceback": "".join(traceback.format_exception(exception)),
-        }
-    return {
-        "kind": kind,
-        "step": failed_step,
-        "type": type(exception).__name__ if exception is not None else "NoResult",
-        "message": messages[kind],
-        "traceback": None,
-    }
+        return ErrorRecord(
+            kind=kind,
+            step=None,
+            type=type(exception).__name__,
+            message=f"mitosis-nb could not run the notebook: {one_line(exception, 2000)}",
+            traceback="".join(traceback.format_exception(exception)),
+        )
+    return ErrorRecord(
+        kind=kind,
+        step=failed_step,
+        type=type(exception).__name__ if exception is not None else "NoResult",
+        message=messages[kind],
+        traceback=None,
+    )
 
 
 def finish_record(
-    record: dict[str, Any],
+    record: TrialRecord,
     plan: TrialPlan,
     outcome: execute.Execution,
     started: datetime,
-    timings: dict[str, float],
-) -> None:
-    """Fill in how the trial ended: each step's results, the error, status, times."""
+    timings: Mapping[str, float],
+) -> TrialRecord:
+    """The record of how the trial ended: each step's results, the error, status, times."""
     summaries = _step_summaries(outcome.notebook)
     error = _describe_error(plan, outcome, summaries, plan.request.timeout)
-    for entry in record["steps"]:
-        summary = summaries.get(entry["name"], {})
-        entry["main"] = summary.get("main")
-        entry["metrics"] = summary.get("metrics", {})
-        if summary.get("warnings"):
-            entry["warnings"] = summary["warnings"]
-        if "defaults" in summary:
-            entry["defaults"] = summary["defaults"]
-    last = record["steps"][-1]
-    record["main"], record["metrics"] = last["main"], last["metrics"]
-    warned = [text for entry in record["steps"] for text in entry.get("warnings", [])]
-    if warned:
-        record["warnings"] = warned
-    record["error"] = error
-    record["status"] = (
-        "succeeded"
-        if error is None
-        else "interrupted"
-        if error["kind"] == "interrupted"
-        else "failed"
-    )
+    steps = tuple(_step_ended(step, summaries.get(step.name)) for step in record.steps)
+    warned = tuple(text for step in steps for text in step.warnings or ())
     finished = utc_now()
-    record["finished"] = finished.isoformat()
-    record["duration_s"] = round((finished - started).total_seconds(), 3)
-    record["timings"] = {name: round(value, 3) for name, value in timings.items()}
+    return replace(
+        record,
+        steps=steps,
+        main=steps[-1].main,
+        metrics=steps[-1].metrics,
+        warnings=warned or None,
+        error=error,
+        status=final_status(error),
+        finished=finished.isoformat(),
+        duration_s=round((finished - started).total_seconds(), 3),
+        timings=rounded_timings(timings),
+    )
+
+
+def _step_ended(step: StepRecord, summary: StepSummary | None) -> StepRecord:
+    """``step`` with what it returned, as its summary in the notebook says."""
+    if summary is None:  # it never returned
+        return replace(step, main=None, metrics={})
+    return replace(
+        step,
+        main=summary.main,
+        metrics=summary.metrics,
+        warnings=summary.warnings or None,
+        defaults=summary.defaults,
+    )
+
+
+def rounded_timings(timings: Mapping[str, float]) -> dict[str, float]:
+    """The record's ``timings``: seconds, to the millisecond."""
+    return {name: round(value, 3) for name, value in timings.items()}
 
 
 def publish_trial(
-    folder: Path, record: dict[str, Any], notebook: nbformat.NotebookNode | None
+    folder: Path, record: TrialRecord, notebook: nbformat.NotebookNode | None
 ) -> None:
     """Write the executed notebook, its figures and the page (a header alone without a
     notebook), then drop the running notebook."""
     beside = [name for name in (LOG_NAME, store.PATCH_NAME) if (folder / name).is_file()]
     if notebook is not None:
         write_atomic(folder / "trial.ipynb", nbformat.writes(notebook))
-        page = publish.render_page(notebook, record, beside)
+        page = publish.render_page(notebook, record_data(record), beside)
         for name, data in page.figures.items():
             write_atomic(folder / name, data)
         publish.write_assets(folder.parent)
         html = page.html
     else:
-        html = publish.render_missing_notebook(record, beside)
+        html = publish.render_missing_notebook(record_data(record), beside)
     write_atomic(folder / "trial.html", html)
     with contextlib.suppress(FileNotFoundError):
         (folder / RUNNING_NOTEBOOK).unlink()
@@ -284,34 +290,33 @@ def keep_running_notebook(folder: Path) -> None:
         running.unlink()
 
 
-def record_storage_failure(record: dict[str, Any], error: OSError) -> None:
-    """Fail a trial whose files could not all be written; an experiment's own error stays."""
+def record_storage_failure(record: TrialRecord, error: OSError) -> TrialRecord:
+    """The record of a trial whose files could not all be written: failed, for storage;
+    an experiment's own error stays, with the storage message beside it."""
     described = _storage_error(error, "a file")
-    if record["error"] is None:
-        record["status"] = "failed"
-        record["error"] = described
-    else:
-        record["error"]["storage"] = described["message"]
+    if record.error is None:
+        return replace(record, status="failed", error=described)
+    return replace(record, error=replace(record.error, storage=described.message))
 
 
-def _storage_error(error: OSError, unnamed: str) -> dict[str, Any]:
+def _storage_error(error: OSError, unnamed: str) -> ErrorRecord:
     """The record's ``error`` for a write the disk refused (``unnamed``: the file it names
     when the error names none)."""
     name = Path(error.filename).name if error.filename else unnamed
     code = errno.errorcode.get(error.errno or 0, "OSError")
-    return {
-        "kind": "storage",
-        "step": None,
-        "type": type(error).__name__,
-        "message": (
+    return ErrorRecord(
+        kind="storage",
+        step=None,
+        type=type(error).__name__,
+        message=(
             f"could not write {name}: {error.strerror or error} ({code}); the files written "
             "before it are kept. Free space in the trials folder and run the trial again."
         ),
-        "traceback": None,
-    }
+        traceback=None,
+    )
 
 
-def write_final_record(folder: Path, record: dict[str, Any], reserve: Path | None) -> None:
+def write_final_record(folder: Path, record: TrialRecord, reserve: Path | None) -> None:
     """Write the final record into the room held for it: the reserve is given back first,
     and a record the disk refuses even so leaves a mark for the trial's next reader."""
     _release(reserve)

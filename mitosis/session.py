@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mitosis.adapters.config import load_config
-from mitosis.adapters.execute import KernelAhead
+from mitosis.adapters.kernels import KernelAhead
 from mitosis.core.params import bind_steps, expand_grid
 from mitosis.core.request import TrialRequest
 from mitosis.errors import MitosisError, ParameterError

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mitosis.adapters import execute
+from mitosis.adapters import kernels
 from mitosis.errors import ParameterError
 from mitosis.executors import (
     FAILED,
@@ -27,6 +27,7 @@ from mitosis.executors import (
     Executor,
     Outcome,
 )
+from mitosis.interrupts import TrialInterrupted, sigterm_as_interrupt
 from mitosis.lock_in import Reservation, lock_in_sweep, release
 from mitosis.planning import TrialPlan
 from mitosis.trials_folder import TrialsFolder
@@ -117,7 +118,7 @@ def run_sweep(
     plans: Sequence[TrialPlan],
     options: SweepOptions,
     observer: SweepObserver | None = None,
-    ahead: Sequence[execute.KernelAhead] = (),
+    ahead: Sequence[kernels.KernelAhead] = (),
 ) -> SweepResult:
     """Lock in, then run every plan not skipped, ``options.workers`` at a time or on Dask.
 
@@ -162,7 +163,7 @@ def _executor(
     options: SweepOptions,
     trials_folder: Path,
     trials: int,
-    ahead: Sequence[execute.KernelAhead],
+    ahead: Sequence[kernels.KernelAhead],
 ) -> Executor:
     if options.scheduler is None:
         from mitosis.executors.threads import ThreadExecutor
@@ -208,7 +209,7 @@ def _gather(
     tally = _Tally(observer, executor)
     submitted = 0
     stopped = False
-    with execute.sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             for plan, reservation in jobs:
                 executor.submit(plan, reservation)
@@ -216,7 +217,7 @@ def _gather(
             tally.add([])
             while executor.pending():
                 tally.add(executor.collect(_TICK_S))
-        except (KeyboardInterrupt, execute.TrialInterrupted):
+        except (KeyboardInterrupt, TrialInterrupted):
             stopped = True
             tally.add(executor.stop())
             _drain(executor, tally)
@@ -230,7 +231,7 @@ def _drain(executor: Executor, tally: _Tally) -> None:
     while executor.pending() and (deadline is None or time.monotonic() < deadline):
         try:
             tally.add(executor.collect(_TICK_S))
-        except (KeyboardInterrupt, execute.TrialInterrupted):
+        except (KeyboardInterrupt, TrialInterrupted):
             continue
 
 

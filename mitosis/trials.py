@@ -14,6 +14,7 @@ from mitosis.adapters import legacy_store, store
 from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.catalog import Listing, settle_record
 from mitosis.core.trial_id import the_one_match
+from mitosis.core.trial_record import Status, StepRecord, TrialRecord, error_data, record_data
 from mitosis.core.verify import recorded_sources
 from mitosis.errors import ParameterError, TrialNotFoundError
 from mitosis.trials_folder import TrialsFolder
@@ -21,35 +22,57 @@ from mitosis.trials_folder import TrialsFolder
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial: its record and where its files are."""
+    """One trial: its record (``trial_record``, every field typed) and where its files are."""
 
-    record: dict[str, Any]
+    trial_record: TrialRecord
     folder: Path
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The record as ``trial.yaml`` holds it: plain mappings, as ``--json`` prints it."""
+        return record_data(self.trial_record)
 
     @property
     def id(self) -> str:
         """The trial id, e.g. ``20261124-190512-3f9c2a``."""
-        return str(self.record["id"])
+        return self.trial_record.id
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """``running``, ``succeeded``, ``failed`` or ``interrupted``."""
-        return str(self.record["status"])
+        return self.trial_record.status
+
+    @property
+    def experiment(self) -> str:
+        """The trial's step names joined by ``+``."""
+        return self.trial_record.experiment
+
+    @property
+    def variant(self) -> str | None:
+        """The trial's tracked parameters, e.g. ``sine.frequency=fast``."""
+        return self.trial_record.variant
+
+    @property
+    def steps(self) -> tuple[StepRecord, ...]:
+        """Each step: what ran, with which parameters, and what it returned."""
+        return self.trial_record.steps
 
     @property
     def main(self) -> Any:
         """The last step's headline result."""
-        return self.record.get("main")
+        return self.trial_record.main
 
     @property
     def metrics(self) -> dict[str, Any]:
         """The last step's named metrics."""
-        return dict(self.record.get("metrics") or {})
+        return dict(self.trial_record.metrics)
 
     @property
     def error(self) -> dict[str, Any] | None:
-        """What went wrong, for a failed or interrupted trial."""
-        return self.record.get("error")
+        """What went wrong, for a failed or interrupted trial, as the record's mapping
+        (``trial_record.error`` is the typed one)."""
+        error = self.trial_record.error
+        return None if error is None else error_data(error)
 
     @property
     def html_path(self) -> Path:
@@ -80,19 +103,19 @@ class Trial:
         )
         link = html.escape(os.path.relpath(self.html_path, Path.cwd()))
         table = f"<table>{rows}</table>" if rows else "<br>"
-        error = self.error
+        error = self.trial_record.error
         why = (
-            f"<span style='color:{colour}'>{html.escape(str(error.get('type')))}: "
-            f"{html.escape(str(error.get('message')))}</span><br>"
+            f"<span style='color:{colour}'>{html.escape(str(error.type))}: "
+            f"{html.escape(str(error.message))}</span><br>"
             if error
             else ""
         )
         return (
             f"<div style='border:1px solid {colour};border-radius:6px;padding:.5em 1em'>"
-            f"<b>{html.escape(str(self.record.get('experiment')))}</b> "
+            f"<b>{html.escape(self.experiment)}</b> "
             f"<code>{html.escape(self.id)}</code> "
             f"<span style='color:{colour}'>{html.escape(self.status)}</span><br>"
-            f"variant: {html.escape(str(self.record.get('variant') or '(defaults)'))}<br>"
+            f"variant: {html.escape(str(self.variant or '(defaults)'))}<br>"
             f"main: <b>{html.escape(str(self.main))}</b>{table}{why}"
             f"<a href='{link}' target='_blank'>trial page</a></div>"
         )
@@ -124,7 +147,7 @@ def load_trial(
         raise TrialNotFoundError(f"a trial is named by its id as a string, not {query!r}.")
     folder = Path(trials_folder) if trials_folder else default_trials_folder(config)
     folder = store.find_trial(folder, query)
-    return Trial(record=settle_record(folder, store.read_record(folder)), folder=folder)
+    return Trial(settle_record(folder, store.read_record(folder)), folder)
 
 
 def load_legacy_trial(query: str, trials_folder: Path) -> LegacyTrial:
@@ -177,7 +200,7 @@ def load_trial_data(
             return legacy_store.load_results(folder, _the_legacy_trial(str(trial), folder, matches))
     _make_steps_importable(trial.record)
     results = []
-    for index in range(len(trial.record.get("steps") or [])):
+    for index in range(len(trial.steps)):
         path = trial.folder / f"results_{index}.pkl"
         if not path.is_file():
             break

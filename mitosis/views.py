@@ -86,6 +86,18 @@ def _params(record: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _resources(record: Mapping[str, Any]) -> list[str]:
+    used = record.get("resources")
+    if not isinstance(used, Mapping):
+        return []
+    gpus = "".join(
+        f", {gpu.get('name')} {gpu.get('memory_used_mb')} MB"
+        for gpu in used.get("gpus") or []
+        if isinstance(gpu, Mapping)
+    )
+    return [f"cost:     {used.get('cpu_s')} CPU-s, peak memory {used.get('peak_rss_mb')} MB{gpus}"]
+
+
 def trial_text(record: Mapping[str, Any], page: str, flag: str | None) -> str:
     """``show``: what a researcher looks for first, then where the rest is."""
     git = record.get("git") or {}
@@ -123,6 +135,7 @@ def trial_text(record: Mapping[str, Any], page: str, flag: str | None) -> str:
     lines += [
         f"commit:   {git.get('commit')} ({git.get('branch')}){dirty}",
         f"started:  {record.get('started')}  duration {record.get('duration_s')} s",
+        *_resources(record),
         f"ran on:   {environment.get('hostname')}, python {environment.get('python')}, "
         f"kernel {environment.get('kernel')}",
         f"command:  {record.get('command')}",

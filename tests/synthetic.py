@@ -13,6 +13,7 @@ from typing import Any
 
 from mitosis.adapters import environment, store
 from mitosis.core.trial_id import make_trial_id
+from mitosis.core.trial_record import parse_record
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -90,7 +91,7 @@ def write_trial(trials: Path, index: int, **fields: Any) -> Path:
     record = make_record(index, **fields)
     folder = trials / record["id"]
     folder.mkdir(parents=True, exist_ok=True)
-    store.write_record(folder, record)
+    store.write_record(folder, parse_record(record))
     return folder
 
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from synthetic import dead_pid, make_record, write_trial, write_trials
 
 from mitosis import catalog
 from mitosis.adapters import index_cache, processes, site, store
+from mitosis.core.trial_record import record_data
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ def test_a_trial_added_or_rewritten_behind_the_index_is_still_listed_right(trial
     folder = store.trial_folders(trials)
     first = next(iter(folder))
     record = store.read_record(first)
-    store.write_record(first, {**record, "note": "edited by hand"})
+    store.write_record(first, replace(record, note="edited by hand"))
     rows = {row["id"]: row for row in catalog.list_trials(trials).trials}
     assert len(rows) == 13
     assert rows[first.name]["note"] == "edited by hand"
@@ -136,7 +138,7 @@ def test_list_and_serve_bring_the_page_up_to_date_after_hand_edits(
 
 def _update_many(trials: Path, start: int) -> None:
     for index in range(start, start + 10):
-        catalog.record_trial(trials, store.read_record(write_trial(trials, index)))
+        catalog.record_trial(trials, record_data(store.read_record(write_trial(trials, index))))
 
 
 def test_concurrent_updaters_lose_nothing(trials: Path) -> None:
@@ -254,7 +256,7 @@ def test_a_reused_pid_is_a_dead_runner(trials: Path) -> None:
     # Our own pid is alive, but the record says its runner started at another moment.
     folder = write_trial(trials, 71, status="running", pid=os.getpid(), pid_start="other-boot/1")
     record = catalog.settle_record(folder, store.read_record(folder))
-    assert record["status"] == "interrupted"
+    assert record.status == "interrupted"
 
 
 def test_a_live_runner_stays_running(trials: Path) -> None:

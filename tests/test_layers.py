@@ -45,3 +45,23 @@ def test_the_core_imports_only_the_standard_library(path: Path) -> None:
             if top not in sys.stdlib_module_names and top not in ("mitosis", "__future__"):
                 outside.add(name)
     assert not outside, f"{path.name} imports {sorted(outside)}; the core is the standard library's"
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_modules_and_functions_stay_small_enough_to_read(path: Path) -> None:
+    # ruff's C901 bounds their complexity; this bounds their length.
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path} is two modules"
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"{path}: {', '.join(long)} should each be two functions"

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -117,8 +118,8 @@ def test_ctrl_c_in_a_loop_of_trials_records_the_trial_and_stops_the_loop(
 
 def test_a_trial_card_escapes_what_the_user_typed(investigation: Path) -> None:
     trial = execute_trial("toy", note="<script>alert(1)</script>", debug=False)
-    record = dict(trial.record, variant="<b>bold</b>")
-    card = type(trial)(record=record, folder=trial.folder)._repr_html_()
+    record = replace(trial.trial_record, variant="<b>bold</b>")
+    card = type(trial)(record, trial.folder)._repr_html_()
     assert "<b>bold</b>" not in card and "&lt;b&gt;bold&lt;/b&gt;" in card
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from conftest import RunCli
 from synthetic import dead_pid, site_text, write_trial, write_trials
 
 from mitosis.adapters import index_cache, site, store
+from mitosis.core.trial_record import record_data
 from mitosis.trials_folder import TrialsFolder
 
 ROWS = "document.querySelectorAll('#rows tr')"
@@ -102,10 +104,12 @@ def test_the_page_reads_every_part_file_and_a_trials_latest_row(
         folder = write_trial(trials.path, index, experiment="late")
         trials.record_trial(yaml.safe_load((folder / "trial.yaml").read_text()))
     # A trial recorded again (its note changed) shows once, as it is now.
-    first = store.read_record(next(store.trial_folders(trials.path)))
-    first["note"] = "edited after the page was written"
-    store.write_record(trials.path / first["id"], first)
-    trials.record_trial(first)
+    first = replace(
+        store.read_record(next(store.trial_folders(trials.path))),
+        note="edited after the page was written",
+    )
+    store.write_record(trials.path / first.id, first)
+    trials.record_trial(record_data(first))
     assert len(site.part_paths(trials.path)) == 3
 
     assert _open(browser, trials.path) == "13 trials"
@@ -113,7 +117,7 @@ def test_the_page_reads_every_part_file_and_a_trials_latest_row(
     assert len(rows) == 10
     _open(browser, trials.path)
     (row,) = _filter(browser, "edited after")
-    assert first["id"] in row
+    assert first.id in row
 
     # `index` writes the page whole again: the parts it now holds are gone.
     trials.rebuild_index()
@@ -128,13 +132,13 @@ def test_a_damaged_part_file_neither_stops_trials_nor_hides_the_rows_after_it(
     write_trials(trials.path, 2)
     trials.rebuild_index()
     folder = write_trial(trials.path, 2)
-    trials.record_trial(store.read_record(folder))
+    trials.record_trial(record_data(store.read_record(folder)))
     (part,) = site.part_paths(trials.path)
     part.write_text("mitosisParts.push({cut short")  # a hand edit, a lost write
     later = write_trial(trials.path, 3, note="after the damage")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # recorded without a word
-        trials.record_trial(store.read_record(later))
+        trials.record_trial(record_data(store.read_record(later)))
     assert len(site.part_paths(trials.path)) == 2
     assert _open(browser, trials.path) == "3 trials"
     (row,) = _filter(browser, "after the damage")

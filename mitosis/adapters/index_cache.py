@@ -22,14 +22,14 @@ from mitosis.atomic import replacing
 from mitosis.core.summary import TrialSummary
 
 INDEX_NAME = "index.sqlite"
-INDEX_VERSION = "3"  # 3: the structured fields of a row in one JSON column
+INDEX_VERSION = "4"  # 4: what each trial cost
 # Long enough to wait out another process's update or rebuild, short enough to fall back.
 BUSY_TIMEOUT_S = 30.0
 
 Stamp = tuple[int, int, int]  # the record file's mtime_ns, size, inode
 
 # Decoded together, in one json.loads per row: listing 100,000 trials reads them all.
-_JSON_FIELDS = ("main", "metrics", "params", "variants", "tracked")
+_JSON_FIELDS = ("main", "metrics", "params", "variants", "tracked", "resources")
 # ``page`` names a legacy trial's page; legacy trials are read from their own files, never cached.
 _PLAIN = [f.name for f in fields(TrialSummary) if f.name not in ("page", *_JSON_FIELDS)]
 _COLUMNS = [*_PLAIN, "structured"]

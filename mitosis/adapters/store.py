@@ -16,6 +16,7 @@ import yaml
 from mitosis.atomic import TEMP_PREFIX, create_marker, write_atomic
 from mitosis.core.record import record_problem
 from mitosis.core.trial_id import is_trial_id, make_trial_id, matches_id, the_one_match
+from mitosis.core.trial_record import RecordDamage, TrialRecord, parse_record, record_data
 from mitosis.errors import RecordError, TrialsFolderError
 
 RECORD_NAME = "trial.yaml"
@@ -94,12 +95,12 @@ def dump_yaml(data: Any) -> str:
     )
 
 
-def write_record(folder: Path, record: dict[str, Any]) -> None:
+def write_record(folder: Path, record: TrialRecord) -> None:
     """Write a trial's record atomically."""
-    write_atomic(folder / RECORD_NAME, dump_yaml(record))
+    write_atomic(folder / RECORD_NAME, dump_yaml(record_data(record)))
 
 
-def write_final_record(folder: Path, record: dict[str, Any]) -> None:
+def write_final_record(folder: Path, record: TrialRecord) -> None:
     """Write a trial's last record; if the disk refuses it, leave a mark that says so for
     whoever finds the trial still ``running`` later, then raise."""
     try:
@@ -143,7 +144,7 @@ def _missing(path: Path) -> str:
     return f"{path} is missing."
 
 
-def read_record(folder: Path) -> dict[str, Any]:
+def read_record(folder: Path) -> TrialRecord:
     """Read and check a trial's record; ``RecordError`` names the file and line if broken."""
     return read_record_file(folder / RECORD_NAME)
 
@@ -160,7 +161,7 @@ def unfinished_records(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{TEMP_PREFIX}*-{RECORD_NAME}"))
 
 
-def read_record_file(path: Path) -> dict[str, Any]:
+def read_record_file(path: Path) -> TrialRecord:
     """``read_record`` of the record file at ``path``, wherever it is."""
     try:
         raw = path.read_bytes()
@@ -182,11 +183,11 @@ def read_record_file(path: Path) -> dict[str, Any]:
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise RecordError(f"{path} (line {line}) is not valid YAML: {problem}.") from None
-    problem = record_problem(data)
-    if problem is not None:
-        field, what = problem
-        raise RecordError(f"{path} (line {_line_of(text, field)}) {what}.")
-    return data  # type: ignore[no-any-return]
+    try:
+        return parse_record(data)
+    except RecordDamage as damage:
+        line = _line_of(text, damage.field)
+        raise RecordError(f"{path} (line {line}) {damage.problem}.") from None
 
 
 # A record's environment (every package and variable) is most of its text; listing needs
@@ -205,18 +206,18 @@ def read_record_for_listing(folder: Path) -> dict[str, Any]:
     try:
         text = (folder / RECORD_NAME).read_text("utf-8")
     except (OSError, UnicodeDecodeError):
-        return read_record(folder)  # says exactly what is wrong
+        return record_data(read_record(folder))  # says exactly what is wrong
     section = _ENVIRONMENT.search(text)
     if section is None:
-        return read_record(folder)
+        return record_data(read_record(folder))
     host = _HOSTNAME.search(section.group(0))
     kept = "environment:\n" + host.group(0) if host else "environment: {}\n"
     try:
         data = _safe_load(text[: section.start()] + kept + text[section.end() :])
     except yaml.YAMLError:
-        return read_record(folder)
+        return record_data(read_record(folder))
     if record_problem(data) is not None:
-        return read_record(folder)
+        return record_data(read_record(folder))
     return data  # type: ignore[no-any-return]
 
 

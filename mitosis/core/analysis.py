@@ -49,6 +49,9 @@ def analysis_row(summary: TrialSummary) -> dict[str, Any]:
     row.update((f"metrics.{name}", _plain(value)) for name, value in summary.metrics.items())
     row.update((f"params.{name}", value) for name, value in summary.params.items())
     row.update((f"variants.{name}", value) for name, value in summary.variants.items())
+    for name in ("cpu_s", "peak_rss_mb"):
+        if name in summary.resources:
+            row[f"resources.{name}"] = _plain(summary.resources[name])
     if summary.problem:
         row["problem"] = summary.problem
     return row

@@ -8,12 +8,56 @@ request against them and locks the variants in; then the same kernel runs the no
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mitosis.core.fingerprint import fingerprint
 from mitosis.core.record import summarize_value
 from mitosis.errors import FingerprintError
+
+
+@dataclass(frozen=True)
+class StepQuestion:
+    """What the runner asks the kernel about one step's code: its callable (a later step's
+    gets the data before it first, ``skip_first``) and lookup dictionary, and the variants
+    whose values it needs, by argument."""
+
+    name: str
+    run: str
+    lookup: str | None
+    skip_first: bool
+    wanted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def questions_to_json(questions: Sequence[StepQuestion]) -> str:
+    """The runner's questions as JSON text, to cross into the kernel."""
+    return json.dumps(
+        [
+            {
+                "name": question.name,
+                "run": question.run,
+                "lookup": question.lookup,
+                "skip_first": question.skip_first,
+                "wanted": {arg: list(names) for arg, names in question.wanted.items()},
+            }
+            for question in questions
+        ]
+    )
+
+
+def questions_from_json(text: str) -> tuple[StepQuestion, ...]:
+    """Read the runner's questions back in the kernel (the inverse of ``questions_to_json``)."""
+    return tuple(
+        StepQuestion(
+            name=entry["name"],
+            run=entry["run"],
+            lookup=entry["lookup"],
+            skip_first=bool(entry["skip_first"]),
+            wanted={str(arg): tuple(names) for arg, names in entry["wanted"].items()},
+        )
+        for entry in json.loads(text)
+    )
 
 
 @dataclass(frozen=True)

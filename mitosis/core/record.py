@@ -98,4 +98,30 @@ def record_problem(data: Any) -> tuple[str | None, str] | None:
         )
     if data["status"] not in STATUSES:
         return "status", f"has an unknown status {data['status']!r}"
+    return _structure_problem(data)
+
+
+_MAPPINGS = ("metrics", "timings", "git", "environment", "error")
+
+
+def _structure_problem(data: Mapping[str, Any]) -> tuple[str | None, str] | None:
+    """What in ``data``'s sections cannot be read as the record's parts (the values
+    themselves are kept as written)."""
+    for field in _MAPPINGS:
+        if not isinstance(data.get(field), (Mapping, type(None))):
+            return field, f"has no valid {field!r} field"
+    steps = data.get("steps")
+    if steps is None:
+        return None
+    if not isinstance(steps, list) or not all(_is_step(step) for step in steps):
+        return "steps", "has no valid 'steps' field"
     return None
+
+
+def _is_step(step: Any) -> bool:
+    if not isinstance(step, Mapping) or not isinstance(step.get("name"), str):
+        return False
+    params = step.get("params")
+    if params is None:
+        return True
+    return isinstance(params, Mapping) and all(isinstance(p, Mapping) for p in params.values())

@@ -49,6 +49,7 @@ class TrialSummary:
     params: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[str, Any] = field(default_factory=dict)
     tracked: tuple[str, ...] = ()
+    resources: Mapping[str, Any] = field(default_factory=dict)  # what the trial cost
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields, for ``list --json`` and the site."""
@@ -58,6 +59,7 @@ class TrialSummary:
         data["params"] = dict(self.params)
         data["variants"] = dict(self.variants)
         data["tracked"] = list(self.tracked)
+        data["resources"] = dict(self.resources)
         return data
 
     def flagged(self, problem: str) -> TrialSummary:
@@ -107,6 +109,7 @@ def summarize_record(
         pid_start=_text(record.get("pid_start")),
         has_page=has_page,
         has_notebook=has_notebook,
+        resources=dict(_mapping(record.get("resources"))),
         **_parameters(record),
     )
 

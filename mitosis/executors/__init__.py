@@ -10,7 +10,7 @@ unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mitosis.core.record import STORAGE_ERRNOS
 from mitosis.errors import one_line
@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # light at run time: the command line's printer imports this 
 
 SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
 SKIPPED, NOT_STARTED = "skipped", "not started"
-OutcomeStatus = Literal["succeeded", "failed", "interrupted", "skipped", "not started"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Outcome:
     """What became of one trial of a sweep."""
 
     plan: TrialPlan
-    status: str  # one of OutcomeStatus; a Trial's own status otherwise
+    status: str  # the trial's own status, or skipped, or not started
     trial_id: str | None = None
     trial: Trial | None = None
     message: str | None = None  # why it was skipped, or the refusal that stopped it

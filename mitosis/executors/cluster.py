@@ -16,6 +16,7 @@ from typing import Any
 from mitosis import catalog
 from mitosis.adapters import processes, store
 from mitosis.adapters.dask_executor import DaskCluster, watch_stop
+from mitosis.core.trial_record import TrialRecord, record_data
 from mitosis.errors import MitosisError, RecordError, one_line
 from mitosis.executors import INTERRUPTED, NOT_STARTED, Outcome, finished_outcome
 from mitosis.lock_in import Reservation
@@ -51,9 +52,7 @@ def connect(address: str, trials_folder: Path) -> DaskCluster:
     return cluster
 
 
-def remote_trial(
-    plan: TrialPlan, reservation: Reservation, stop_name: str
-) -> dict[str, Any] | None:
+def remote_trial(plan: TrialPlan, reservation: Reservation, stop_name: str) -> TrialRecord | None:
     """A sweep trial as a Dask task; returns its final record, or None if never started.
 
     Runs on a worker: it writes only its own trial folder, never the index. A rerun (the
@@ -69,7 +68,7 @@ def remote_trial(
     with watch_stop(stop_name) as cancel:
         if cancel.is_set():
             return None
-        return run_plan(plan, reservation, cancel, update_index=False).record
+        return run_plan(plan, reservation, cancel, update_index=False).trial_record
 
 
 class DaskExecutor:
@@ -125,8 +124,8 @@ class DaskExecutor:
         record = future.result()
         if record is None:
             return finished_outcome(plan, reservation, None)
-        TrialsFolder(plan.trials_folder).record_trial(record)  # the index lives here
-        return finished_outcome(plan, reservation, Trial(record=record, folder=reservation.folder))
+        TrialsFolder(plan.trials_folder).record_trial(record_data(record))  # the index lives here
+        return finished_outcome(plan, reservation, Trial(record, reservation.folder))
 
     def pending(self) -> int:
         """Tasks not collected yet."""
@@ -159,28 +158,27 @@ def _without_result(
         record = store.read_record(reservation.folder)
     except RecordError:  # it never began: its folder is released
         return Outcome(plan, NOT_STARTED, reservation.trial_id, message=f"never ran: {reason}")
-    if record.get("status") == "running" and lost:
+    if record.status == "running" and lost:
         # The scheduler went, not the worker: the trial runs on and records its own end.
         record = _await_end(reservation.folder, record)
     record = catalog.settle_record(reservation.folder, record)  # a killed worker, here
-    if record.get("status") == "running":
-        host = (record.get("environment") or {}).get("hostname")
+    if record.status == "running":
+        host = record.environment.get("hostname")
         message = (
             f"its task ended ({reason}) while the trial ran on {host}, where this sweep "
             "cannot tell whether it still runs; its record will say (`mitosis-nb list`)"
         )
         return Outcome(plan, INTERRUPTED, reservation.trial_id, message=message)
-    TrialsFolder(plan.trials_folder).record_trial(record)
-    return finished_outcome(plan, reservation, Trial(record=record, folder=reservation.folder))
+    TrialsFolder(plan.trials_folder).record_trial(record_data(record))
+    return finished_outcome(plan, reservation, Trial(record, reservation.folder))
 
 
-def _await_end(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+def _await_end(folder: Path, record: TrialRecord) -> TrialRecord:
     """The record once its trial ends, or once its runner is gone (or cannot be watched,
     from another host: a worker there may have died with the scheduler)."""
-    while record.get("status") == "running":
-        pid, start = record.get("pid"), record.get("pid_start")
-        host = (record.get("environment") or {}).get("hostname")
-        if processes.runner_state(host, pid, start) != "alive":
+    while record.status == "running":
+        host = record.environment.get("hostname")
+        if processes.runner_state(host, record.pid, record.pid_start) != "alive":
             break
         time.sleep(AWAIT_POLL_S)
         try:

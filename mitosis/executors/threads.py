@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from mitosis.adapters import execute
+from mitosis.adapters import kernels
 from mitosis.executors import NOT_STARTED, Outcome, finished_outcome, refused_outcome
 from mitosis.lock_in import Reservation
 from mitosis.pipeline import run_plan
@@ -25,7 +25,7 @@ class ThreadExecutor:
     drain_timeout: float | None = None  # a stopped trial's thread ends: wait for its record
 
     def __init__(
-        self, workers: int, trials: int, ahead: Sequence[execute.KernelAhead] = ()
+        self, workers: int, trials: int, ahead: Sequence[kernels.KernelAhead] = ()
     ) -> None:
         self._cancel = threading.Event()
         self._kernels = _Kernels(ahead, trials)
@@ -99,13 +99,13 @@ class _Kernels:
     adding to each. A booted kernel holds nothing of the user's until its trial runs.
     """
 
-    def __init__(self, ahead: Sequence[execute.KernelAhead], trials: int) -> None:
+    def __init__(self, ahead: Sequence[kernels.KernelAhead], trials: int) -> None:
         # The kernels started ahead first: the first of them imported the steps' code.
         self._ready = list(ahead)
         self._wanting = trials
         self._lock = threading.Lock()
 
-    def take(self, plan: TrialPlan) -> execute.KernelAhead | None:
+    def take(self, plan: TrialPlan) -> kernels.KernelAhead | None:
         """A booted kernel for ``plan``'s trial, if one is ready; boots the next one."""
         with self._lock:
             kernel = self._ready.pop(0) if self._ready else None
@@ -113,7 +113,7 @@ class _Kernels:
             if self._wanting > len(self._ready):
                 request = plan.request
                 self._ready.append(
-                    execute.KernelAhead(request.kernel, plan.config.root, request.import_roots)
+                    kernels.KernelAhead(request.kernel, plan.config.root, request.import_roots)
                 )
             return kernel
 

@@ -4,7 +4,9 @@
   var DATA = JSON.parse(document.getElementById("mitosis-data").textContent);
   var ROWS = DATA.rows;
   var SVG = "http://www.w3.org/2000/svg";
-  var state = { query: null, metric: DATA.metrics[0] || null, over: {}, brushes: {} };
+  var PAGE = 200;  // trials shown in the table at once
+  var TITLED = 1000;  // up to this many trials, each point names its trial on hover
+  var state = { page: 0, query: null, metric: DATA.metrics[0] || null, over: {}, brushes: {} };
 
   function el(tag, attrs, text, ns) {
     var node = ns ? document.createElementNS(SVG, tag) : document.createElement(tag);
@@ -82,8 +84,8 @@
         var group = rows.filter(function (r) { return r[param] === v && isNumber(r[metric]); });
         group.forEach(function (r, i) {
           var jitter = ((i * 7919) % 13 - 6) * 1.2;
-          plot.appendChild(svg("circle", { cx: xOf(v) + jitter, cy: y(r[metric]), r: 3, "class": "point" + (r.status === "succeeded" ? "" : " failed") }))
-            .appendChild(svg("title", {}, r.id + ": " + shown(r[metric])));
+          var point = plot.appendChild(svg("circle", { cx: xOf(v) + jitter, cy: y(r[metric]), r: 3, "class": "point" + (r.status === "succeeded" ? "" : " failed") }));
+          if (rows.length <= TITLED) { point.appendChild(svg("title", {}, r.id + ": " + shown(r[metric]))); }
         });
         var s = stats(group.filter(function (r) { return r.status === "succeeded"; }).map(function (r) { return r[metric]; }));
         if (s.n) {
@@ -232,15 +234,22 @@
     table.tHead.appendChild(head);
     var body = table.tBodies[0];
     body.textContent = "";
-    rows.forEach(function (r) {
+    var pages = Math.max(1, Math.ceil(rows.length / PAGE));
+    if (state.page >= pages) { state.page = pages - 1; }
+    document.getElementById("page").textContent = "page " + (state.page + 1) + " of " + pages;
+    document.getElementById("prev").disabled = state.page === 0;
+    document.getElementById("next").disabled = state.page >= pages - 1;
+    var fragment = document.createDocumentFragment();
+    rows.slice(state.page * PAGE, (state.page + 1) * PAGE).forEach(function (r) {
       var tr = el("tr", { "data-id": r.id });
       columns.forEach(function (c) {
         var td = el("td", { "class": (isNumber(r[c]) ? "num " : "") + (c === "status" ? "status-" + r.status : "") });
         if (c === "id" && r.page) { td.appendChild(el("a", { href: r.page }, r.id)); } else { td.textContent = shown(r[c]); }
         tr.appendChild(td);
       });
-      body.appendChild(tr);
+      fragment.appendChild(tr);
     });
+    body.appendChild(fragment);
   }
 
   function update(keepRanges) {
@@ -268,6 +277,8 @@
     label.appendChild(document.createTextNode(" " + p + " "));
     over.appendChild(label);
   });
+  document.getElementById("prev").addEventListener("click", function () { state.page -= 1; drawTrials(brushed(queried())); });
+  document.getElementById("next").addEventListener("click", function () { state.page += 1; drawTrials(brushed(queried())); });
   var query = document.getElementById("query"), error = document.getElementById("query-error");
   query.addEventListener("input", function () {
     var text = query.value.trim();
@@ -281,6 +292,7 @@
       query.setAttribute("aria-invalid", "true");
       return;
     }
+    state.page = 0;
     update();
   });
   update();
