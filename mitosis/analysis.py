@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mitosis.core.analysis import TRIAL_COLUMNS, analysis_row
+from mitosis.core.analysis import TRIAL_COLUMNS, analysis_row, column_getter
 from mitosis.core.query import Query, parse_query
 from mitosis.core.summary import TrialSummary
 from mitosis.errors import MissingExtraError, ParameterError
@@ -51,7 +51,7 @@ def select(
             continue
         if status is not None and summary.status != status:
             continue
-        if query is None or query.matches(analysis_row(summary).get):
+        if query is None or query.matches(column_getter(summary)):
             chosen.append(summary)
     return chosen
 
@@ -147,8 +147,10 @@ def search_trials(
     frame["started"] = pandas.to_datetime(frame["started"], utc=True, errors="coerce")
     frame["iteration"] = frame["iteration"].astype("Int64")
     frame["debug"] = frame["debug"].astype(bool)
-    numeric = [c for c in columns if c.startswith(("metrics.", "resources."))]
-    for column in ("duration_s", *numeric):
+    for column in ("duration_s", *(c for c in columns if c.startswith("metrics."))):
+        # Floats even where every value is a whole number: a count averages as a metric.
+        frame[column] = pandas.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in (c for c in columns if c.startswith("resources.")):
         frame[column] = pandas.to_numeric(frame[column], errors="coerce")
     frame.attrs["tracked"] = sorted({f"params.{n}" for s in found for n in s.tracked})
     return frame

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mitosis import liveness
 from mitosis.adapters import index_cache, legacy_store, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
 from mitosis.adapters.legacy_store import LegacyTrial
-from mitosis.core.analysis import analysis_row
 from mitosis.core.summary import (
     LEGACY,
     UNREADABLE,
@@ -32,7 +32,7 @@ from mitosis.core.summary import (
     summarize_record,
     unreadable_summary,
 )
-from mitosis.core.trial_record import ErrorRecord, TrialRecord, record_data
+from mitosis.core.trial_record import ErrorRecord, TrialRecord, parse_record, record_data
 from mitosis.errors import MitosisWarning, RecordError
 
 
@@ -191,6 +191,8 @@ def runner_flag(summary: TrialSummary) -> str | None:
 
 def settle_record(folder: Path, record: TrialRecord) -> TrialRecord:
     """The record as it stands: a ``running`` one whose runner died here becomes ``interrupted``."""
+    if (settled := liveness.settle(folder, record.status)) is not None:
+        return parse_record(settled.record)  # a Slurm job's trial: Slurm and its heartbeat say
     if record.status != "running":
         return record
     summary = summarize_record(folder.name, record_data(record))
@@ -205,6 +207,8 @@ def settle_record(folder: Path, record: TrialRecord) -> TrialRecord:
 def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     """Re-record a dead run; flag one that cannot be checked. True if the record changed."""
     summary = entry.summary
+    if (settled := liveness.settle(trials_folder / summary.id, summary.status)) is not None:
+        return _entry(trials_folder / summary.id, settled.record), settled.changed
     if summary.status != "running":
         return entry, False
     state = processes.runner_state(summary.hostname, summary.pid, summary.pid_start)
@@ -336,19 +340,7 @@ def rebuild(trials_folder: Path) -> Summaries:
 def _write_site(trials_folder: Path, summaries: list[TrialSummary]) -> None:
     """``index.html`` and each experiment's analysis page beside it."""
     site.write_index(trials_folder, summaries)
-    by_experiment: dict[str, list[TrialSummary]] = {}
-    for summary in summaries:
-        if summary.experiment and summary.status not in (LEGACY, UNREADABLE):
-            by_experiment.setdefault(summary.experiment, []).append(summary)
-    generated = datetime.now(timezone.utc)
-    for experiment, members in by_experiment.items():
-        tracked = list(dict.fromkeys(name for s in members for name in s.tracked))
-        rows = [analysis_row(s) for s in members]
-        for row, summary in zip(rows, members, strict=True):
-            row["page"] = f"{summary.id}/trial.html" if summary.has_page else None
-        site.write_experiment_page(
-            trials_folder, experiment, rows, [f"params.{name}" for name in tracked], generated
-        )
+    site.write_experiment_pages(trials_folder, summaries)
 
 
 def refresh(trials_folder: Path) -> None:

@@ -97,8 +97,11 @@ def release(reservations: Sequence[Reservation]) -> None:
 def take_reserved(reservation: Reservation) -> tuple[str, Path]:
     """The id and folder a sweep reserved for this trial, taken by the runner that runs it."""
     # A rerun of a trial (its Dask worker died) starts again from an empty folder, so one
-    # trial id never ends up with a mix of two attempts' files.
+    # trial id never ends up with a mix of two attempts' files. The record stays until the
+    # running one replaces it: a queued trial never vanishes from a listing as it starts.
     for child in list(reservation.folder.iterdir()):
+        if child.name == store.RECORD_NAME:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
         else:

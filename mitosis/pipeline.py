@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -52,16 +52,18 @@ def run_plan(
     cancel: threading.Event | None = None,
     update_index: bool = True,
     ahead: kernels.KernelAhead | None = None,
+    annotations: Mapping[str, Any] | None = None,
 ) -> Trial:
     """Run one checked trial: folder, lock-in, running record, kernel, page, final record.
 
     A sweep trial comes with its ``reservation`` (variants claimed already) and a ``cancel``
     event that stops it like Ctrl-C; Dask tasks pass ``update_index=False`` because the
     submitting process keeps the index. ``ahead`` is a kernel started while preparing.
+    ``annotations`` are fields the record holds from the start (``slurm``: where it runs).
     """
     clock = _Timer()
     started = utc_now()
-    folder, record = _begin(plan, reservation, started)
+    folder, record = _begin(plan, reservation, started, annotations or {})
     # Room for the final record (this one, with how it ended), held until it is written.
     reserve = reserve_space(folder, len(store.dump_yaml(record_data(record)).encode()) + 4096)
     if update_index:
@@ -96,7 +98,10 @@ def run_plan(
 
 
 def _begin(
-    plan: TrialPlan, reservation: Reservation | None, started: datetime
+    plan: TrialPlan,
+    reservation: Reservation | None,
+    started: datetime,
+    annotations: Mapping[str, Any],
 ) -> tuple[Path, TrialRecord]:
     """The trial's folder, locked in, with its running record written."""
     if reservation is None:
@@ -108,6 +113,8 @@ def _begin(
         trial_id, folder = take_reserved(reservation)
         iteration = take_iteration(plan, trial_id)
     record = initial_record(plan, trial_id, started, iteration)
+    if annotations:
+        record = replace(record, extra={**record.extra, **annotations})
     store.write_record(folder, record)
     return folder, record
 

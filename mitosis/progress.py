@@ -12,6 +12,7 @@ from mitosis.executors import (
     FAILED,
     INTERRUPTED,
     NOT_STARTED,
+    QUEUED,
     SKIPPED,
     SUCCEEDED,
     Outcome,
@@ -22,11 +23,14 @@ if TYPE_CHECKING:
     from mitosis.sweeps import SweepResult
     from mitosis.trials import Trial
 
-_ORDER = (SUCCEEDED, FAILED, INTERRUPTED, SKIPPED, NOT_STARTED)
+_ORDER = (QUEUED, SUCCEEDED, FAILED, INTERRUPTED, SKIPPED, NOT_STARTED)
 
 
 def _outcome_lines(outcome: Outcome) -> list[tuple[str, TextIO]]:
     """The lines ``run`` prints for a finished trial, and where each goes."""
+    if outcome.status == QUEUED and outcome.trial is not None:  # submitted: its job's id
+        variant = outcome.trial.record.get("variant") or "(defaults)"
+        return [(f"{QUEUED}: {outcome.trial_id}  {variant}  {outcome.message}", sys.stdout)]
     if outcome.trial is None:
         return [(f"{outcome.status}: {outcome.trial_id}  {outcome.message}", sys.stderr)]
     # A sweep's trials are told apart by their variants.

@@ -29,8 +29,10 @@ class RunOptions:
     """Where and how the trials of a request run."""
 
     workers: int = 1
-    scheduler: str | None = None  # a Dask scheduler's address
+    scheduler: str | None = None  # a Dask scheduler's address, or "slurm"
     skip_existing: bool = False
+    wait: bool = False  # on Slurm: wait for the trials to end (else return once submitted)
+    slurm: tuple[str, ...] = ()  # --slurm KEY=VALUE overrides of [tool.mitosis.slurm]
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,11 @@ class RunResult:
 
     @property
     def succeeded(self) -> bool:
-        """Every trial succeeded (or, in a sweep, was skipped as done already)."""
+        """Every trial succeeded (or, in a sweep, was skipped as done already, or was queued
+        on Slurm: submitting it is all that was asked)."""
         if self.sweep is not None:
-            return all(o.status in ("succeeded", "skipped") for o in self.sweep.outcomes)
+            done = ("succeeded", "skipped", "queued")
+            return all(o.status in done for o in self.sweep.outcomes)
         return all(trial.status == "succeeded" for trial in self.trials)
 
 
@@ -136,6 +140,9 @@ def _check_options(options: RunOptions) -> None:
         raise ParameterError(
             "give --workers or --scheduler, not both: a cluster's workers set its parallelism."
         )
+    if (options.wait or options.slurm) and options.scheduler != "slurm":
+        given = "--wait" if options.wait else "--slurm"
+        raise ParameterError(f"{given} goes with --scheduler slurm only.")
 
 
 def _start_kernels(request: TrialRequest, options: RunOptions) -> list[KernelAhead]:

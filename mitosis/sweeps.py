@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from mitosis.adapters import kernels
@@ -22,6 +21,7 @@ from mitosis.executors import (
     FAILED,
     INTERRUPTED,
     NOT_STARTED,
+    QUEUED,
     SKIPPED,
     SUCCEEDED,
     Executor,
@@ -36,6 +36,7 @@ __all__ = [
     "FAILED",
     "INTERRUPTED",
     "NOT_STARTED",
+    "QUEUED",
     "SKIPPED",
     "SUCCEEDED",
     "Outcome",
@@ -45,6 +46,8 @@ __all__ = [
     "run_sweep",
 ]
 
+# ``--scheduler slurm``: a Slurm cluster rather than a Dask scheduler's address.
+SLURM = "slurm"
 # How often the progress bar hears from a sweep when no trial ends (an ETA moves).
 _TICK_S = 0.25
 
@@ -56,6 +59,8 @@ class SweepOptions:
     workers: int = 1
     scheduler: str | None = None
     skip_existing: bool = False
+    wait: bool = False  # a Slurm sweep: wait for its trials to end
+    slurm: tuple[str, ...] = ()  # --slurm KEY=VALUE, over [tool.mitosis.slurm]
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ def run_sweep(
     }
     todo = [(index, plan) for index, plan in enumerate(plans) if index not in existing]
     # Before any write: connected, and every worker able to run these trials.
-    executor = _executor(options, plans[0].trials_folder, len(todo), ahead)
+    executor = _executor(options, plans[0], len(todo), ahead)
     try:
         reservations = lock_in_sweep([plan for _, plan in todo])
         jobs = list(zip([plan for _, plan in todo], reservations, strict=True))
@@ -161,14 +166,22 @@ def run_sweep(
 
 def _executor(
     options: SweepOptions,
-    trials_folder: Path,
+    first: TrialPlan,
     trials: int,
     ahead: Sequence[kernels.KernelAhead],
 ) -> Executor:
+    trials_folder = first.trials_folder
     if options.scheduler is None:
         from mitosis.executors.threads import ThreadExecutor
 
         return ThreadExecutor(options.workers, trials, ahead)
+    if options.scheduler == SLURM:
+        from mitosis.core.slurm_options import slurm_options
+        from mitosis.executors import slurm
+
+        settings = slurm_options(first.config.slurm, options.slurm, str(first.config.pyproject))
+        slurm.connect(settings)
+        return slurm.SlurmExecutor(trials_folder, settings, options.wait)
     from mitosis.executors.cluster import DaskExecutor, connect  # only a cluster needs Dask
 
     cluster = connect(options.scheduler, trials_folder)
@@ -187,12 +200,15 @@ class _Tally:
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
+            if outcome.status == QUEUED and self.executor.pending():
+                self.observer.finished(outcome)  # submitted, and waited for: its end comes later
+                continue
             if outcome.trial_id in self.outcomes:
                 continue
             self.outcomes[outcome.trial_id] = outcome
             if outcome.status != NOT_STARTED:
                 self.finished += 1
-                self.failed += outcome.status != SUCCEEDED
+                self.failed += outcome.status not in (SUCCEEDED, QUEUED)
                 self.observer.finished(outcome)
             elif outcome.message:  # a trial that could not begin says why
                 self.observer.finished(outcome)

@@ -141,6 +141,14 @@ def trial_text(record: Mapping[str, Any], page: str, flag: str | None) -> str:
         f"command:  {record.get('command')}",
         f"page:     {page}",
     ]
+    slurm = record.get("slurm")
+    if isinstance(slurm, Mapping):  # a trial run through Slurm: its job, node and state
+        task = f"{slurm.get('job_id')}" + (
+            f"_{slurm['array_index']}" if slurm.get("array_index") is not None else ""
+        )
+        lines.append(
+            f"slurm:    job {task}, {slurm.get('state')}, node {slurm.get('node') or '(none yet)'}"
+        )
     return "\n".join(lines)
 
 

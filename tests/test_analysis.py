@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import HOSTILE, NOISES, SEEDS, rmse_of, write_seed_sweep
+from synthetic import HOSTILE, NOISES, SEEDS, rmse_of, write_seed_sweep, write_trial
 
-from mitosis import search_trials, summarize
+from mitosis import catalog, search_trials, summarize
+from mitosis.core.analysis import analysis_row, column_getter
 from mitosis.errors import ParameterError, QueryError
 
 
@@ -61,6 +62,7 @@ def test_the_frame_has_a_row_per_trial_and_typed_columns(trials: Path) -> None:
     assert str(frame["started"].dt.tz) == "UTC"
     assert frame["metrics.rmse"].dtype == float and frame["duration_s"].dtype == float
     assert str(frame["iteration"].dtype) == "Int64" and frame["debug"].dtype == bool
+    assert frame["metrics.cost"].dtype == float  # whole numbers too: a metric is a float
     sine = frame[frame["experiment"] == "sine"]
     assert sorted(sine["params.sine.noise"].unique()) == sorted(NOISES.values())
     assert set(sine["variants.sine.noise"]) == set(NOISES)
@@ -134,6 +136,48 @@ def test_summary_on_the_command_line(trials: Path) -> None:
     assert text.returncode == 0 and "metrics.rmse" in text.stdout
     unknown = _cli("summary", "sin", "-F", str(trials))
     assert unknown.returncode == 2 and "cosine, sine" in unknown.stderr
+    bad = _cli("summary", "sine", "-F", str(trials), "--where", "main >> 1")
+    assert bad.returncode == 2 and bad.stdout == "" and "at character 7 " in bad.stderr
+
+
+def test_a_query_reads_each_column_as_the_row_has_it(trials: Path) -> None:
+    _assert_a_query_reads_each_column_as_the_row_has_it(trials)
+
+
+def _assert_a_query_reads_each_column_as_the_row_has_it(trials: Path) -> None:
+    for summary in catalog.collect(trials).summaries:
+        row, get = analysis_row(summary), column_getter(summary)
+        for column in [*row, "metrics.none", "params.sine.none", "resources.gpus", "problem", "x"]:
+            assert repr(get(column)) == repr(row.get(column)), (summary.id, column)
+
+
+# Text a spreadsheet would take for a formula, with the CSV's own separators and quotes.
+NASTY_NOTE = '=HYPERLINK("http://evil.example","x"),\n"quoted", <b>bold</b>\r\nnext line'
+
+
+def test_hostile_text_in_a_note_stays_text_in_the_csv(tmp_path: Path) -> None:
+    write_trial(tmp_path, 0, note=NASTY_NOTE)
+    write_trial(tmp_path, 1, note="plain", resources={"cpu_s": 1.5, "peak_rss_mb": 20.0})
+    where = 'note ~ "^=HYPER"'
+    listed = subprocess.run(  # bytes: text mode would turn the note's \r\n into \n
+        [
+            sys.executable,
+            "-m",
+            "mitosis.cli",
+            "list",
+            "-F",
+            str(tmp_path),
+            "--csv",
+            "--where",
+            where,
+        ],
+        capture_output=True,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = list(csv.DictReader(io.StringIO(listed.stdout.decode(), newline="")))
+    assert [row["note"] for row in rows] == [NASTY_NOTE]
+    assert search_trials(trials_folder=tmp_path)["note"].tolist() == [NASTY_NOTE, "plain"]
+    _assert_a_query_reads_each_column_as_the_row_has_it(tmp_path)  # with resources
 
 
 def test_without_pandas_one_sentence_says_how_to_install_it(trials: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class InvestigationConfig:
     steps: dict[str, StepConfig]
     env_include: tuple[str, ...] = ()
     env_exclude: tuple[str, ...] = ()
+    # [tool.mitosis.slurm], as written: checked by the Slurm executor when it is used.
+    slurm: dict[str, Any] = field(default_factory=dict)
 
     def with_steps(self, extra: Sequence[StepConfig]) -> InvestigationConfig:
         """This configuration with steps given on the command line (``mitosis -m MODULE``);
@@ -99,7 +101,14 @@ def _string_list(table: dict[str, Any], key: str, pyproject: Path) -> tuple[str,
     return tuple(value)
 
 
-KEYS = ("env-exclude", "env-include", "steps", "template", "trials-folder")
+def _table(table: dict[str, Any], key: str, pyproject: Path) -> dict[str, Any]:
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[tool.mitosis.{key}] in {pyproject} must be a table.")
+    return value
+
+
+KEYS = ("env-exclude", "env-include", "slurm", "steps", "template", "trials-folder")
 
 
 def load_config(
@@ -152,4 +161,5 @@ def load_config(
         steps=steps,
         env_include=_string_list(table, "env-include", path),
         env_exclude=_string_list(table, "env-exclude", path),
+        slurm=_table(table, "slurm", path),
     )

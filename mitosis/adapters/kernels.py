@@ -99,10 +99,8 @@ class _PromptClient(AsyncKernelClient):
     """The client papermill's executor gets: ready as soon as the kernel has answered.
 
     jupyter_client's ``wait_for_ready`` ends by waiting for 0.2 s of silence on IOPub, a
-    tenth of a whole trial's overhead. This one waits instead for the idle status that
-    closes one of its ``kernel_info`` requests: IOPub is then connected. What IOPub may
-    still carry about the other requests, nbclient ignores: it reads only what its own
-    requests caused. A kernel that never answers still fails as it did.
+    tenth of a trial's overhead; this one waits for the idle status that closes one of its
+    ``kernel_info`` requests (IOPub is then connected; nbclient ignores the rest).
     """
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
@@ -193,11 +191,9 @@ def _history_off(spec: KernelSpec | None) -> list[str]:
 
 
 class KernelAhead:
-    """A kernel started in the background before it is needed, while the trial is prepared.
-
-    A kernel takes about a second to boot; starting it first lets that overlap with the
-    runner's own imports and git checks. Before it runs the trial, the runner asks it
-    about the user's code (``evaluate``), which it has to import anyway.
+    """A kernel started in the background before it is needed, while the trial is prepared:
+    its second of booting overlaps the runner's imports and git checks. Before it runs the
+    trial, the runner asks it about the user's code (``evaluate``).
     """
 
     def __init__(self, kernel: str | None, root: Path, import_roots: Sequence[Path] = ()) -> None:

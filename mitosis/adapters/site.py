@@ -34,6 +34,7 @@ import jinja2
 import markupsafe
 
 from mitosis.atomic import write_atomic
+from mitosis.core.analysis import analysis_row
 from mitosis.core.embed import embed_json, finite
 from mitosis.core.summary import TrialSummary, start_key
 
@@ -277,3 +278,21 @@ def write_experiment_page(
     path = trials_folder / experiment_page_name(experiment)
     write_atomic(path, render_experiment_page(experiment, rows, tracked, generated))
     return path
+
+
+def write_experiment_pages(trials_folder: Path, summaries: Sequence[TrialSummary]) -> None:
+    """Rewrite the analysis page of every experiment of ``summaries`` (legacy and unreadable
+    trials have none)."""
+    by_experiment: dict[str, list[TrialSummary]] = {}
+    for summary in summaries:
+        if summary.experiment and summary.status not in ("legacy", "unreadable"):
+            by_experiment.setdefault(summary.experiment, []).append(summary)
+    generated = datetime.now(timezone.utc)
+    for experiment, members in by_experiment.items():
+        tracked = list(dict.fromkeys(name for s in members for name in s.tracked))
+        rows = [analysis_row(s) for s in members]
+        for row, summary in zip(rows, members, strict=True):
+            row["page"] = f"{summary.id}/trial.html" if summary.has_page else None
+        write_experiment_page(
+            trials_folder, experiment, rows, [f"params.{name}" for name in tracked], generated
+        )

@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": lambda: browse.serve_command(args),
         "reproduce": lambda: browse.reproduce_command(args, argv),
         "summary": lambda: browse.summary_command(args),
+        "cancel": lambda: browse.cancel_command(args),
     }
     return handle(args, handlers[args.command])
 

@@ -161,6 +161,14 @@ def reproduce_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK if reproduction.reproduced else EXIT_FAILED
 
 
+def cancel_command(args: argparse.Namespace) -> int:
+    from mitosis.executors.slurm import cancel_trials
+
+    for trial in cancel_trials(_trials_folder_of(args), args.ids):
+        say(f"cancelled: {trial.id}  {(trial.error or {}).get('message')}")
+    return EXIT_OK
+
+
 def index_command(args: argparse.Namespace) -> int:
     from mitosis.trials_folder import TrialsFolder
 

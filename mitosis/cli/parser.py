@@ -9,7 +9,7 @@ from typing import Any
 from mitosis import __version__
 from mitosis.cli.output import EXIT_USAGE
 
-STATUSES = ("running", "succeeded", "failed", "interrupted", "unreadable", "legacy")
+STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "unreadable", "legacy")
 
 _FOLDER_HELP = "the trials folder (default: trials-folder of [tool.mitosis])"
 _CONFIG_HELP = "the investigation's pyproject.toml (default: the git root's)"
@@ -39,7 +39,7 @@ def _seconds(text: str) -> float:
 def _address(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(
-            "is empty: give the Dask scheduler's, e.g. tcp://HOST:8786"
+            "is empty: give the Dask scheduler's, e.g. tcp://HOST:8786, or slurm"
         )
     return text.strip()
 
@@ -121,6 +121,11 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--json", action="store_true", help="print the trials' records as JSON on stdout"
     )
+    _add_where_options(run)
+
+
+def _add_where_options(run: argparse.ArgumentParser) -> None:
+    """Where a run's trials go: this machine's workers, a Dask cluster, or Slurm."""
     run.add_argument(
         "--workers", type=int, default=1, metavar="N", help="run N trials at once on this machine"
     )
@@ -128,7 +133,21 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "--scheduler",
         type=_address,
         metavar="ADDR",
-        help="run the trials on a Dask cluster (tcp://HOST:8786)",
+        help="run the trials on a Dask cluster (tcp://HOST:8786), or submit them to Slurm "
+        "as one job array and return (slurm)",
+    )
+    run.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Slurm option over [tool.mitosis.slurm], repeatable (e.g. --slurm partition=gpu "
+        "--slurm time=60)",
+    )
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --scheduler slurm: wait for the trials to end, then summarize",
     )
     run.add_argument(
         "--skip-existing",
@@ -155,19 +174,7 @@ def _add_browse_parsers(commands: Any) -> None:
     listing.add_argument(
         "--csv", action="store_true", help="one CSV row per trial, every column, on stdout"
     )
-    summary = browse("summary", "aggregate an experiment's metrics over seeds", json_output=False)
-    summary.add_argument("experiment", metavar="EXPERIMENT", help="e.g. sine, or gen+fit")
-    summary.add_argument(
-        "--over",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="a parameter to average over, repeatable (e.g. --over seed --over fit.split)",
-    )
-    summary.add_argument("--where", metavar="EXPR", help=_WHERE_HELP)
-    output = summary.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
-    output.add_argument("--csv", action="store_true", help="CSV on stdout")
+    _add_summary_parser(browse("summary", "aggregate an experiment's metrics over seeds", False))
     browse("show", "show one trial").add_argument("id", metavar="ID", help=_ID_HELP)
     compare = browse("compare", "show only what differs between two trials")
     compare.add_argument("a", metavar="ID", help=_ID_HELP)
@@ -185,6 +192,8 @@ def _add_browse_parsers(commands: Any) -> None:
         help="leave a result out of the check, repeatable; e.g. --ignore metrics.runtime "
         "--ignore gen.main ('metrics' covers every metric)",
     )
+    cancel = browse("cancel", "cancel queued or running trials of a Slurm job", json_output=False)
+    cancel.add_argument("ids", nargs="+", metavar="ID", help=_ID_HELP)
     browse("index", "rebuild index.sqlite and index.html from the records", json_output=False)
     serve = browse("serve", "serve the trials folder over HTTP", json_output=False)
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
@@ -196,3 +205,18 @@ def _add_browse_parsers(commands: Any) -> None:
         metavar="S",
         help="close a connection that sends nothing for S seconds (default 30)",
     )
+
+
+def _add_summary_parser(summary: argparse.ArgumentParser) -> None:
+    summary.add_argument("experiment", metavar="EXPERIMENT", help="e.g. sine, or gen+fit")
+    summary.add_argument(
+        "--over",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a parameter to average over, repeatable (e.g. --over seed --over fit.split)",
+    )
+    summary.add_argument("--where", metavar="EXPR", help=_WHERE_HELP)
+    output = summary.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    output.add_argument("--csv", action="store_true", help="CSV on stdout")

@@ -45,7 +45,7 @@ def run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         trials_folder=args.trials_folder,
         extra_steps=tuple(getattr(args, "extra_steps", ())),
     )
-    if args.scheduler:
+    if args.scheduler and args.scheduler != "slurm":
         _quiet_dask()
     from mitosis.progress import SweepPrinter
 
@@ -53,7 +53,15 @@ def run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     printer = SweepPrinter(bar=sys.stderr.isatty(), quiet=args.json)
     try:
         result = run_request(
-            request, RunOptions(args.workers, args.scheduler, args.skip_existing), printer
+            request,
+            RunOptions(
+                args.workers,
+                args.scheduler,
+                args.skip_existing,
+                getattr(args, "wait", False),
+                tuple(getattr(args, "slurm", ())),
+            ),
+            printer,
         )
     finally:
         printer.close()

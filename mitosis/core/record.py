@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 SCHEMA_VERSION = 1
-STATUSES = ("running", "succeeded", "failed", "interrupted")
-FINAL_STATUSES = STATUSES[1:]
+# `queued`: submitted to Slurm, waiting for a node (the record holds its job's id).
+STATUSES = ("running", "succeeded", "failed", "interrupted", "queued")
+FINAL_STATUSES = ("succeeded", "failed", "interrupted")
 ERROR_KINDS = ("exception", "timeout", "kernel_died", "interrupted", "storage")
 # A write the disk refused (full, over quota, past a file-size limit, failing): a trial that
 # ends on one is `failed` with `error.kind: storage`, and the run exits 74.

@@ -3,7 +3,7 @@
 The loop (``mitosis.sweeps``) submits every planned trial, collects outcomes until all are
 in, and on Ctrl-C or SIGTERM asks the executor to stop and drains it. An executor knows
 only how to run a trial somewhere and tell what became of it: ``threads`` runs them on this
-machine, ``cluster`` on a Dask cluster; a batch scheduler would be a third, the loop
+machine, ``cluster`` on a Dask cluster, ``slurm`` as a Slurm job array, the loop
 unchanged.
 """
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # light at run time: the command line's printer imports this 
 
 SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
 SKIPPED, NOT_STARTED = "skipped", "not started"
+QUEUED = "queued"  # submitted to a batch scheduler that runs it later; nobody waits for it
 
 
 @dataclass(frozen=True)
