@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mitosis.adapters import (
-    registry,
-)
+from mitosis.adapters import registry, store
 from mitosis.planning import TrialPlan
 from mitosis.recording import utc_now
 from mitosis.trials_folder import TrialsFolder
