@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mitosis import catalog
 from mitosis.core.analysis import TRIAL_COLUMNS, analysis_row, column_getter
 from mitosis.core.query import Query, parse_query
 from mitosis.core.summary import TrialSummary
 from mitosis.errors import MissingExtraError, ParameterError
 from mitosis.trials import default_trials_folder
+from mitosis.trials_folder import TrialsFolder
 
 if TYPE_CHECKING:
     import pandas
@@ -77,7 +77,7 @@ def list_selected(
     """``mitosis-nb list``: the trials of ``experiment`` and ``status`` passing ``where``,
     oldest first. Raises ``QueryError`` for a bad query before anything is read."""
     query = parse_query(where) if where is not None else None
-    collected = catalog.collect(trials_folder)
+    collected = TrialsFolder(trials_folder).collect()
     found = select(collected.summaries, query, experiment, status)
     return Selection(found, collected.warnings())
 
@@ -92,7 +92,7 @@ def summarize_experiment(
     frame = search_trials(where, experiment=experiment, trials_folder=trials_folder)
     if frame.empty and where is None:
         known = sorted(
-            {s.experiment for s in catalog.collect(trials_folder).summaries if s.experiment}
+            {s.experiment for s in TrialsFolder(trials_folder).collect().summaries if s.experiment}
         )
         raise ParameterError(
             f"no trials of experiment {experiment!r} in {trials_folder}; its experiments: "
@@ -140,7 +140,7 @@ def search_trials(
     pandas = _pandas()
     query = parse_query(where) if where is not None else None  # refused before any reading
     folder = Path(trials_folder) if trials_folder else default_trials_folder(config)
-    found = select(catalog.collect(folder).summaries, query, experiment, status)
+    found = select(TrialsFolder(folder).collect().summaries, query, experiment, status)
     rows = [analysis_row(summary) for summary in found]
     columns = row_columns(rows)
     frame = pandas.DataFrame.from_records(rows, columns=columns).set_index("id")

@@ -357,32 +357,30 @@ def _unflagged(entry: Entry) -> Entry:
     return Entry(replace(entry.summary, problem=None), entry.stamp)
 
 
-def _warn(message: str) -> None:
-    warnings.warn(message, MitosisWarning, stacklevel=3)
-
-
-def show_running(trials_folder: Path, record: dict[str, Any]) -> None:
-    """List a trial that has just started in the index and on the page, if that can be done.
-
-    Silent when it cannot: the trial's final ``record_trial`` tries again, and warns.
-    """
-    record_trial(trials_folder, record, warn=False)
-
-
 def record_trial(trials_folder: Path, record: dict[str, Any], warn: bool = True) -> None:
-    """After a trial's record is written: update the index and rewrite the site. Never raises.
-
-    A trial has happened whatever befalls its index entry, so failures here only warn;
-    the next ``list`` or ``index`` catches up from the records.
+    """After a trial's record is written: its index row and its row on the page. Never raises.
+    Only this trial is touched, so a trial costs the same in a folder of 100,000: other
+    trials' dead runs are settled by ``list``, ``index`` and ``serve``. The page's part file is
+    written holding the index's write lock: two trials ending at once each add their row.
+    Failures only warn (the trial has happened); ``list`` or ``index`` catches up.
     """
     try:
         entry = _entry(trials_folder / str(record["id"]), record)
+        added: list[bool] = []
         try:
-            index_cache.update(trials_folder, [entry])
+            index_cache.update(
+                trials_folder,
+                [entry],
+                while_locked=lambda: added.append(
+                    site.add_to_index(trials_folder, [entry.summary])
+                ),
+            )
         except IndexUnavailable:
             rebuild(trials_folder)
             return
-        site.write_index(trials_folder, collect(trials_folder, write_page=False).summaries)
+        if added != [True]:  # no page yet to add to
+            _write_site(trials_folder, collect(trials_folder, write_page=False).summaries)
     except Exception as error:  # whatever it is, the trial itself stands
         if warn:
-            _warn(f"could not update the index of {trials_folder}: {error}")
+            message = f"could not update the index of {trials_folder}: {error}"
+            warnings.warn(message, MitosisWarning, stacklevel=2)

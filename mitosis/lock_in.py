@@ -9,12 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mitosis.adapters import (
-    registry,
-    store,
-)
+from mitosis.adapters import registry, store
 from mitosis.planning import TrialPlan
 from mitosis.recording import utc_now
+from mitosis.trials_folder import TrialsFolder
 
 
 def _claims(plan: TrialPlan, trial_id: str) -> list[registry.Claim]:
@@ -33,15 +31,15 @@ def check_lock_in(plans: Sequence[TrialPlan]) -> None:
     """Refuse before anything is written if any variant already means another value."""
     for plan in plans:
         for wanted in _claims(plan, "(this run)"):
-            registry.check_claim(plan.trials_folder, wanted)
+            TrialsFolder(plan.trials_folder).check_claim(wanted)
 
 
 def claim_all(plan: TrialPlan, trial_id: str, folder: Path) -> int:
     """Claim the trial's variants and take its iteration number."""
     try:
         for wanted in _claims(plan, trial_id):
-            registry.claim(plan.trials_folder, wanted)
-        return take_iteration(plan, trial_id)
+            TrialsFolder(plan.trials_folder).claim(wanted)
+        return take_iteration(plan, trial_id, new_trial=True)
     except BaseException:
         # Lost a race for a variant, or the registry cannot be written: this trial never
         # happened, so leave no trace of it.
@@ -68,17 +66,18 @@ def lock_in_sweep(plans: Sequence[TrialPlan]) -> list[Reservation]:
     reservations: list[Reservation] = []
     if not plans:
         return reservations
-    store.ensure_folder(plans[0].trials_folder)
+    trials = TrialsFolder(plans[0].trials_folder)
+    trials.ensure()
     started = utc_now()
     try:
-        for plan in plans:
-            trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
+        for _plan in plans:
+            trial_id, folder = trials.create_trial(started)
             reservations.append(Reservation(trial_id, folder))
         claimed: set[tuple[str, str, str]] = set()
         for plan, reservation in zip(plans, reservations, strict=True):
             for wanted in _claims(plan, reservation.trial_id):
                 if (wanted.step, wanted.arg, wanted.variant) not in claimed:
-                    registry.claim(plan.trials_folder, wanted)
+                    trials.claim(wanted)
                     claimed.add((wanted.step, wanted.arg, wanted.variant))
     except BaseException:
         release(reservations)
@@ -109,8 +108,9 @@ def take_reserved(reservation: Reservation) -> tuple[str, Path]:
     return reservation.trial_id, reservation.folder
 
 
-def take_iteration(plan: TrialPlan, trial_id: str) -> int:
+def take_iteration(plan: TrialPlan, trial_id: str, new_trial: bool = False) -> int:
     """The trial's iteration: how many non-debug trials of its variant came before it."""
     if plan.request.debug:
         return 0
-    return registry.take_iteration(plan.trials_folder, plan.experiment, plan.variant, trial_id)
+    trials = TrialsFolder(plan.trials_folder)
+    return trials.take_iteration(plan.experiment, plan.variant, trial_id, new_trial)

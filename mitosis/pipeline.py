@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mitosis import catalog
 from mitosis.adapters import (
     execute,
     kernels,
@@ -44,6 +43,7 @@ from mitosis.recording import (
     write_final_record,
 )
 from mitosis.trials import Trial
+from mitosis.trials_folder import TrialsFolder
 
 
 def run_plan(
@@ -67,7 +67,7 @@ def run_plan(
     # Room for the final record (this one, with how it ended), held until it is written.
     reserve = reserve_space(folder, len(store.dump_yaml(record_data(record)).encode()) + 4096)
     if update_index:
-        catalog.show_running(plan.trials_folder, record_data(record))
+        TrialsFolder(plan.trials_folder).show_running(record_data(record))
     if plan.request.debug:
         write_atomic(folder / store.PATCH_NAME, gitstate.uncommitted_patch(plan.git))
         warn_of_untracked(record.git["untracked"])
@@ -93,7 +93,7 @@ def run_plan(
         finally:
             outcome.wait_until_stopped()
     if update_index:
-        catalog.record_trial(plan.trials_folder, record_data(record))  # warns, never raises
+        TrialsFolder(plan.trials_folder).record_trial(record_data(record))  # warns, never raises
     return Trial(record, folder)
 
 
@@ -105,8 +105,9 @@ def _begin(
 ) -> tuple[Path, TrialRecord]:
     """The trial's folder, locked in, with its running record written."""
     if reservation is None:
-        store.ensure_folder(plan.trials_folder)
-        trial_id, folder = store.create_trial_folder(plan.trials_folder, started)
+        trials = TrialsFolder(plan.trials_folder)
+        trials.ensure()
+        trial_id, folder = trials.create_trial(started)
         iteration = claim_all(plan, trial_id, folder)
     else:
         trial_id, folder = take_reserved(reservation)

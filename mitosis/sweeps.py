@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mitosis import catalog
 from mitosis.adapters import kernels
 from mitosis.errors import ParameterError
 from mitosis.executors import (
@@ -31,6 +30,7 @@ from mitosis.executors import (
 from mitosis.interrupts import TrialInterrupted, sigterm_as_interrupt
 from mitosis.lock_in import Reservation, lock_in_sweep, release
 from mitosis.planning import TrialPlan
+from mitosis.trials_folder import TrialsFolder
 
 __all__ = [
     "FAILED",
@@ -112,7 +112,7 @@ def _find_existing(plans: Sequence[TrialPlan]) -> dict[int, tuple[str, str]]:
     if not plans or plans[0].request.debug:
         return {}
     done: dict[tuple[str | None, str | None, str | None], tuple[str, str]] = {}
-    for summary in catalog.collect(plans[0].trials_folder).summaries:
+    for summary in TrialsFolder(plans[0].trials_folder).collect().summaries:
         if summary.status in _COVERING and not summary.debug:
             key = (summary.experiment, summary.variant, summary.commit)
             if done.get(key, ("", ""))[1] != SUCCEEDED:  # a success says the most

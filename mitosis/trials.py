@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mitosis import catalog
 from mitosis.adapters import legacy_store, store
 from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.catalog import Listing, settle_record
@@ -18,6 +17,7 @@ from mitosis.core.trial_id import the_one_match
 from mitosis.core.trial_record import Status, StepRecord, TrialRecord, error_data, record_data
 from mitosis.core.verify import recorded_sources
 from mitosis.errors import ParameterError, TrialNotFoundError
+from mitosis.trials_folder import TrialsFolder
 
 
 @dataclass(frozen=True)
@@ -227,4 +227,4 @@ def list_trials(trials_folder: Path) -> Listing:
     A damaged record is listed as ``unreadable`` with a warning; a ``running`` trial whose
     runner died on this host is re-recorded as ``interrupted``.
     """
-    return catalog.list_trials(trials_folder)
+    return TrialsFolder(trials_folder).list_trials()

@@ -157,3 +157,11 @@ def write_seed_sweep(folder: Path) -> None:
             )
             index += 1
     write_trial(folder, 10)
+
+
+def site_text(trials: Path) -> str:
+    """All the index page loads: ``index.html``, then the part files of trials since."""
+    from mitosis.adapters import site
+
+    paths = [trials / site.INDEX_HTML, *site.part_paths(trials)]
+    return "".join(path.read_text(encoding="utf-8") for path in paths if path.is_file())

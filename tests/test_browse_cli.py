@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 from conftest import RunCli, git, trial_dirs
-from synthetic import make_record, write_trials
+from synthetic import make_record, site_text, write_trials
 
 from mitosis.adapters import site
 from mitosis.core.compare import compare_records
@@ -39,7 +39,7 @@ def test_real_trials_are_indexed_listed_shown_and_compared(
     fast, slow = by_variant["toy.frequency=fast"], by_variant["toy.frequency=slow"]
 
     # The index and the page were updated after every trial, without `index`.
-    html = (trials / "index.html").read_text()
+    html = site_text(trials)
     assert all(trial_id in html for trial_id in (fast, slow, tweaked))
     listed = cli("list", "--json")
     rows = json.loads(listed.stdout)

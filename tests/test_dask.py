@@ -26,6 +26,7 @@ from sweep_helpers import (
     run_cli,
     run_with_terminal_stderr,
 )
+from synthetic import site_text
 
 from mitosis.adapters import index_cache, registry
 
@@ -139,7 +140,7 @@ def test_a_sweep_runs_on_the_cluster_and_the_submitter_keeps_the_index(
     indexed = index_cache.read(trials)
     assert sorted(indexed) == sorted(r["id"] for r in found)
     assert all(entry.summary.status == "succeeded" for entry in indexed.values())
-    assert all(r["id"] in (trials / "index.html").read_text() for r in found)
+    assert all(r["id"] in site_text(trials) for r in found)
     # Variants were claimed once, by the submitter, before the trials ran.
     claim = registry.read_claim(registry.claim_path(trials, "toy", "frequency", "fast"))
     assert claim is not None and claim.trial in {r["id"] for r in found}
@@ -163,13 +164,10 @@ def test_ctrl_c_stops_the_cluster_trials_and_starts_no_more(
         wait_for_kernels(root, count=2)
         time.sleep(1.5)  # both workers are busy with a held trial; three wait
         # The submitter keeps the page current: the trials running on workers are on it.
-        page = trials / "index.html"
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (
-            page.is_file() and page.read_text().count('"running"') >= 2
-        ):
+        while time.monotonic() < deadline and site_text(trials).count('"running"') < 2:
             time.sleep(0.2)
-        assert page.read_text().count('"running"') >= 2
+        assert site_text(trials).count('"running"') >= 2
         runner.send_signal(signal.SIGINT)
         stdout, stderr = runner.communicate(timeout=60)
         time.sleep(1)
@@ -321,7 +319,7 @@ def test_a_lost_scheduler_leaves_running_trials_to_finish_and_the_summary_waits_
     assert sorted(r["status"] for r in found) == ["succeeded", "succeeded"]
     summary = [line.split() for line in stdout.splitlines()]
     assert ["succeeded", "2"] in [line[:2] for line in summary], stdout
-    page = (trials / "index.html").read_text()
+    page = site_text(trials)
     assert all(r["id"] in page for r in found)
 
 

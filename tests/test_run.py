@@ -22,6 +22,7 @@ from conftest import (
     wait_for_kernels,
     write_own_template,
 )
+from synthetic import site_text
 
 import mitosis
 
@@ -243,7 +244,7 @@ def test_ctrl_c_and_sigterm_interrupt_and_leave_no_kernel(investigation: Path, s
     running = record_of(only_trial(investigation))
     assert running["status"] == "running" and running["pid"] == runner.pid
     # Whoever refreshes the browser while the trial runs sees it there, running.
-    page = (investigation / "trials" / "index.html").read_text()
+    page = site_text(investigation / "trials")
     assert f'["{running["id"]}",' in page and '"running"' in page
     runner.send_signal(signum)
     _, stderr = runner.communicate(timeout=60)

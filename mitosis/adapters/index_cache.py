@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -137,11 +137,18 @@ def read(trials_folder: Path) -> dict[str, Entry]:
             raise IndexUnavailable(f"{path} holds rows it cannot read ({error})") from None
 
 
-def update(trials_folder: Path, entries: Iterable[Entry], remove: Iterable[str] = ()) -> None:
+def update(
+    trials_folder: Path,
+    entries: Iterable[Entry],
+    remove: Iterable[str] = (),
+    while_locked: Callable[[], object] | None = None,
+) -> None:
     """Insert or replace ``entries`` and drop the ``remove`` ids, in one transaction.
 
     Several processes may update at once: ``BEGIN IMMEDIATE`` takes the write lock up
     front and the busy timeout waits for it, so no update is half-applied.
+    ``while_locked`` runs before the commit, still holding the lock (a file that must
+    change with the index, one writer at a time); if it raises, nothing is committed.
     """
     rows = [_row(entry) for entry in entries]
     gone = [(trial_id,) for trial_id in remove]
@@ -150,6 +157,8 @@ def update(trials_folder: Path, entries: Iterable[Entry], remove: Iterable[str] 
         try:
             connection.executemany(_INSERT, rows)
             connection.executemany("DELETE FROM trials WHERE id = ?", gone)
+            if while_locked is not None:
+                while_locked()
         except BaseException:
             connection.execute("ROLLBACK")
             raise

@@ -155,12 +155,16 @@ def list_claims(trials_folder: Path) -> list[Claim]:
     return claims
 
 
-def take_iteration(trials_folder: Path, experiment: str, variant: str, trial_id: str) -> int:
+def take_iteration(
+    trials_folder: Path, experiment: str, variant: str, trial_id: str, new_trial: bool = False
+) -> int:
     """How many earlier non-debug trials ran this variant; concurrency-safe.
 
     Each trial creates the first free numbered file in the variant's counter folder,
     exclusively, so two concurrent trials can never get the same number. A trial that
-    asks again (a Dask task rerun after its worker died) gets the number it already has.
+    asks again (a Dask task rerun after its worker died) gets the number it already has;
+    a ``new_trial``, whose id was allocated just now, cannot have one, and skips reading
+    every earlier number's file (thousands, for a variant run thousands of times).
     """
     identity = f"{experiment}\0{variant}".encode("utf-8", "surrogatepass")
     key = hashlib.sha256(identity).hexdigest()[:24]
@@ -168,7 +172,7 @@ def take_iteration(trials_folder: Path, experiment: str, variant: str, trial_id:
     with _writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
         numbers = [name for name in os.listdir(folder) if name.isdigit()]
-        for name in numbers:
+        for name in [] if new_trial else numbers:
             with contextlib.suppress(OSError):
                 if (folder / name).read_text(encoding="utf-8") == trial_id:
                     return int(name)

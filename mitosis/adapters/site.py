@@ -6,11 +6,19 @@ Everything the page needs is inline (no CDN, no network) and every link is relat
 so it works over ``python -m http.server``, ``mitosis-nb serve`` and from a copied folder.
 User strings reach the page only as autoescaped template text or as JSON inside a
 ``<script type="application/json">`` element that the page's script reads with
-``JSON.parse`` and shows with ``textContent``: never as markup.
+``JSON.parse`` (or a part file's data object, below) and shows with ``textContent``: never
+as markup.
+
+A trial's start and end must not rewrite a page of every trial: ``index.html`` holds the
+trials as they stood when it was last written whole, and each trial since adds its row to
+the last of the ``index-data/part-NNNNNN.js`` files (a few hundred rows each), which the page
+loads in turn with ``<script src>`` (so it works from ``file://`` too) until one is missing.
+A later row of a trial replaces its earlier one.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -28,9 +36,14 @@ import markupsafe
 from mitosis.atomic import write_atomic
 from mitosis.core.analysis import analysis_row
 from mitosis.core.embed import embed_json, finite
-from mitosis.core.summary import TrialSummary
+from mitosis.core.summary import TrialSummary, start_key
 
 INDEX_HTML = "index.html"
+PARTS_DIR = "index-data"
+# Rows per part file: rewriting one costs a few milliseconds however large the archive.
+PART_ROWS = 500
+_PART_PREFIX = "mitosisParts.push("
+_PART_SUFFIX = ");\n"
 # Beyond this many metric columns the table is unreadable: the page shows the most common
 # ones and names the others.
 MAX_METRIC_COLUMNS = 40
@@ -80,38 +93,54 @@ def metric_columns(summaries: Sequence[TrialSummary]) -> list[str]:
     return sorted(counts, key=lambda name: (-counts[name], name))
 
 
+def _row(
+    summary: TrialSummary, prefixes: Sequence[str], metrics: Sequence[str] | None
+) -> list[Any]:
+    """One trial as the page's script reads it: the fields, the metrics (a list in the order
+    of ``metrics``, or by name where a part file's rows meet columns worked out later), what a
+    query may ask beyond the columns, and the key the page sorts by."""
+    fields = summary.as_dict()
+    for prefix in prefixes:
+        if isinstance(fields["problem"], str):
+            fields["problem"] = fields["problem"].replace(prefix, "")
+    row: list[Any] = [_plain(fields[name]) for name in ROW_FIELDS]
+    if metrics is None:
+        row.append({name: _plain(value) for name, value in summary.metrics.items()})
+    else:
+        row.append([_plain(summary.metrics.get(name)) for name in metrics])
+    # What a query may ask beyond the columns: parameters, variants, the host, iteration.
+    extra = {f"params.{k}": _plain(v) for k, v in summary.params.items()}
+    extra.update((f"variants.{k}", _plain(v)) for k, v in summary.variants.items())
+    extra.update(host=summary.hostname, iteration=summary.iteration)
+    row.append(extra)
+    row.append(start_key(summary))
+    return row
+
+
+def _prefixes(trials_folder: Path | None) -> list[str]:
+    # Paths inside the trials folder are shown from it: the page may be shared, and the
+    # reader's copy of the folder is elsewhere anyway.
+    folders = {trials_folder, trials_folder.resolve()} if trials_folder is not None else set()
+    return [f"{folder}{os.sep}" for folder in folders]
+
+
+def _experiment_pages(summaries: Sequence[TrialSummary]) -> dict[str, str]:
+    experiments = sorted({s.experiment for s in summaries if s.experiment and s.status != "legacy"})
+    return {e: experiment_page_link(e) for e in experiments}
+
+
 def page_data(
     summaries: Sequence[TrialSummary], trials_folder: Path | None = None
 ) -> dict[str, Any]:
-    """What the page's script shows: field names, metric names and one list per trial.
-
-    Paths inside ``trials_folder`` are shown from it: the page may be shared, and the
-    reader's copy of the folder is elsewhere anyway.
-    """
+    """What the page's script shows: field names, metric names and one list per trial."""
     metrics = metric_columns(summaries)
-    folders = {trials_folder, trials_folder.resolve()} if trials_folder is not None else set()
-    prefixes = [f"{folder}{os.sep}" for folder in folders]
-    rows = []
-    for summary in summaries:
-        fields = summary.as_dict()
-        for prefix in prefixes:
-            if isinstance(fields["problem"], str):
-                fields["problem"] = fields["problem"].replace(prefix, "")
-        row = [_plain(fields[name]) for name in ROW_FIELDS]
-        row.append([_plain(summary.metrics.get(name)) for name in metrics])
-        # What a query may ask beyond the columns: parameters, variants, the host, iteration.
-        extra = {f"params.{k}": _plain(v) for k, v in summary.params.items()}
-        extra.update((f"variants.{k}", _plain(v)) for k, v in summary.variants.items())
-        extra.update(host=summary.hostname, iteration=summary.iteration)
-        row.append(extra)
-        rows.append(row)
-    experiments = sorted({s.experiment for s in summaries if s.experiment and s.status != "legacy"})
+    prefixes = _prefixes(trials_folder)
     return {
         "fields": list(ROW_FIELDS),
         "metrics": metrics,
         "max_metric_columns": MAX_METRIC_COLUMNS,
-        "rows": rows,
-        "experiment_pages": {e: experiment_page_link(e) for e in experiments},
+        "rows": [_row(summary, prefixes, metrics) for summary in summaries],
+        "experiment_pages": _experiment_pages(summaries),
     }
 
 
@@ -128,16 +157,65 @@ def render_index(
         generated=generated.strftime("%Y-%m-%d %H:%M:%S UTC"),
         # Safe as markup: embed_json leaves no character that could end the script element.
         data=markupsafe.Markup(embed_json(page_data(summaries, trials_folder))),  # noqa: S704
+        parts=PARTS_DIR,
     )
 
 
+def part_paths(trials_folder: Path) -> list[Path]:
+    """The part files the page loads after ``index.html``'s own rows, in order."""
+    folder = trials_folder / PARTS_DIR
+    paths: list[Path] = []
+    while (path := folder / f"part-{len(paths):06d}.js").is_file():
+        paths.append(path)
+    return paths
+
+
 def write_index(trials_folder: Path, summaries: Sequence[TrialSummary]) -> Path:
-    """Rewrite ``index.html`` atomically; return its path."""
+    """Rewrite ``index.html`` atomically with every trial, then drop the part files that
+    it now holds; return its path."""
     path = trials_folder / INDEX_HTML
     generated = datetime.now(timezone.utc)
     title = trials_folder.resolve().name or "trials"
     write_atomic(path, render_index(summaries, title, generated, trials_folder))
+    # The last first: the page stops at the first one missing, so none is left unreachable.
+    for part in reversed(part_paths(trials_folder)):
+        part.unlink()
     return path
+
+
+def _read_part(path: Path) -> dict[str, Any] | None:
+    """A part file's data; None if it is damaged (left as it is: the next part follows it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if text.startswith(_PART_PREFIX) and text.endswith(_PART_SUFFIX):
+            data: dict[str, Any] = json.loads(text[len(_PART_PREFIX) : -len(_PART_SUFFIX)])
+            if isinstance(data.get("rows"), list) and isinstance(
+                data.get("experiment_pages"), dict
+            ):
+                return data
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def add_to_index(trials_folder: Path, summaries: Sequence[TrialSummary]) -> bool:
+    """Show ``summaries`` on the page by rewriting only the last part file (or starting the
+    next one). False, and nothing written, if there is no ``index.html`` to add to."""
+    if not (trials_folder / INDEX_HTML).is_file():
+        return False
+    parts = part_paths(trials_folder)
+    data: dict[str, Any] = {"rows": [], "experiment_pages": {}}
+    last = _read_part(parts[-1]) if parts else None
+    if last is not None and len(last["rows"]) + len(summaries) <= PART_ROWS:
+        data, parts = last, parts[:-1]
+    prefixes = _prefixes(trials_folder)
+    data["rows"].extend(_row(summary, prefixes, None) for summary in summaries)
+    data["experiment_pages"].update(_experiment_pages(summaries))
+    data["written"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    path = trials_folder / PARTS_DIR / f"part-{len(parts):06d}.js"
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, _PART_PREFIX + embed_json(data) + _PART_SUFFIX)
+    return True
 
 
 # --- one analysis page per experiment, beside index.html ------------------------------------

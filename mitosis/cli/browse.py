@@ -170,10 +170,10 @@ def cancel_command(args: argparse.Namespace) -> int:
 
 
 def index_command(args: argparse.Namespace) -> int:
-    from mitosis.catalog import rebuild
+    from mitosis.trials_folder import TrialsFolder
 
     folder = _trials_folder_of(args)
-    rebuilt = rebuild(folder)
+    rebuilt = TrialsFolder(folder).rebuild_index()
     for warning in rebuilt.warnings():
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     count = len(rebuilt.summaries)
@@ -183,13 +183,14 @@ def index_command(args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     from mitosis.adapters.server import ALL_INTERFACES, serve
-    from mitosis.catalog import refresh
     from mitosis.errors import TrialsFolderError
+    from mitosis.trials_folder import TrialsFolder
 
     folder = _trials_folder_of(args)
     if not folder.is_dir():
         raise TrialsFolderError(f"no trials folder at {folder}; run a trial first or pass -F DIR.")
-    refresh(folder)
+    trials = TrialsFolder(folder)
+    trials.refresh_site()
     if args.bind in ALL_INTERFACES:
         say(
             f"mitosis-nb: warning: serving on all interfaces ({args.bind or '*'}): anyone who can "
@@ -206,7 +207,7 @@ def serve_command(args: argparse.Namespace) -> int:
             args.port,
             args.bind,
             announce,
-            before_index=lambda: refresh(folder),
+            before_index=trials.refresh_site,
             idle_timeout=args.idle_timeout,
         )
     except OSError as error:

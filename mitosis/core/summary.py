@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -162,6 +163,14 @@ def oldest_first(summaries: Iterable[TrialSummary]) -> list[TrialSummary]:
     tells which trial ran first; a record without it falls back on its id's time.
     """
     return sorted(summaries, key=lambda summary: (_start_of(summary), summary.id))
+
+
+def start_key(summary: TrialSummary) -> str:
+    """A text that sorts as ``oldest_first`` does: for a page's script to place a row."""
+    started = _start_of(summary)
+    with contextlib.suppress(OverflowError):
+        started = started.astimezone(timezone.utc)
+    return f"{started:%Y-%m-%dT%H:%M:%S.%f} {summary.id}"
 
 
 def _start_of(summary: TrialSummary) -> datetime:

@@ -23,6 +23,7 @@ from mitosis.lock_in import Reservation
 from mitosis.pipeline import run_plan
 from mitosis.planning import TrialPlan
 from mitosis.trials import Trial
+from mitosis.trials_folder import TrialsFolder
 
 # How long a stopped sweep waits for its running trials to stop their kernels and record.
 DRAIN_TIMEOUT_S = 60.0
@@ -40,7 +41,7 @@ def connect(address: str, trials_folder: Path) -> DaskCluster:
     cluster = DaskCluster(address)
     created = not trials_folder.exists()
     try:
-        store.ensure_folder(trials_folder)
+        TrialsFolder(trials_folder).ensure()
         cluster.check_workers(trials_folder)
     except BaseException:
         cluster.close()
@@ -100,7 +101,7 @@ class DaskExecutor:
         on a worker shows as ``running`` only when this process looks."""
         while not self._keeper_done.wait(INDEX_REFRESH_S):
             with contextlib.suppress(Exception):  # the next look, or the trial's end, will do
-                catalog.refresh(self._trials_folder)
+                TrialsFolder(self._trials_folder).refresh_site()
 
     def submit(self, plan: TrialPlan, reservation: Reservation) -> None:
         """One task per trial, keyed by its id so that the dashboard names it."""
@@ -123,7 +124,7 @@ class DaskExecutor:
         record = future.result()
         if record is None:
             return finished_outcome(plan, reservation, None)
-        catalog.record_trial(plan.trials_folder, record_data(record))  # the index lives here
+        TrialsFolder(plan.trials_folder).record_trial(record_data(record))  # the index lives here
         return finished_outcome(plan, reservation, Trial(record, reservation.folder))
 
     def pending(self) -> int:
@@ -168,7 +169,7 @@ def _without_result(
             "cannot tell whether it still runs; its record will say (`mitosis-nb list`)"
         )
         return Outcome(plan, INTERRUPTED, reservation.trial_id, message=message)
-    catalog.record_trial(plan.trials_folder, record_data(record))
+    TrialsFolder(plan.trials_folder).record_trial(record_data(record))
     return finished_outcome(plan, reservation, Trial(record, reservation.folder))
 
 

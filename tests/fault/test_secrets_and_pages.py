@@ -26,6 +26,8 @@ from faultkit import (
     trial_folders,
 )
 
+from mitosis.adapters import site
+
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-aws-secret-1f3a",
     "GITHUB_TOKEN": "ghp_githubtoken2b4c6d8e",
@@ -128,6 +130,7 @@ def test_hostile_strings_are_escaped_on_trial_and_index_pages(lab: Path) -> None
     record = read_yaml(folder / "trial.yaml")
     assert record["note"] == HOSTILE and HOSTILE in record["error"]["message"]
     pages = [folder / "trial.html", lab / "trials" / "index.html"]
+    pages += site.part_paths(lab / "trials")  # the page's rows of trials since it was written
     for page in pages:
         text = page.read_text()
         assert "<script>alert(" not in text, page
