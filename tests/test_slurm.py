@@ -353,7 +353,7 @@ def test_ctrl_c_of_a_waiting_run_cancels_its_jobs_and_records_them_interrupted(
             what="both trials run",
         )
         waiting.send_signal(signal.SIGINT)
-        stdout, stderr = waiting.communicate(timeout=60)
+        stdout, stderr = waiting.communicate(timeout=150)  # a loaded machine drains slowly
     finally:
         if waiting.poll() is None:
             waiting.kill()
