@@ -3,8 +3,9 @@
 A trials folder holds one folder per trial (``<id>/trial.yaml`` and what the trial wrote
 beside it), the variant claims and iteration counters of the registry (``variants/``), the
 step cache's entries (``step-cache/``), the listing cache ``index.sqlite`` and the site
-(``index.html``, ``index-data/`` and one page per experiment). Its methods are the whole of what the rest of mitosis-nb asks of it; the
-modules behind them (the store, the registry, the index, the catalogue) each keep one part.
+(``index.html``, ``index-data/`` and one page per experiment). Its methods are the whole of
+what the rest of mitosis-nb asks of it; the modules behind them (the store, the registry, the
+index, the catalogue) each keep one part.
 
 What a trial's start and end do here costs the same in an empty folder as in one of
 100,000 trials: its record, its index row and one small part file of the page. Checking
