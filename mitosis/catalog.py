@@ -207,6 +207,8 @@ def settle_record(folder: Path, record: TrialRecord) -> TrialRecord:
 def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     """Re-record a dead run; flag one that cannot be checked. True if the record changed."""
     summary = entry.summary
+    if summary.status not in ("running", liveness.QUEUED):
+        return entry, False  # ended: nothing to check (and no path to build, 100,000 times)
     if (settled := liveness.settle(trials_folder / summary.id, summary.status)) is not None:
         return _entry(trials_folder / summary.id, settled.record), settled.changed
     if summary.status != "running":
