@@ -35,33 +35,6 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) or value is None else repr(value)
 
 
-def analysis_row(summary: TrialSummary) -> dict[str, Any]:
-    """The flat row of one trial; what a damaged record lacks is simply absent."""
-    row: dict[str, Any] = {
-        "id": summary.id,
-        "experiment": summary.experiment,
-        "status": summary.status,
-        "started": summary.started,
-        "duration_s": summary.duration_s,
-        "iteration": summary.iteration,
-        "variant": summary.variant,
-        "note": summary.note,
-        "debug": summary.debug,
-        "commit": summary.commit,
-        "host": summary.hostname,
-        "main": _plain(summary.main),
-    }
-    row.update((f"metrics.{name}", _plain(value)) for name, value in summary.metrics.items())
-    row.update((f"params.{name}", value) for name, value in summary.params.items())
-    row.update((f"variants.{name}", value) for name, value in summary.variants.items())
-    for name in _RESOURCES:
-        if name in summary.resources:
-            row[f"resources.{name}"] = _plain(summary.resources[name])
-    if summary.problem:
-        row["problem"] = summary.problem
-    return row
-
-
 # The attribute of TrialSummary behind each of the trial's own columns.
 _ATTRIBUTES = {column: column for column in TRIAL_COLUMNS} | {"host": "hostname"}
 _GROUPS = ("metrics", "params", "variants")
@@ -87,3 +60,18 @@ def column_getter(summary: TrialSummary) -> Callable[[str], Any]:
         return _plain(value) if group == "metrics" else value
 
     return get
+
+
+def analysis_row(summary: TrialSummary) -> dict[str, Any]:
+    """The flat row of one trial, every column ``column_getter`` reads; what a damaged record
+    lacks is simply absent."""
+    get = column_getter(summary)
+    columns = [
+        *TRIAL_COLUMNS,
+        *(f"metrics.{name}" for name in summary.metrics),
+        *(f"params.{name}" for name in summary.params),
+        *(f"variants.{name}" for name in summary.variants),
+        *(f"resources.{name}" for name in _RESOURCES if name in summary.resources),
+        *(["problem"] if summary.problem else []),
+    ]
+    return {column: get(column) for column in columns}
