@@ -236,7 +236,7 @@ def _gather(
     tally = _Tally(observer, executor)
     submitted = 0
     stopped = False
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt() as stop:
         try:
             for plan, reservation in jobs:
                 executor.submit(plan, reservation)
@@ -244,6 +244,7 @@ def _gather(
             tally.add([])
             while executor.pending():
                 tally.add(executor.collect(_TICK_S))
+                stop.raise_if_received()
         except (KeyboardInterrupt, TrialInterrupted):
             stopped = True
             tally.add(executor.stop())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mitosis.event_loops import in_own_loop
-from mitosis.interrupts import TrialInterrupted, sigterm_as_interrupt
+from mitosis.interrupts import StopSignal, TrialInterrupted, sigterm_as_interrupt
 
 if TYPE_CHECKING:
     import nbformat
@@ -137,6 +137,7 @@ def _supervise(
     deadline: float | None,
     on_timeout: Callable[[], None],
     cancel: threading.Event | None,
+    stop: StopSignal,
 ) -> bool:
     """Wait until ``finished``; return whether the deadline passed first.
 
@@ -146,6 +147,7 @@ def _supervise(
     """
     timed_out = False
     while not finished.wait(0.05):
+        stop.raise_if_received()
         if cancel is not None and cancel.is_set():
             # A sweep was stopped: signals reach only the main thread, so trials running
             # in other threads learn of it here and end exactly as a Ctrl-C would end them.
@@ -240,10 +242,10 @@ def _watch(
     """Start ``worker`` and supervise it: how it was interrupted (or None), and whether
     the deadline passed. A stop kills the kernel and waits for the notebook so far."""
     deadline = time.monotonic() + timeout if timeout else None
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt() as stop:
         worker.start()
         try:
-            return None, _supervise(finished, deadline, kernel.kill, cancel)
+            return None, _supervise(finished, deadline, kernel.kill, cancel, stop)
         except (KeyboardInterrupt, TrialInterrupted) as signal_error:
             kernel.kill()
             finished.wait(30)
