@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reproduce": lambda: browse.reproduce_command(args, argv),
         "summary": lambda: browse.summary_command(args),
         "cancel": lambda: browse.cancel_command(args),
+        "cache": lambda: browse.cache_command(args),
     }
     return handle(args, handlers[args.command])
 

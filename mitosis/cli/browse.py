@@ -1,5 +1,6 @@
-"""Looking at trials: ``list``, ``show``, ``compare``, ``reproduce``, ``index``, ``serve``
-and ``experiments``. Each parses nothing and decides nothing: it calls the library and prints."""
+"""Looking at trials: ``list``, ``show``, ``compare``, ``reproduce``, ``index``, ``serve``,
+``experiments`` and ``cache``. Each parses nothing and decides nothing: it calls the library
+and prints."""
 
 from __future__ import annotations
 
@@ -230,4 +231,22 @@ def experiments_command(args: argparse.Namespace) -> int:
         print_json([entry.as_dict() for entry in entries])
     else:
         say(describe_as_text(entries))
+    return EXIT_OK
+
+
+def cache_command(args: argparse.Namespace) -> int:
+    """``cache list`` (what the step cache holds) or ``cache why ID STEP`` (why it ran)."""
+    from mitosis.cache_report import list_cache
+    from mitosis.cache_why import explain_step
+
+    folder = _trials_folder_of(args)
+    report = (
+        list_cache(folder)
+        if args.cache_command == "list"
+        else explain_step(folder, args.id, args.step, args.config)
+    )
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        say(report.as_text())
     return EXIT_OK

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(run)
 
     _add_browse_parsers(commands)
+    _add_cache_parsers(commands)
 
     experiments = commands.add_parser(
         "experiments", help="the steps, their arguments and variant names (the vocabulary)"
@@ -211,6 +212,54 @@ def _add_browse_parsers(commands: Any) -> None:
         metavar="S",
         help="close a connection that sends nothing for S seconds (default 30)",
     )
+
+
+class _OneLineHelp(argparse.HelpFormatter):
+    """Each option's help on its own line, beside the option, on a terminal of 100 columns."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=100)
+
+
+# Each cache command's options: the flags, their metavar and a one-line help with an example.
+_CACHE_OPTIONS = (
+    (("-F", "--trials-folder"), "DIR", "the trials folder (e.g. -F trials; default: the config's)"),
+    (("--config",), "PYPROJECT", "the investigation (e.g. --config ../pyproject.toml)"),
+)
+
+
+def _add_cache_parsers(commands: Any) -> None:
+    """``cache list`` and ``cache why``: what the step cache holds, and why a step ran."""
+    cache = commands.add_parser(
+        "cache", help="what the step cache holds (list), and why a step ran (why)"
+    )
+    actions = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
+    listing = actions.add_parser(
+        "list",
+        help="every cached step result: trial, step, key, size; and the total",
+        formatter_class=_OneLineHelp,
+        epilog="example: mitosis-nb cache list -F trials  (nothing is ever deleted)",
+    )
+    why = actions.add_parser(
+        "why",
+        help="why a step ran although an earlier trial ran it with the same variants",
+        formatter_class=_OneLineHelp,
+        epilog="example: mitosis-nb cache why 3f9c2a gen",
+    )
+    why.add_argument("id", metavar="ID", help="the trial: its id or a unique prefix (e.g. 3f9c2a)")
+    why.add_argument("step", metavar="STEP", help="which of its steps (e.g. gen)")
+    for sub in (listing, why):
+        for flags, metavar, helptext in _CACHE_OPTIONS:
+            sub.add_argument(*flags, type=Path, metavar=metavar, help=helptext)
+        sub.add_argument(
+            "--json", action="store_true", help="JSON on stdout (e.g. cache list --json | jq .)"
+        )
+        sub.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks of errors (e.g. cache why 3f9c2a gen --verbose)",
+        )
 
 
 def _add_summary_parser(summary: argparse.ArgumentParser) -> None:

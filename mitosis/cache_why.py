@@ -1,0 +1,301 @@
+"""Why a step ran although an earlier trial ran it: the logic of ``mitosis-nb cache why``,
+which only prints what this returns.
+
+The step's record is compared with that of the latest earlier trial that ran the same step
+with the same variants: a changed key is explained part by part (``explain_change``); an
+equal one by what this trial asked for or what became of the earlier result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mitosis.adapters import store
+from mitosis.cache_report import short_key
+from mitosis.core.cache_key import KeyParts, explain_change
+from mitosis.core.trial_record import StepRecord, TrialRecord, parse_record
+from mitosis.errors import ConfigError, ParameterError, RecordError
+
+__all__ = ["CacheExplanation", "Outcome", "explain_step"]
+
+# taken: the step did not run, its result came from the cache; changed: its key differs
+# from an earlier run's; same_key: it ran although an earlier run had its key; no_earlier:
+# no earlier trial ran it with these variants; no_key: it has no key, so it always runs;
+# unfinished: the trial stopped before the step returned.
+Outcome = Literal["taken", "changed", "same_key", "no_earlier", "no_key", "unfinished"]
+
+
+@dataclass(frozen=True)
+class CacheExplanation:
+    """Why step ``step`` of trial ``trial`` ran, or did not: ``reasons``, one sentence each.
+
+    ``earlier`` is the trial it was compared with (or, when it was taken, the trial whose
+    result it took).
+    """
+
+    trial: str
+    step: str
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    earlier: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``cache why --json``."""
+        return {
+            "trial": self.trial,
+            "step": self.step,
+            "outcome": self.outcome,
+            "earlier": self.earlier,
+            "reasons": list(self.reasons),
+        }
+
+    def as_text(self) -> str:
+        """A headline, then the reasons as a list when there are several."""
+        headline = _HEADLINES[self.outcome].format(
+            step=self.step, trial=self.trial, earlier=self.earlier
+        )
+        if len(self.reasons) == 1 and self.outcome != "changed":
+            return f"{headline} {self.reasons[0]}"
+        return "\n".join([headline, *(f"  - {reason}" for reason in self.reasons)])
+
+
+_HEADLINES: Mapping[str, str] = {
+    "taken": "step {step} of trial {trial} did not run:",
+    "changed": "step {step} of trial {trial} ran because its key changed since trial {earlier}:",
+    "same_key": "step {step} of trial {trial} ran although trial {earlier} had its key:",
+    "no_earlier": "step {step} of trial {trial} ran:",
+    "no_key": "step {step} of trial {trial} ran:",
+    "unfinished": "step {step} of trial {trial} did not finish:",
+}
+
+
+def explain_step(
+    trials_folder: Path, query: str, step: str, config: Path | None = None
+) -> CacheExplanation:
+    """Why ``step`` of the trial ``query`` names ran although an earlier trial ran it.
+
+    ``config``, the investigation's pyproject.toml, tells whether the step's table opts out
+    of the cache. Raises ``TrialNotFoundError`` for an unknown trial and ``ParameterError``
+    for a step the trial does not have.
+    """
+    folder = store.find_trial(trials_folder, query)
+    record = store.read_record(folder)
+    index, now = _the_step(record, step)
+    if now.cached_from:
+        return _taken(record, now)
+    if not now.cache_key:
+        return _without_key(record, index, now, config)
+    found = _latest_earlier(trials_folder, record, now)
+    if found is None:
+        return CacheExplanation(record.id, step, "no_earlier", (_nothing_earlier(now),))
+    earlier, before = found
+    if before.cache_key != now.cache_key:
+        return CacheExplanation(record.id, step, "changed", _what_changed(before, now), earlier.id)
+    reasons = _why_it_ran_anyway(trials_folder, record, earlier, before)
+    return CacheExplanation(record.id, step, "same_key", reasons, earlier.id)
+
+
+def _the_step(record: TrialRecord, name: str) -> tuple[int, StepRecord]:
+    for index, step in enumerate(record.steps):
+        if step.name == name:
+            return index, step
+    names = ", ".join(step.name for step in record.steps) or "none"
+    raise ParameterError(f"trial {record.id} has no step {name!r}; its steps are: {names}.")
+
+
+def _taken(record: TrialRecord, now: StepRecord) -> CacheExplanation:
+    origin = dict(now.cached_from or {})
+    trial, step = origin.get("trial", "?"), origin.get("step", "?")
+    reason = (
+        f"its result was taken from step {step} of trial {trial}, which computed it "
+        f"with the same key ({short_key(now.cache_key or '?')})."
+    )
+    return CacheExplanation(record.id, now.name, "taken", (reason,), str(trial))
+
+
+def _without_key(
+    record: TrialRecord, index: int, now: StepRecord, config: Path | None
+) -> CacheExplanation:
+    if _did_not_finish(record, index):
+        reason = "the trial stopped before it returned, so it has no key to explain."
+        return CacheExplanation(record.id, now.name, "unfinished", (reason,))
+    keyless = [step.name for step in record.steps[:index] if not step.cache_key]
+    if keyless:
+        reason = (
+            f"it has no cache key because step {keyless[-1]} before it has none: "
+            "its input cannot be matched to an earlier trial's, so it always runs."
+        )
+    elif _opted_out(now, config):
+        reason = (
+            "it has no cache key: its step table says cache = false "
+            "(a step that draws fresh randomness or reads the outside world), so it always runs."
+        )
+    else:
+        reason = (
+            "it has no cache key, so it always runs: its code's source could not be read, "
+            "an argument has no stable fingerprint, or it ran before mitosis-nb had a step cache."
+        )
+    return CacheExplanation(record.id, now.name, "no_key", (reason,))
+
+
+def _did_not_finish(record: TrialRecord, index: int) -> bool:
+    """Whether the trial stopped before step ``index`` returned: at or after the step at
+    fault, or, for a trial stopped without one (interrupted, running), one with no result."""
+    if record.status == "succeeded":
+        return False
+    names = [step.name for step in record.steps]
+    at_fault = record.error.step if record.error else None
+    if at_fault in names:
+        return index >= names.index(at_fault)
+    return record.steps[index].main is None
+
+
+def _opted_out(now: StepRecord, config: Path | None) -> bool:
+    """Whether the investigation's step table for ``now`` says ``cache = false``."""
+    from mitosis.adapters.config import load_config
+
+    try:
+        steps = load_config(config).steps
+    except ConfigError:
+        return False  # no investigation here (-F elsewhere): its tables cannot be read
+    table = steps.get(now.name)
+    return table is not None and table.run == now.run and not table.cache
+
+
+def _variants(step: StepRecord) -> dict[str, tuple[str, str | None]]:
+    """A step's tracked parameters as its variant: names for lookups, text for literals."""
+    return {
+        arg: (param.kind, param.variant if param.kind == "lookup" else param.source or param.value)
+        for arg, param in step.params.items()
+        if param.tracked
+    }
+
+
+def _earlier_records(trials_folder: Path, now: TrialRecord) -> Iterator[TrialRecord]:
+    """Every readable record of a trial started before ``now``, newest name first.
+
+    A trial's id is made when it is set aside, never after it starts: a name whose time is
+    past ``now``'s start cannot have started before it, and its record is not read.
+    """
+    latest_name = _id_time(now.started or "")
+    for name in reversed(store.trial_names(trials_folder)):
+        if name == now.id or name[:15] > latest_name:
+            continue
+        try:
+            data = store.read_record_for_listing(trials_folder / name)
+            record = parse_record(data)
+        except (RecordError, ValueError, TypeError, KeyError):
+            continue  # `list` says what is wrong with it; here it is only not a candidate
+        if record.started and now.started and record.started < now.started:
+            yield record
+
+
+def _id_time(started: str) -> str:
+    """``20261124-190512`` of ``2026-11-24T19:05:12.123+00:00``: how ids begin."""
+    digits = "".join(ch for ch in started[:19] if ch.isdigit())
+    return f"{digits[:8]}-{digits[8:14]}" if len(digits) >= 14 else "9" * 15
+
+
+def _latest_earlier(
+    trials_folder: Path, record: TrialRecord, now: StepRecord
+) -> tuple[TrialRecord, StepRecord] | None:
+    """The trial started last before ``record`` that ran ``now``'s step with its variants
+    and has a key for it."""
+    wanted = _variants(now)
+    best: tuple[TrialRecord, StepRecord] | None = None
+    for earlier in _earlier_records(trials_folder, record):
+        if now.name not in earlier.experiment.split("+"):
+            continue
+        for step in earlier.steps:
+            if step.name == now.name and step.cache_key and _variants(step) == wanted:
+                if best is None or (earlier.started or "") > (best[0].started or ""):
+                    best = (earlier, step)
+                break
+    return best
+
+
+def _nothing_earlier(now: StepRecord) -> str:
+    shown = ", ".join(
+        f"{now.name}.{arg}={text}" for arg, (_, text) in sorted(_variants(now).items())
+    )
+    variants = f"the variants {shown}" if shown else "its default arguments"
+    return (
+        f"no trial that started before it ran step {now.name} with {variants} "
+        "(and a cache key): there was no earlier result to take."
+    )
+
+
+def _what_changed(before: StepRecord, now: StepRecord) -> tuple[str, ...]:
+    try:
+        old = KeyParts.from_record(before.cache_parts or {})
+        new = KeyParts.from_record(now.cache_parts or {})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ("the parts of one of the two keys are missing or damaged in its record.",)
+    reasons = explain_change(old, new)
+    return tuple(reasons) or (
+        "the keys differ in a part this mitosis-nb cannot name (the key scheme changed).",
+    )
+
+
+def _why_it_ran_anyway(
+    trials_folder: Path, record: TrialRecord, earlier: TrialRecord, before: StepRecord
+) -> tuple[str, ...]:
+    """Why a step whose key an earlier trial had ran all the same: this trial's choice, or
+    what became of the earlier result."""
+    reasons = []
+    if record.reproduces:
+        reasons.append(f"this trial re-ran trial {record.reproduces}: reproduce runs every step.")
+    elif _ran_without_cache(record):
+        reasons.append("this trial ran with --no-cache (cache=False): every step runs.")
+    origin, origin_step = _origin(trials_folder, earlier, before)
+    reasons += _origin_unusable(trials_folder, origin, origin_step)
+    if not reasons:
+        reasons.append(
+            "the cache held no result for this key when the step started: trial "
+            f"{origin.id} may still have been computing it, or step-cache/ was cleared."
+        )
+    return tuple(reasons)
+
+
+def _ran_without_cache(record: TrialRecord) -> bool:
+    command = record.command or ""
+    return "--no-cache" in command.split() or "cache=False" in command
+
+
+def _origin(
+    trials_folder: Path, earlier: TrialRecord, before: StepRecord
+) -> tuple[TrialRecord, StepRecord]:
+    """The trial and step that computed ``before``'s result (itself, unless it was taken)."""
+    taken = dict(before.cached_from or {})
+    if not taken:
+        return earlier, before
+    try:
+        origin = store.read_record(trials_folder / str(taken.get("trial")))
+    except RecordError:
+        return earlier, before
+    for step in origin.steps:
+        if step.name == taken.get("step"):
+            return origin, step
+    return earlier, before
+
+
+def _origin_unusable(trials_folder: Path, origin: TrialRecord, step: StepRecord) -> list[str]:
+    reasons = []
+    if origin.debug:
+        reasons.append(
+            f"trial {origin.id}, which computed it, was a debug trial: "
+            "debug trials never feed the cache."
+        )
+    if origin.status in ("failed", "interrupted"):
+        reasons.append(
+            f"trial {origin.id}, which computed it, {origin.status}: "
+            "its results do not serve other trials."
+        )
+    index = [s.name for s in origin.steps].index(step.name)
+    results = trials_folder / origin.id / f"results_{index}.pkl"
+    if not results.is_file():
+        reasons.append(f"the results file of trial {origin.id} is gone ({results.name}).")
+    return reasons
