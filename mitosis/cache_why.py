@@ -16,8 +16,10 @@ from typing import Any, Literal
 from mitosis.adapters import store
 from mitosis.cache_report import short_key
 from mitosis.core.cache_key import KeyParts, explain_change
-from mitosis.core.trial_record import StepRecord, TrialRecord, parse_record
+from mitosis.core.summary import TrialSummary
+from mitosis.core.trial_record import RecordDamage, StepRecord, TrialRecord, parse_record
 from mitosis.errors import ConfigError, ParameterError, RecordError
+from mitosis.trials_folder import TrialsFolder
 
 __all__ = ["CacheExplanation", "Outcome", "explain_step"]
 
@@ -174,29 +176,52 @@ def _variants(step: StepRecord) -> dict[str, tuple[str, str | None]]:
     }
 
 
-def _earlier_records(trials_folder: Path, now: TrialRecord) -> Iterator[TrialRecord]:
-    """Every readable record of a trial started before ``now``, newest name first.
-
-    A trial's id is made when it is set aside, never after it starts: a name whose time is
-    past ``now``'s start cannot have started before it, and its record is not read.
-    """
-    latest_name = _id_time(now.started or "")
-    for name in reversed(store.trial_names(trials_folder)):
-        if name == now.id or name[:15] > latest_name:
-            continue
-        try:
-            data = store.read_record_for_listing(trials_folder / name)
-            record = parse_record(data)
-        except (RecordError, ValueError, TypeError, KeyError):
-            continue  # `list` says what is wrong with it; here it is only not a candidate
-        if record.started and now.started and record.started < now.started:
+def _earlier_records(
+    trials_folder: Path, now: TrialRecord, step: StepRecord
+) -> Iterator[TrialRecord]:
+    """The records of the trials that started before ``now`` with ``step``'s step and
+    variants, as the listing's index says, latest start first: only those are read."""
+    wanted = _listed_variants(step)
+    candidates = [
+        summary
+        for summary in TrialsFolder(trials_folder).collect().summaries
+        if summary.id != now.id
+        and summary.started is not None
+        and now.started is not None
+        and summary.started < now.started
+        and step.name in (summary.experiment or "").split("+")
+        and _listed_variants_of(summary, step.name) == wanted
+    ]
+    for summary in sorted(candidates, key=lambda found: str(found.started), reverse=True):
+        record = _record_with_keys(trials_folder / summary.id)
+        if record is not None:
             yield record
 
 
-def _id_time(started: str) -> str:
-    """``20261124-190512`` of ``2026-11-24T19:05:12.123+00:00``: how ids begin."""
-    digits = "".join(ch for ch in started[:19] if ch.isdigit())
-    return f"{digits[:8]}-{digits[8:14]}" if len(digits) >= 14 else "9" * 15
+def _record_with_keys(folder: Path) -> TrialRecord | None:
+    """The trial's record if any of its steps has a cache key (a trial older than the
+    cache has none: its text tells at a glance), without its environment (the bulk)."""
+    try:
+        if "cache_key:" not in (folder / store.RECORD_NAME).read_text("utf-8"):
+            return None
+        return parse_record(store.read_record_for_listing(folder))
+    except (OSError, UnicodeDecodeError, RecordError, RecordDamage):
+        return None  # `list` says what is wrong with it; here it is only not a candidate
+
+
+def _listed_variants(step: StepRecord) -> dict[str, Any]:
+    """``step``'s tracked parameters as the listing keeps them (``STEP.ARG``: the variant
+    name or the literal's source)."""
+    return {
+        f"{step.name}.{arg}": param.variant if param.kind == "lookup" else param.source
+        for arg, param in step.params.items()
+        if param.tracked
+    }
+
+
+def _listed_variants_of(summary: TrialSummary, step: str) -> dict[str, Any]:
+    prefix = f"{step}."
+    return {name: summary.variants.get(name) for name in summary.tracked if name.startswith(prefix)}
 
 
 def _latest_earlier(
@@ -205,16 +230,11 @@ def _latest_earlier(
     """The trial started last before ``record`` that ran ``now``'s step with its variants
     and has a key for it."""
     wanted = _variants(now)
-    best: tuple[TrialRecord, StepRecord] | None = None
-    for earlier in _earlier_records(trials_folder, record):
-        if now.name not in earlier.experiment.split("+"):
-            continue
+    for earlier in _earlier_records(trials_folder, record, now):
         for step in earlier.steps:
             if step.name == now.name and step.cache_key and _variants(step) == wanted:
-                if best is None or (earlier.started or "") > (best[0].started or ""):
-                    best = (earlier, step)
-                break
-    return best
+                return earlier, step
+    return None
 
 
 def _nothing_earlier(now: StepRecord) -> str:

@@ -137,6 +137,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ids["after_fresh"] = _trial(root, "fresh", "fit", "-p", "fresh.size=small")
     (root / "trials" / ids["after_debug"] / "results_0.pkl").unlink()
     ids["results_gone"] = _trial(root, "gen", "-p", "gen.size=large")
+    reproduced = _cli(root, "reproduce", ids["seed"], "--json")
+    assert reproduced.returncode == 0, reproduced.stderr
+    ids["reproduction"] = json.loads(reproduced.stdout)["trial"]
     return ids
 
 
@@ -161,6 +164,13 @@ def test_a_no_cache_run_had_the_same_key_and_says_why_it_ran(story: dict[str, An
 
     assert f"ran although trial {story['again']} had its key" in said
     assert "--no-cache" in said
+
+
+def test_a_reproduction_had_the_same_key_and_says_why_it_ran(story: dict[str, Any]) -> None:
+    said = _why(story["root"], story["reproduction"], "gen")
+
+    assert f"ran although trial {story['seed']} had its key" in said
+    assert f"this trial re-ran trial {story['seed']}: reproduce runs every step" in said
 
 
 def test_an_edit_of_the_function_body_is_named(story: dict[str, Any]) -> None:
@@ -277,6 +287,19 @@ def test_cache_list_shows_each_cached_result_and_the_total(story: dict[str, Any]
     text = _cli(root, "cache", "list").stdout
     assert f"{story['first']}  gen " in text
     assert f"{len(entries)} cached results" in text
+
+
+@pytest.mark.parametrize("command", [("list",), ("why", "ID", "STEP")])
+def test_each_option_of_cache_help_is_one_line_with_an_example(
+    story: dict[str, Any], command: tuple[str, ...]
+) -> None:
+    done = _cli(story["root"], "cache", command[0], "--help")
+
+    lines = done.stdout.splitlines()
+    for option in ("-F DIR, --trials-folder DIR", "--config", "--json", "--verbose"):
+        (line,) = [line for line in lines if line.strip().startswith(option)]
+        assert "(e.g. " in line and line.rstrip().endswith(")"), line
+    assert f"example: mitosis-nb cache {command[0]}" in done.stdout
 
 
 def test_cache_list_of_an_empty_folder_says_so(tmp_path: Path, story: dict[str, Any]) -> None:

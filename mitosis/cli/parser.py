@@ -248,17 +248,17 @@ def _add_cache_parsers(commands: Any) -> None:
     )
     why.add_argument("id", metavar="ID", help="the trial: its id or a unique prefix (e.g. 3f9c2a)")
     why.add_argument("step", metavar="STEP", help="which of its steps (e.g. gen)")
-    for sub in (listing, why):
+    for sub, example in ((listing, "cache list"), (why, "cache why 3f9c2a gen")):
         for flags, metavar, helptext in _CACHE_OPTIONS:
             sub.add_argument(*flags, type=Path, metavar=metavar, help=helptext)
         sub.add_argument(
-            "--json", action="store_true", help="JSON on stdout (e.g. cache list --json | jq .)"
+            "--json", action="store_true", help=f"JSON on stdout (e.g. {example} --json | jq .)"
         )
         sub.add_argument(
             "--verbose",
             action="store_true",
             default=argparse.SUPPRESS,
-            help="show tracebacks of errors (e.g. cache why 3f9c2a gen --verbose)",
+            help=f"show tracebacks of errors (e.g. {example} --verbose)",
         )
 
 
