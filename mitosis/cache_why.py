@@ -89,7 +89,7 @@ def explain_step(
     if now.cached_from:
         return _taken(record, now)
     if not now.cache_key:
-        return _without_key(record, index, now, config)
+        return _without_key(trials_folder, record, index, now, config)
     found = _latest_earlier(trials_folder, record, now)
     if found is None:
         return CacheExplanation(record.id, step, "no_earlier", (_nothing_earlier(now),))
@@ -119,7 +119,7 @@ def _taken(record: TrialRecord, now: StepRecord) -> CacheExplanation:
 
 
 def _without_key(
-    record: TrialRecord, index: int, now: StepRecord, config: Path | None
+    trials_folder: Path, record: TrialRecord, index: int, now: StepRecord, config: Path | None
 ) -> CacheExplanation:
     if _did_not_finish(record, index):
         reason = "the trial stopped before it returned, so it has no key to explain."
@@ -130,17 +130,22 @@ def _without_key(
             f"it has no cache key because step {keyless[-1]} before it has none: "
             "its input cannot be matched to an earlier trial's, so it always runs."
         )
-    elif _opted_out(now, config):
-        reason = (
+    else:
+        reason = _why_no_key(_opted_out(trials_folder, now, config))
+    return CacheExplanation(record.id, now.name, "no_key", (reason,))
+
+
+def _why_no_key(opted_out: bool | None) -> str:
+    if opted_out:
+        return (
             "it has no cache key: its step table says cache = false "
             "(a step that draws fresh randomness or reads the outside world), so it always runs."
         )
-    else:
-        reason = (
-            "it has no cache key, so it always runs: its code's source could not be read, "
-            "an argument has no stable fingerprint, or it ran before mitosis-nb had a step cache."
-        )
-    return CacheExplanation(record.id, now.name, "no_key", (reason,))
+    table = "" if opted_out is False else "its step table says cache = false, "
+    return (
+        f"it has no cache key, so it always runs: {table}its code's source could not be read, "
+        "an argument has no stable fingerprint, or it ran before mitosis-nb had a step cache."
+    )
 
 
 def _did_not_finish(record: TrialRecord, index: int) -> bool:
@@ -155,16 +160,21 @@ def _did_not_finish(record: TrialRecord, index: int) -> bool:
     return record.steps[index].main is None
 
 
-def _opted_out(now: StepRecord, config: Path | None) -> bool:
-    """Whether the investigation's step table for ``now`` says ``cache = false``."""
+def _opted_out(trials_folder: Path, now: StepRecord, config: Path | None) -> bool | None:
+    """Whether the investigation's step table for ``now`` says ``cache = false``; None when
+    no investigation's tables can be read (``--config``, else the one holding the trials
+    folder, else the one around the current directory)."""
     from mitosis.adapters.config import load_config
 
-    try:
-        steps = load_config(config).steps
-    except ConfigError:
-        return False  # no investigation here (-F elsewhere): its tables cannot be read
-    table = steps.get(now.name)
-    return table is not None and table.run == now.run and not table.cache
+    attempts = [config] if config else [trials_folder, Path.cwd()]
+    for attempt in attempts:
+        try:
+            steps = load_config(config, start=attempt).steps
+        except ConfigError:
+            continue
+        table = steps.get(now.name)
+        return table is not None and table.run == now.run and not table.cache
+    return None
 
 
 def _variants(step: StepRecord) -> dict[str, tuple[str, str | None]]:

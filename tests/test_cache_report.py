@@ -80,10 +80,11 @@ def _edit(root: Path, file: str, old: str, new: str) -> None:
     _git(root, "commit", "-q", "-am", f"edit {file}")
 
 
-def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``mitosis-nb ARGS`` run in the folder ``where``."""
     return subprocess.run(
         [sys.executable, "-m", "mitosis.cli", *args],
-        cwd=root,
+        cwd=where,
         capture_output=True,
         text=True,
         timeout=180,
@@ -228,6 +229,16 @@ def test_a_step_whose_table_says_cache_false_has_no_key(story: dict[str, Any]) -
     said = _why(story["root"], story["fresh"], "fresh")
 
     assert "its step table says cache = false" in said
+
+
+def test_cache_false_is_read_from_the_investigation_holding_the_trials_folder(
+    story: dict[str, Any], tmp_path: Path
+) -> None:
+    trials = story["root"] / "trials"
+    # From a folder in no investigation at all.
+    done = _cli(tmp_path, "cache", "why", "-F", str(trials), story["fresh"], "fresh")
+
+    assert "its step table says cache = false (a step that draws" in done.stdout, done.stderr
 
 
 def test_a_step_after_a_step_without_a_key_has_none(story: dict[str, Any]) -> None:
