@@ -62,6 +62,11 @@ class TrialSummary:
         data["resources"] = dict(self.resources)
         return data
 
+    def field_values(self) -> Mapping[str, Any]:
+        """Every field by name, uncopied and to be read only: ``list`` prints 100,000 rows,
+        and ``as_dict``'s copies would cost more than printing them."""
+        return self.__dict__
+
     @classmethod
     def from_fields(cls, values: dict[str, Any]) -> TrialSummary:
         """A summary of exactly these fields (``page`` may be left out), already checked.
