@@ -124,7 +124,14 @@ def computing(trials_folder: Path, key: str, trial: str) -> Iterator[CacheEntry 
             yield found
             return
         if create_exclusive(lock, holder):
-            break
+            # Another trial may have published and let go between our look and our lock.
+            found = find(trials_folder, key)
+            if found is None:
+                break
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            yield found
+            return
         _wait_or_clear(lock)
     with _touching(lock):
         try:

@@ -14,9 +14,8 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mitosis.atomic import replacing
 from mitosis.core.summary import TrialSummary
@@ -45,9 +44,11 @@ class IndexUnavailable(Exception):
     """``index.sqlite`` is missing, damaged, locked too long, or from another version."""
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A trial's summary and the stamp of the record it was read from (None: no record)."""
+class Entry(NamedTuple):
+    """A trial's summary and the stamp of the record it was read from (None: no record).
+
+    A named tuple: 100,000 of them are made per listing, at a fraction of a dataclass's cost.
+    """
 
     summary: TrialSummary
     stamp: Stamp | None

@@ -85,7 +85,7 @@ def list_command(args: argparse.Namespace) -> int:
     if args.csv:
         _print_csv(found.rows())
         return EXIT_OK
-    rows = [summary.as_dict() for summary in found.summaries]
+    rows = [summary.field_values() for summary in found.summaries]
     if args.json:
         from mitosis.core.record import dumps_plain
 
