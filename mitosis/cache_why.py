@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,20 +193,30 @@ def _earlier_records(
     """The records of the trials that started before ``now`` with ``step``'s step and
     variants, as the listing's index says, latest start first: only those are read."""
     wanted = _listed_variants(step)
+    before = _moment(now.started)
     candidates = [
-        summary
+        (started, summary.id)
         for summary in TrialsFolder(trials_folder).collect().summaries
         if summary.id != now.id
-        and summary.started is not None
-        and now.started is not None
-        and summary.started < now.started
         and step.name in (summary.experiment or "").split("+")
         and _listed_variants_of(summary, step.name) == wanted
+        and (started := _moment(summary.started)) is not None
+        and before is not None
+        and started < before
     ]
-    for summary in sorted(candidates, key=lambda found: str(found.started), reverse=True):
-        record = _record_with_keys(trials_folder / summary.id)
+    for _, trial in sorted(candidates, reverse=True):
+        record = _record_with_keys(trials_folder / trial)
         if record is not None:
             yield record
+
+
+def _moment(started: str | None) -> datetime | None:
+    """When a trial started, from its record's text; None if it does not say."""
+    try:
+        moment = datetime.fromisoformat(started) if started else None
+    except ValueError:
+        return None
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _record_with_keys(folder: Path) -> TrialRecord | None:
