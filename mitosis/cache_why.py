@@ -9,7 +9,7 @@ equal one by what this trial asked for or what became of the earlier result.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -275,10 +275,25 @@ def _what_changed(before: StepRecord, now: StepRecord) -> tuple[str, ...]:
         new = KeyParts.from_record(now.cache_parts or {})
     except (KeyError, TypeError, ValueError, AttributeError):
         return ("the parts of one of the two keys are missing or damaged in its record.",)
-    reasons = explain_change(old, new)
+    reasons = explain_change(_own_definition_as_in(old, new), new)
     return tuple(reasons) or (
         "the keys differ in a part this mitosis-nb cannot name (the key scheme changed).",
     )
+
+
+def _own_definition_as_in(before: KeyParts, now: KeyParts) -> KeyParts:
+    """``before`` with its module's digest of the step's own function taken from ``now``:
+    once "the function changed" is said, that its module's definition of it changed too
+    says nothing more."""
+    module, _, name = now.function.partition(":")
+    old = before.modules.get(module)
+    new = now.modules.get(module, {})
+    if before.function != now.function or before.function_digest == now.function_digest:
+        return before
+    if old is None or "." in name or name not in new:
+        return before
+    modules = {**before.modules, module: {**old, name: new[name]}}
+    return replace(before, modules=modules)
 
 
 def _why_it_ran_anyway(

@@ -180,6 +180,7 @@ def test_an_edit_of_the_function_body_is_named(story: dict[str, Any]) -> None:
     assert f"its key changed since trial {story['no_cache']}" in said
     assert "the function cached_steps:generate changed" in said
     assert "helpers" not in said  # only what changed is named
+    assert "in the module" not in said  # nor the function again, as its module's part
 
 
 def test_the_next_step_ran_because_the_step_before_it_changed(story: dict[str, Any]) -> None:
