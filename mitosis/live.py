@@ -1,0 +1,224 @@
+"""While a trial runs, its folder says where it is, with no server: its heartbeat.
+
+A ``TrialWatch`` runs beside the trial from its running record to its final one. papermill's
+client tells it which cell starts (nbclient's hooks, in papermill's thread); once a second
+its own thread looks at the notebook being executed (how many outputs it holds, how long
+the last one is) and, when that changed, rewrites the heartbeat (``liveness.write_heartbeat``:
+``heartbeat`` and ``progress.js``) with the cell running of how many, the step it runs and
+the time of the last output; when nothing changed, it still beats every ``beat_s`` seconds.
+From ``FIRST_PAGE_S`` into the execution on it also has the trial's page written from the
+notebook so far, at most every ``PAGE_EVERY_S`` seconds and only when the notebook changed.
+
+Only this trial's own files are written: no index, no listing, so it costs the same in a
+trials folder of 100,000 trials; the index page reads ``progress.js`` itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mitosis import liveness
+
+__all__ = ["BEAT_S", "FIRST_PAGE_S", "PAGE_EVERY_S", "TrialWatch", "watching"]
+
+TICK_S = 1.0  # how often the watch looks at the notebook
+WRITE_EVERY_S = 2.0  # a change reaches the folder at most this often...
+BEAT_S = 10.0  # ...and the heartbeat at least this often when nothing changes
+FIRST_PAGE_S = 3.0  # a trial done sooner gets no page of its run so far
+PAGE_EVERY_S = 10.0
+
+# Writes the page of the run so far: the notebook (a copy), and the heartbeat's fields.
+PageWriter = Callable[[Any, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What the notebook shows at one look."""
+
+    cell: int | None = None  # 1-based
+    cells: int | None = None
+    step: str | None = None
+    outputs: tuple[int, int] = (0, 0)  # outputs in all cells; the length of the last one
+
+
+def _utc(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _output_size(output: Any) -> int:
+    # A stream's text grows in place as the cell prints; other outputs arrive whole.
+    text = output.get("text", "") if hasattr(output, "get") else ""
+    return len(text) if isinstance(text, str) else 0
+
+
+def _copy(notebook: Any) -> Any | None:
+    """A copy of a notebook papermill is still writing into; None if it kept changing."""
+    for _ in range(3):
+        with contextlib.suppress(RuntimeError):  # a dict or list grew while being copied
+            return copy.deepcopy(notebook)
+    return None
+
+
+class TrialWatch:
+    """The heartbeat, progress and page of one trial in ``folder`` while it runs."""
+
+    def __init__(
+        self, folder: Path, beat_s: float = BEAT_S, write_page: PageWriter | None = None
+    ) -> None:
+        self.folder = folder
+        self.beat_s = beat_s
+        self._write_page = write_page
+        self._node = socket.gethostname()
+        self._notebook: Any = None  # the notebook papermill executes, once it starts
+        self._cell_index: int | None = None
+        self._since: datetime | None = None
+        self._since_clock = math.inf
+        self._last_output: datetime | None = None
+        self._seen = _Look()
+        self._written: _Look | None = None
+        self._written_at = -math.inf
+        self._paged: _Look | None = None
+        self._paged_at = -math.inf
+        self._has_page = False
+        self._ended: str | None = None
+        self._pages_lock = threading.Lock()
+        self._pages_stopped = write_page is None
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"mitosis-live-{folder.name}", daemon=True
+        )
+
+    # --- nbclient's hooks, called in papermill's thread ---------------------------------
+
+    def hooks(self) -> dict[str, Callable[..., None]]:
+        """nbclient's hooks (papermill passes them to its client) that keep the watch told."""
+        return {"on_notebook_start": self._notebook_started, "on_cell_start": self._cell_started}
+
+    def _notebook_started(self, notebook: Any, **_: Any) -> None:
+        self._since = datetime.now(timezone.utc)
+        self._since_clock = time.monotonic()
+        self._notebook = notebook
+
+    def _cell_started(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self._cell_index = cell_index
+
+    # --- the watch's own thread -----------------------------------------------------------
+
+    def start(self) -> TrialWatch:
+        """Beat once now, then keep watching in the background."""
+        self._beat(time.monotonic())
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._done.wait(TICK_S):
+            # A look that caught papermill mid-change fails: the next one will do.
+            with contextlib.suppress(Exception):
+                self._tick()
+
+    def _look(self) -> _Look:
+        notebook, index = self._notebook, self._cell_index
+        if notebook is None or index is None:
+            return _Look()
+        cells = list(notebook.cells)
+        outputs = [output for cell in cells for output in cell.get("outputs", ())]
+        cell = cells[index]
+        step = cell.get("metadata", {}).get("mitosis", {}).get("step")
+        last = _output_size(outputs[-1]) if outputs else 0
+        return _Look(index + 1, len(cells), step, (len(outputs), last))
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        look = self._look()
+        if look.outputs != self._seen.outputs:
+            self._last_output = datetime.now(timezone.utc)
+        self._seen = look
+        quiet = now - self._written_at
+        if quiet >= self.beat_s or (look != self._written and quiet >= WRITE_EVERY_S):
+            self._beat(now)
+        if (
+            look != self._paged
+            and now - self._since_clock >= FIRST_PAGE_S
+            and now - self._paged_at >= PAGE_EVERY_S
+        ):
+            self._page(now)
+
+    def fields(self) -> dict[str, Any]:
+        """The heartbeat's fields besides its time and node (``mitosis.core.progress``)."""
+        look = self._seen
+        return {
+            "every_s": self.beat_s,
+            "cell": look.cell,
+            "cells": look.cells,
+            "step": look.step,
+            "since": _utc(self._since),
+            "last_output": _utc(self._last_output),
+            "page": self._has_page,
+            "ended": self._ended,
+        }
+
+    def _beat(self, now: float) -> None:
+        with contextlib.suppress(OSError):  # a full disk: readers see the beats stop
+            liveness.write_heartbeat(
+                self.folder, datetime.now(timezone.utc), self._node, self.fields()
+            )
+        self._written, self._written_at = self._seen, now
+
+    def _page(self, now: float) -> None:
+        with self._pages_lock:
+            if self._pages_stopped or self._write_page is None:
+                return
+            self._paged, self._paged_at = self._seen, now
+            notebook = _copy(self._notebook)
+            if notebook is None:
+                return
+            try:
+                self._write_page(notebook, self.fields())
+            except Exception:  # only a view of the run so far: the final page reports problems
+                return
+        if not self._has_page:
+            self._has_page = True
+            self._beat(now)  # the index page links the page from now on
+
+    # --- the trial's end ------------------------------------------------------------------
+
+    def executed(self) -> None:
+        """The notebook has run: no more pages (one being written is finished first), so
+        that the final page is never overwritten by one of the run so far."""
+        with self._pages_lock:
+            self._pages_stopped = True
+
+    def end(self, status: str) -> None:
+        """The trial's final record is written, with ``status``: say so in the last beat."""
+        self._ended = status
+
+    def close(self) -> None:
+        """Stop watching; the last beat says how the trial ended, if ``end`` was told."""
+        self.executed()
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._ended is not None:
+            self._beat(time.monotonic())
+
+
+@contextlib.contextmanager
+def watching(
+    folder: Path, beat_s: float | None = None, write_page: PageWriter | None = None
+) -> Iterator[TrialWatch]:
+    """A ``TrialWatch`` of the trial in ``folder`` for the block's duration."""
+    watch = TrialWatch(folder, beat_s or BEAT_S, write_page).start()
+    try:
+        yield watch
+    finally:
+        watch.close()
