@@ -100,6 +100,21 @@ def _resources(record: Mapping[str, Any]) -> list[str]:
     return [f"cost:     {used.get('cpu_s')} CPU-s, peak memory {used.get('peak_rss_mb')} MB{gpus}"]
 
 
+def _heading(record: Mapping[str, Any], progress: Progress | None, now: datetime) -> list[str]:
+    """The id, experiment and status (and where a running trial is), then the variant."""
+    status = f"{record.get('status')}{' (debug)' if record.get('debug') else ''}"
+    if progress is not None:  # as the index row says it: `running · cell 3/5 · 12 s`
+        status = f"{status} · {progress_label(progress, now)}"
+    lines = [
+        f"{record.get('id')}  {short(record.get('experiment'), 500)}  {status}",
+        f"variant:  {short(record.get('variant') or '(defaults)', 10_000)}  "
+        f"(iteration {record.get('iteration')})",
+    ]
+    if progress is not None:
+        lines.append(f"progress: {short(progress_details(progress, now), 500)}")
+    return lines
+
+
 def trial_text(
     record: Mapping[str, Any],
     page: str,
@@ -112,17 +127,7 @@ def trial_text(
     git = record.get("git") or {}
     environment = record.get("environment") or {}
     metrics = record.get("metrics") or {}
-    status = f"{record.get('status')}{' (debug)' if record.get('debug') else ''}"
-    now = now or datetime.now(timezone.utc)
-    if progress is not None:  # as the index row says it: `running · cell 3/5 · 12 s`
-        status = f"{status} · {progress_label(progress, now)}"
-    lines = [
-        f"{record.get('id')}  {short(record.get('experiment'), 500)}  {status}",
-        f"variant:  {short(record.get('variant') or '(defaults)', 10_000)}  "
-        f"(iteration {record.get('iteration')})",
-    ]
-    if progress is not None:
-        lines.append(f"progress: {short(progress_details(progress, now), 500)}")
+    lines = _heading(record, progress, now or datetime.now(timezone.utc))
     if flag:
         lines.append(f"warning:  {flag}")
     for text in record.get("warnings") or []:
