@@ -7,7 +7,8 @@ the last one is) and, when that changed, rewrites the heartbeat (``liveness.writ
 ``heartbeat`` and ``progress.js``) with the cell running of how many, the step it runs and
 the time of the last output; when nothing changed, it still beats every ``beat_s`` seconds.
 From ``FIRST_PAGE_S`` into the execution on it also has the trial's page written from the
-notebook so far, at most every ``PAGE_EVERY_S`` seconds and only when the notebook changed.
+notebook so far, at most every ``PAGE_EVERY_S`` seconds (less often for a notebook so large
+that its page costs more than ``PAGE_SHARE`` of that) and only when the notebook changed.
 
 Only this trial's own files are written: no index, no listing, so it costs the same in a
 trials folder of 100,000 trials; the index page reads ``progress.js`` itself.
@@ -36,6 +37,9 @@ WRITE_EVERY_S = 2.0  # a change reaches the folder at most this often...
 BEAT_S = 10.0  # ...and the heartbeat at least this often when nothing changes
 FIRST_PAGE_S = 3.0  # a trial done sooner gets no page of its run so far
 PAGE_EVERY_S = 10.0
+# A page of a notebook that has grown large takes long to render: the pages then come less
+# often, so that they never take more than this share of the time between them.
+PAGE_SHARE = 0.01
 
 # Writes the page of the run so far: the notebook (a copy), and the heartbeat's fields.
 PageWriter = Callable[[Any, dict[str, Any]], None]
@@ -80,7 +84,7 @@ class TrialWatch:
         self._write_page = write_page
         self._node = socket.gethostname()
         self._notebook: Any = None  # the notebook papermill executes, once it starts
-        self._cell_index: int | None = None
+        self._cell: tuple[int | None, int | None, str | None] = (None, None, None)
         self._since: datetime | None = None
         self._since_clock = math.inf
         self._last_output: datetime | None = None
@@ -89,6 +93,7 @@ class TrialWatch:
         self._written_at = -math.inf
         self._paged: _Look | None = None
         self._paged_at = -math.inf
+        self._page_every = PAGE_EVERY_S
         self._has_page = False
         self._ended: str | None = None
         self._pages_lock = threading.Lock()
@@ -110,7 +115,10 @@ class TrialWatch:
         self._notebook = notebook
 
     def _cell_started(self, cell: Any, cell_index: int, **_: Any) -> None:
-        self._cell_index = cell_index
+        # Taken now: once a cell fails, papermill inserts cells of its own above it.
+        cells = len(self._notebook.cells) if self._notebook is not None else None
+        step = cell.get("metadata", {}).get("mitosis", {}).get("step")
+        self._cell = (cell_index + 1, cells, step)
 
     # --- the watch's own thread -----------------------------------------------------------
 
@@ -127,29 +135,31 @@ class TrialWatch:
                 self._tick()
 
     def _look(self) -> _Look:
-        notebook, index = self._notebook, self._cell_index
-        if notebook is None or index is None:
+        notebook, (cell, cells, step) = self._notebook, self._cell
+        if notebook is None or cell is None:
             return _Look()
-        cells = list(notebook.cells)
-        outputs = [output for cell in cells for output in cell.get("outputs", ())]
-        cell = cells[index]
-        step = cell.get("metadata", {}).get("mitosis", {}).get("step")
+        outputs = [output for each in list(notebook.cells) for output in each.get("outputs", ())]
         last = _output_size(outputs[-1]) if outputs else 0
-        return _Look(index + 1, len(cells), step, (len(outputs), last))
+        return _Look(cell, cells, step, (len(outputs), last))
 
-    def _tick(self) -> None:
-        now = time.monotonic()
+    def _observe(self) -> _Look:
+        """Look at the notebook; new output since the last look is output now."""
         look = self._look()
         if look.outputs != self._seen.outputs:
             self._last_output = datetime.now(timezone.utc)
         self._seen = look
+        return look
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        look = self._observe()
         quiet = now - self._written_at
         if quiet >= self.beat_s or (look != self._written and quiet >= WRITE_EVERY_S):
             self._beat(now)
         if (
             look != self._paged
             and now - self._since_clock >= FIRST_PAGE_S
-            and now - self._paged_at >= PAGE_EVERY_S
+            and now - self._paged_at >= self._page_every
         ):
             self._page(now)
 
@@ -179,6 +189,7 @@ class TrialWatch:
             if self._pages_stopped or self._write_page is None:
                 return
             self._paged, self._paged_at = self._seen, now
+            started = time.thread_time()
             notebook = _copy(self._notebook)
             if notebook is None:
                 return
@@ -186,6 +197,9 @@ class TrialWatch:
                 self._write_page(notebook, self.fields())
             except Exception:  # only a view of the run so far: the final page reports problems
                 return
+            finally:
+                cost = time.thread_time() - started
+                self._page_every = max(PAGE_EVERY_S, cost / PAGE_SHARE)
         if not self._has_page:
             self._has_page = True
             self._beat(now)  # the index page links the page from now on
@@ -209,6 +223,8 @@ class TrialWatch:
         if self._thread.is_alive():
             self._thread.join()
         if self._ended is not None:
+            with contextlib.suppress(Exception):  # as in a tick: the last look may fail
+                self._observe()  # a trial shorter than a tick was never looked at
             self._beat(time.monotonic())
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import nbformat
 import pytest
 from cdp import Browser, chromium_path
-from conftest import add_step
+from conftest import RunCli, add_step, trial_dirs
 
 from mitosis.core.progress import parse_progress, progress_details, progress_label
 
@@ -170,6 +170,30 @@ def test_a_running_trial_says_where_it_is_in_its_folder_show_page_and_index(
     assert "reload for its results" in row
     finished = json.loads(_mitosis(investigation, "show", folder.name, "--json").stdout)
     assert finished["status"] == "succeeded" and "progress" not in finished
+
+
+def test_every_trial_keeps_a_heartbeat_to_its_end_a_failed_one_too(
+    investigation: Path, cli: RunCli
+) -> None:
+    failed = cli("run", "toy", "-p", "mode=boom")
+    assert failed.returncode == 1, failed.stderr
+    (folder,) = trial_dirs(investigation / "trials")
+    beat = _beat(folder)
+    assert beat is not None and beat["ended"] == "failed" and beat["every_s"] == 10.0
+    # The cells as they ran: papermill adds its own above a failed cell afterwards.
+    ran = [
+        c for c in _cells(folder) if "papermill-error-cell-tag" not in c.metadata.get("tags", [])
+    ]
+    steps = [c.metadata.get("mitosis", {}).get("step") for c in ran]
+    assert (beat["step"], beat["cell"], beat["cells"]) == ("toy", steps.index("toy") + 1, len(ran))
+    assert beat["last_output"] is not None and beat["time"] >= beat["last_output"]
+    assert (folder / "progress.js").read_text().startswith(f'mitosisProgress("{folder.name}"')
+    page = (folder / "trial.html").read_text()
+    assert '<span class="mitosis-status">failed</span>' in page and "Running:" not in page
+
+
+def _cells(folder: Path) -> list[Any]:
+    return list(nbformat.read(str(folder / "trial.ipynb"), as_version=4).cells)
 
 
 NOW = datetime(2026, 12, 6, 19, 5, 30, tzinfo=timezone.utc)
