@@ -153,11 +153,14 @@ def main() -> None:
         root = _investigation(Path(temporary) / "investigation")
         _trial(root, 1.0)  # imports, exporters and caches warm for both variants
         cost, watched, unwatched = _WatchCost(), [], []
-        for _ in range(options.repeats):
-            with cost.counting():
-                watched.append(_trial(root, options.seconds))
-            with _without_watch():
-                unwatched.append(_trial(root, options.seconds))
+        for repeat in range(options.repeats):
+            for watch in (True, False) if repeat % 2 == 0 else (False, True):  # either first
+                if watch:
+                    with cost.counting():
+                        watched.append(_trial(root, options.seconds))
+                else:
+                    with _without_watch():
+                        unwatched.append(_trial(root, options.seconds))
         pages = len(list((root / "trials").glob("2*/trial.html")))
     share = cost.cpu_s / sum(watched)
     ratio = statistics.median(watched) / statistics.median(unwatched)

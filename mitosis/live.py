@@ -41,8 +41,9 @@ PAGE_EVERY_S = 10.0
 # often, so that they never take more than this share of the time between them.
 PAGE_SHARE = 0.01
 
-# Writes the page of the run so far: the notebook (a copy), and the heartbeat's fields.
-PageWriter = Callable[[Any, dict[str, Any]], None]
+# Renders the page of the run so far from the notebook (a copy) and the heartbeat's fields,
+# and returns what writes it: the writing is quick, so the trial's end never waits long.
+PageRenderer = Callable[[Any, dict[str, Any]], Callable[[], None]]
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,11 @@ class TrialWatch:
     """The heartbeat, progress and page of one trial in ``folder`` while it runs."""
 
     def __init__(
-        self, folder: Path, beat_s: float = BEAT_S, write_page: PageWriter | None = None
+        self, folder: Path, beat_s: float = BEAT_S, render_page: PageRenderer | None = None
     ) -> None:
         self.folder = folder
         self.beat_s = beat_s
-        self._write_page = write_page
+        self._render_page = render_page
         self._node = socket.gethostname()
         self._notebook: Any = None  # the notebook papermill executes, once it starts
         self._cell: tuple[int | None, int | None, str | None] = (None, None, None)
@@ -97,7 +98,7 @@ class TrialWatch:
         self._has_page = False
         self._ended: str | None = None
         self._pages_lock = threading.Lock()
-        self._pages_stopped = write_page is None
+        self._pages_stopped = render_page is None
         self._done = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"mitosis-live-{folder.name}", daemon=True
@@ -185,21 +186,24 @@ class TrialWatch:
         self._written, self._written_at = self._seen, now
 
     def _page(self, now: float) -> None:
-        with self._pages_lock:
-            if self._pages_stopped or self._write_page is None:
-                return
-            self._paged, self._paged_at = self._seen, now
-            started = time.thread_time()
-            notebook = _copy(self._notebook)
-            if notebook is None:
-                return
-            try:
-                self._write_page(notebook, self.fields())
-            except Exception:  # only a view of the run so far: the final page reports problems
-                return
-            finally:
-                cost = time.thread_time() - started
-                self._page_every = max(PAGE_EVERY_S, cost / PAGE_SHARE)
+        """Render the page of the run so far, then write it unless the notebook has run
+        meanwhile (its final page is being written)."""
+        if self._pages_stopped or self._render_page is None:
+            return
+        self._paged, self._paged_at = self._seen, now
+        started = time.thread_time()
+        notebook = _copy(self._notebook)
+        try:
+            write = self._render_page(notebook, self.fields()) if notebook is not None else None
+            with self._pages_lock:
+                if write is None or self._pages_stopped:
+                    return
+                write()
+        except Exception:  # only a view of the run so far: the final page reports problems
+            return
+        finally:
+            cost = time.thread_time() - started
+            self._page_every = max(PAGE_EVERY_S, cost / PAGE_SHARE)
         if not self._has_page:
             self._has_page = True
             self._beat(now)  # the index page links the page from now on
@@ -207,8 +211,9 @@ class TrialWatch:
     # --- the trial's end ------------------------------------------------------------------
 
     def executed(self) -> None:
-        """The notebook has run: no more pages (one being written is finished first), so
-        that the final page is never overwritten by one of the run so far."""
+        """The notebook has run: no more pages (one being written is finished first, one
+        being rendered is dropped), so that the final page is never overwritten by one of
+        the run so far."""
         with self._pages_lock:
             self._pages_stopped = True
 
@@ -230,10 +235,10 @@ class TrialWatch:
 
 @contextlib.contextmanager
 def watching(
-    folder: Path, beat_s: float | None = None, write_page: PageWriter | None = None
+    folder: Path, beat_s: float | None = None, render_page: PageRenderer | None = None
 ) -> Iterator[TrialWatch]:
     """A ``TrialWatch`` of the trial in ``folder`` for the block's duration."""
-    watch = TrialWatch(folder, beat_s or BEAT_S, write_page).start()
+    watch = TrialWatch(folder, beat_s or BEAT_S, render_page).start()
     try:
         yield watch
     finally:

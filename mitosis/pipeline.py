@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +36,9 @@ from mitosis.recording import (
     finish_record,
     initial_record,
     keep_running_notebook,
-    publish_running_page,
     publish_trial,
     record_storage_failure,
+    render_running_page,
     rounded_timings,
     utc_now,
     warn_of_untracked,
@@ -70,10 +70,10 @@ def run_plan(
     started = utc_now()
     folder, running = _begin(plan, reservation, started, annotations or {})
 
-    def write_page(notebook: Any, progress: dict[str, Any]) -> None:
-        publish_running_page(folder, running, notebook, progress, live.PAGE_EVERY_S)
+    def render_page(notebook: Any, progress: dict[str, Any]) -> Callable[[], None]:
+        return render_running_page(folder, running, notebook, progress, live.PAGE_EVERY_S)
 
-    with live.watching(folder, heartbeat_s, write_page) as watch:
+    with live.watching(folder, heartbeat_s, render_page) as watch:
         record = _run_begun(
             plan, folder, running, started, clock, watch, cancel, update_index, ahead
         )

@@ -9,7 +9,7 @@ import os
 import shlex
 import traceback
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -278,16 +278,16 @@ def publish_trial(
         (folder / RUNNING_NOTEBOOK).unlink()
 
 
-def publish_running_page(
+def render_running_page(
     folder: Path,
     record: TrialRecord,
     notebook: nbformat.NotebookNode,
     progress: Mapping[str, object],
     reload_s: float,
-) -> None:
-    """Write the page of a trial still running, from ``notebook`` as far as it has run: its
-    header says it runs and where (``progress``: its heartbeat's fields), and it reloads
-    itself every ``reload_s`` seconds until the final page replaces it."""
+) -> Callable[[], None]:
+    """The page of a trial still running, from ``notebook`` as far as it has run, and what
+    writes it: its header says it runs and where (``progress``: its heartbeat's fields), and
+    it reloads itself every ``reload_s`` seconds until the final page replaces it."""
     beside = [name for name in (LOG_NAME, store.PATCH_NAME) if (folder / name).is_file()]
     now = utc_now()
     running = {
@@ -296,10 +296,14 @@ def publish_running_page(
         "reload_s": int(reload_s),
     }
     page = publish.render_page(notebook, record_data(record), beside, running)
-    for name, data in page.figures.items():
-        write_atomic(folder / name, data)
-    publish.write_assets(folder.parent)
-    write_atomic(folder / "trial.html", page.html)
+
+    def write() -> None:
+        for name, data in page.figures.items():
+            write_atomic(folder / name, data)
+        publish.write_assets(folder.parent)
+        write_atomic(folder / "trial.html", page.html)
+
+    return write
 
 
 def keep_running_notebook(folder: Path) -> None:
