@@ -10,6 +10,11 @@ far every 10 s. Two measures, each trial in this process through ``execute_trial
    does nothing), interleaved and repeated, medians compared as a ratio.
 
 Run: python benchmarks/bench_live.py [--seconds 12] [--repeats 3]
+
+Measured on 2 shared cores (load average 3.6-3.9, other test runs alongside), 6 pairs of
+12-second trials: the watch's CPU 0.31 s over 69 looks in 75.8 s of trials, 0.40% of one
+core; wall 12.61 s with the watch and 12.53 s without, a ratio of 1.006 (earlier runs of 3
+and 5 pairs, each variant always first: 1.002 to 1.014). Trials of 1 s: 0.08% of a core.
 """
 
 from __future__ import annotations
