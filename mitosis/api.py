@@ -65,12 +65,15 @@ def _options_from_mappings(
     return tuple(options)
 
 
-def _api_call(steps: Sequence[str], params: Any, literals: Any, debug: bool) -> str:
+def _api_call(
+    steps: Sequence[str], params: Any, literals: Any, debug: bool, cache: bool = True
+) -> str:
     """The record's ``command``: the call as it could be typed again."""
     arguments = [repr(step) for step in steps]
     arguments += [f"params={dict(params)!r}"] if params else []
     arguments += [f"literals={dict(literals)!r}"] if literals else []
     arguments += ["debug=True"] if debug else []
+    arguments += [] if cache else ["cache=False"]
     return f"execute_trial({', '.join(arguments)})"
 
 
@@ -101,6 +104,7 @@ def execute_trial(
     template: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
     kernel: str | None = None,
+    cache: bool = True,
 ) -> Trial:
     """Run one trial in a fresh kernel, exactly as ``mitosis-nb run`` does, and return it.
 
@@ -108,7 +112,8 @@ def execute_trial(
     ``literals`` maps ``[+][STEP.]ARG`` to a Python literal. Refusals raise ``MitosisError``;
     a failing experiment returns a ``Trial`` whose ``status`` is ``"failed"``. Ctrl-C (a
     notebook's interrupt button) or SIGTERM stops the trial, records it as ``interrupted``
-    and then raises ``KeyboardInterrupt``, so that a loop of trials stops too.
+    and then raises ``KeyboardInterrupt``, so that a loop of trials stops too. With
+    ``cache=False`` every step runs, taking no result from an earlier trial.
     """
     _check_api_arguments(steps, params, literals)
     request = TrialRequest(
@@ -119,7 +124,8 @@ def execute_trial(
         template=Path(template) if template else None,
         timeout=timeout,
         kernel=kernel,
-        command=_api_call(steps, params, literals, debug),
+        cache=cache,
+        command=_api_call(steps, params, literals, debug, cache),
         config=Path(config) if config else None,
         trials_folder=Path(trials_folder) if trials_folder else None,
     )

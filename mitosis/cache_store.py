@@ -20,9 +20,19 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mitosis.atomic import create_exclusive
+import yaml
 
-__all__ = ["CACHE_DIR", "CacheEntry", "computing", "find", "list_entries", "publish"]
+from mitosis.atomic import create_exclusive, write_atomic
+
+__all__ = [
+    "CACHE_DIR",
+    "CacheEntry",
+    "computing",
+    "find",
+    "list_entries",
+    "publish",
+    "trial_status",
+]
 
 CACHE_DIR = "step-cache"
 # How often a computing kernel touches its lock, and how old a lock is when nobody does.
@@ -52,7 +62,8 @@ def _entry_path(trials_folder: Path, key: str) -> Path:
 
 
 def find(trials_folder: Path, key: str) -> CacheEntry | None:
-    """The cached result of ``key``, if its file is still there, whole; else None."""
+    """The cached result of ``key``, if its file is still there, whole, and its trial has
+    not failed; else None."""
     try:
         entry = CacheEntry(**json.loads(_entry_path(trials_folder, key).read_text()))
     except (OSError, ValueError, TypeError):
@@ -61,13 +72,35 @@ def find(trials_folder: Path, key: str) -> CacheEntry | None:
         size = (trials_folder / entry.results).stat().st_size
     except OSError:
         return None
-    return entry if size == entry.size and entry.key == key else None
+    if size != entry.size or entry.key != key:
+        return None
+    return entry if trial_status(trials_folder, entry.trial) in _USABLE else None
+
+
+# A running trial's step is done once its entry exists (a sweep's trials share it at once);
+# a trial that failed or was stopped later no longer vouches for it.
+_USABLE = ("succeeded", "running")
+
+
+def trial_status(trials_folder: Path, trial: str) -> str | None:
+    """The status a trial's record says, or None if it cannot be read."""
+    try:
+        text = (trials_folder / trial / "trial.yaml").read_text(encoding="utf-8")
+        record = yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    status = record.get("status") if isinstance(record, dict) else None
+    return status if isinstance(status, str) else None
 
 
 def publish(trials_folder: Path, entry: CacheEntry) -> None:
-    """Make ``entry`` findable; the first trial to publish a key keeps it."""
+    """Make ``entry`` findable. A usable entry of the same key is kept (the first trial to
+    compute a result serves it); one whose trial failed since is replaced."""
     (trials_folder / CACHE_DIR).mkdir(exist_ok=True)
-    create_exclusive(_entry_path(trials_folder, entry.key), json.dumps(asdict(entry)))
+    path = _entry_path(trials_folder, entry.key)
+    if create_exclusive(path, json.dumps(asdict(entry))) or find(trials_folder, entry.key):
+        return
+    write_atomic(path, json.dumps(asdict(entry)).encode())
 
 
 def list_entries(trials_folder: Path) -> list[CacheEntry]:
@@ -91,7 +124,14 @@ def computing(trials_folder: Path, key: str, trial: str) -> Iterator[CacheEntry 
             yield found
             return
         if create_exclusive(lock, holder):
-            break
+            # Another trial may have published and let go between our look and our lock.
+            found = find(trials_folder, key)
+            if found is None:
+                break
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            yield found
+            return
         _wait_or_clear(lock)
     with _touching(lock):
         try:

@@ -1,4 +1,4 @@
-"""The trials folder as a catalogue: listing, dead runs, and keeping the index and site current.
+"""The trials folder as a catalogue: listing it, and keeping its index and site current.
 
 Records are the truth; ``index.sqlite`` makes listing fast and ``index.html`` shows it
 in a browser. Listing trusts an index row only while its record's stamp is unchanged,
@@ -8,19 +8,18 @@ so a trial copied in, hand-edited, or whose index update was lost is read again.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
-import shutil
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mitosis import liveness
+from mitosis import dead_runs, liveness
 from mitosis.adapters import index_cache, legacy_store, processes, site, store
 from mitosis.adapters.index_cache import Entry, IndexUnavailable
 from mitosis.adapters.legacy_store import LegacyTrial
@@ -32,7 +31,7 @@ from mitosis.core.summary import (
     summarize_record,
     unreadable_summary,
 )
-from mitosis.core.trial_record import ErrorRecord, TrialRecord, parse_record, record_data
+from mitosis.core.trial_record import record_data
 from mitosis.errors import MitosisWarning, RecordError
 
 
@@ -71,7 +70,7 @@ def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
     try:
         data = store.read_record_for_listing(folder) if record is None else record
     except RecordError as error:
-        adopted = _adopt_unfinished(folder)
+        adopted = dead_runs.adopt_unfinished(folder)
         if adopted is not None:
             return _entry(folder, record_data(adopted))
         return Entry(unreadable_summary(folder.name, error.message, has_page, has_notebook), stamp)
@@ -104,106 +103,6 @@ def _read_entries(folders: list[Path]) -> list[Entry]:
         return list(pool.map(_entry, folders, chunksize=chunk))
 
 
-# Less free space than this where a runner stopped mid-trial points at a full disk: a final
-# record (a few kB), a notebook and a page did not fit.
-_NEARLY_FULL = 1 << 20
-
-
-def _died_error(record: TrialRecord, now: datetime, folder: Path) -> ErrorRecord:
-    host = record.environment.get("hostname")
-    message = (
-        f"the runner process (pid {record.pid} on {host}) died before the trial "
-        f"finished; mitosis-nb found it gone at {now:%Y-%m-%d %H:%M:%S} UTC.{_why_stopped(folder)}"
-    )
-    return ErrorRecord(
-        kind="interrupted", step=None, type="RunnerDied", message=message, traceback=None
-    )
-
-
-def _why_stopped(folder: Path) -> str:
-    """What the folder tells of a dead runner's end: a refused final record, a full disk."""
-    if store.final_record_refused(folder):
-        return (
-            " It had run, but the disk refused its final record (full or failing); the "
-            "notebook and results it wrote are kept."
-        )
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return ""
-    if free >= _NEARLY_FULL:
-        return ""
-    written = [name for name in ("trial.ipynb", "trial.html") if (folder / name).is_file()]
-    return (
-        f" Its disk has {free // 1024} kB free, so it probably stopped on a full disk "
-        f"(written: {', '.join(written) or 'neither notebook nor page'})."
-    )
-
-
-def _mark_interrupted(folder: Path) -> TrialRecord:
-    # Read again: the runner, now known dead, wrote its last record before dying, and that
-    # record (perhaps final after all) is what gets rewritten, never an older copy.
-    record = store.read_record(folder)
-    if record.status == "running":
-        error = _died_error(record, datetime.now(timezone.utc), folder)
-        record = replace(record, status="interrupted", error=error)
-        store.drop_reserves(folder)
-        store.write_record(folder, record)
-    return record
-
-
-def _adopt_unfinished(folder: Path) -> TrialRecord | None:
-    """The record of a trial whose runner died as it wrote its very first record.
-
-    Only the temporary copy is there, whole; once its runner is known dead, nobody else
-    will put it in place, so it becomes the record, and the trial ``interrupted``.
-    """
-    if (folder / store.RECORD_NAME).exists():
-        return None  # damaged, not missing: that is for a person to look at
-    for temp in store.unfinished_records(folder):
-        try:
-            data = store.read_record_file(temp)
-        except RecordError:  # cut short: nothing to adopt
-            continue
-        summary = summarize_record(folder.name, record_data(data))
-        if processes.runner_state(summary.hostname, summary.pid, summary.pid_start) != "dead":
-            return None
-        try:
-            os.replace(temp, folder / store.RECORD_NAME)
-            return _mark_interrupted(folder)
-        except (OSError, RecordError):
-            return None
-    return None
-
-
-def runner_flag(summary: TrialSummary) -> str | None:
-    """Why a ``running`` trial cannot be checked from here, or None."""
-    state = processes.runner_state(summary.hostname, summary.pid, summary.pid_start)
-    if state == "elsewhere":
-        return (
-            f"running on host {summary.hostname} (pid {summary.pid}): its runner cannot be "
-            "checked from here; it may have died."
-        )
-    if state == "unknown":
-        return "running, but the record does not say which process runs it."
-    return None
-
-
-def settle_record(folder: Path, record: TrialRecord) -> TrialRecord:
-    """The record as it stands: a ``running`` one whose runner died here becomes ``interrupted``."""
-    if (settled := liveness.settle(folder, record.status)) is not None:
-        return parse_record(settled.record)  # a Slurm job's trial: Slurm and its heartbeat say
-    if record.status != "running":
-        return record
-    summary = summarize_record(folder.name, record_data(record))
-    if processes.runner_state(summary.hostname, summary.pid, summary.pid_start) != "dead":
-        return record
-    try:
-        return _mark_interrupted(folder)
-    except OSError:  # a full or read-only disk: shown as it stands, settled by a later reader
-        return record
-
-
 def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     """Re-record a dead run; flag one that cannot be checked. True if the record changed."""
     summary = entry.summary
@@ -217,10 +116,10 @@ def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     if state == "dead":
         folder = trials_folder / summary.id
         try:
-            return _entry(folder, record_data(_mark_interrupted(folder))), True
+            return _entry(folder, record_data(dead_runs.mark_interrupted(folder))), True
         except (RecordError, OSError):
             return _entry(folder), False
-    flag = runner_flag(summary)
+    flag = dead_runs.runner_flag(summary)
     return (Entry(summary.flagged(flag), entry.stamp) if flag else entry), False
 
 
@@ -271,12 +170,30 @@ def _store_entries(trials_folder: Path, entries: Iterable[Entry], remove: Iterab
         index_cache.update(trials_folder, entries, remove)
 
 
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cycle collector: reading 100,000 rows allocates many small objects and
+    frees none, and its passes over them would take a third of a listing's time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True) -> Summaries:
     """Every trial's summary: from the index where its record is unchanged, else the record.
 
     The page is rewritten when a record changed since the index last saw it, unless the
     caller writes it next anyway (``write_page=False``).
     """
+    with _no_cycle_collection():
+        return _collect(trials_folder, use_index, write_page)
+
+
+def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summaries:
     store.check_folder(trials_folder)
     names = store.trial_names(trials_folder)
     cached, problem = _read_cached(trials_folder) if use_index else ({}, None)
@@ -285,10 +202,8 @@ def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True
     known = cached or {}
     current: dict[str, Entry] = {}
     stale = []
-    base = str(trials_folder)
-    for name in names:
+    for name, stamp in zip(names, store.record_stamps(trials_folder, names), strict=True):
         entry = known.get(name)
-        stamp = store.record_stamp(os.path.join(base, name))
         if entry is not None and entry.stamp is not None and entry.stamp == stamp:
             current[name] = entry
         elif stamp is not None or not store.never_started(trials_folder / name):

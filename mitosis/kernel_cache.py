@@ -25,8 +25,10 @@ from mitosis.core.code_digest import (
     imported_names,
     project_closure,
 )
+from mitosis.core.fingerprint import fingerprint
+from mitosis.errors import FingerprintError
 
-__all__ = ["CacheUnavailable", "step_key_parts"]
+__all__ = ["CacheUnavailable", "argument_digests", "repository_of", "step_key_parts"]
 
 
 class CacheUnavailable(Exception):
@@ -64,6 +66,28 @@ def step_key_parts(
         arguments=dict(arguments),
         lineage=tuple(lineage),
     )
+
+
+def argument_digests(arguments: Mapping[str, object]) -> dict[str, str]:
+    """Each argument's fingerprint; raises ``CacheUnavailable`` for a value without one."""
+    digests = {}
+    for name, value in arguments.items():
+        try:
+            digests[name] = fingerprint(value).digest
+        except FingerprintError as error:
+            raise CacheUnavailable(
+                f"its argument {name!r} has no stable identity: {error}"
+            ) from None
+    return digests
+
+
+def repository_of(file: Path) -> Path:
+    """The git repository holding ``file`` (its folder if it is in none): the project whose
+    modules count as the step's code."""
+    for folder in file.parents:
+        if (folder / ".git").exists():
+            return folder
+    return file.parent
 
 
 def _locate(name: str, roots: tuple[Path, ...]) -> LocatedModule | None:

@@ -14,7 +14,7 @@ import logging
 import pickle
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from mitosis.core.metrics import collect_metrics
 from mitosis.core.record import summarize_metrics, summarize_value
 from mitosis.core.steps import load_object
 from mitosis.errors import UserCodeError
+from mitosis.kernel_steps import StepCache
 
 LOG_NAME = "experiment.log"
 
@@ -73,6 +74,7 @@ class KernelTrial:
         self.steps = {step.name: step for step in steps}
         self.order = [step.name for step in steps]
         self._defaults: dict[str, dict[str, Any]] = {}
+        self._cache = StepCache(self.folder, steps)
         self._attach_log()
 
     def _attach_log(self) -> None:
@@ -116,12 +118,28 @@ class KernelTrial:
             "numbers or process id in it), or mark the parameter untracked with '+'."
         )
 
-    def record(self, name: str, result: Any) -> Any:
+    def run(self, name: str, function: Callable[..., Any], *inputs: Any, **arguments: Any) -> Any:
+        """Step ``name``: ``function(*inputs, **arguments)``, recorded, unless the step cache
+        holds the result of the same code on the same arguments after the same steps."""
+        cache = self._cache.prepare(name, function, {**self._defaults.get(name, {}), **arguments})
+        if cache.found is not None:
+            index = self.order.index(name)
+            result = cache.take(self.folder / results_name(index))
+            return self._check(name, index, result, cache.summary())
+        with cache.computing():
+            result = self.record(name, function(*inputs, **arguments), cache.summary())
+            cache.computed(self.folder / results_name(self.order.index(name)))
+        return result
+
+    def record(self, name: str, result: Any, cache: Mapping[str, Any] | None = None) -> Any:
         """Save step ``name``'s returned value, then check it and show its main result and
         metrics: nothing a step computed is lost to a check of its shape."""
         index = self.order.index(name)
-        saved = results_name(index)
         self._save(name, index, result)
+        return self._check(name, index, result, cache)
+
+    def _check(self, name: str, index: int, result: Any, cache: Mapping[str, Any] | None) -> Any:
+        saved = results_name(index)
         kept = f"what it returned is saved in {saved}"
         if not isinstance(result, Mapping):
             raise StepResultError(
@@ -146,6 +164,7 @@ class KernelTrial:
             metrics=summarize_metrics(metrics.values),
             defaults=summarize_metrics(self._defaults.get(name, {})),
             warnings=tuple(metrics.warnings),
+            cache=cache,
         )
         self._show(summary)
         return result

@@ -27,7 +27,7 @@ from mitosis.adapters import (
 )
 from mitosis.adapters import git as gitstate
 from mitosis.atomic import reserve_space, write_atomic
-from mitosis.core.kernel_protocol import KernelStep, steps_to_notebook
+from mitosis.core.kernel_protocol import CachePolicy, KernelStep, steps_to_notebook
 from mitosis.core.trial_record import TrialRecord, record_data
 from mitosis.lock_in import Reservation, check_lock_in, claim_all, take_iteration, take_reserved
 from mitosis.planning import TrialPlan
@@ -154,12 +154,15 @@ def _render(plan: TrialPlan, folder: Path) -> tuple[Any, dict[str, Any]]:
     notebook = render.render_notebook(plan.template, plan.steps)
     if plan.kernelspec:
         notebook.metadata["kernelspec"] = dict(plan.kernelspec)
+    # Debug trials run uncommitted code: they may take results, but never give them.
+    policy = CachePolicy(take=plan.request.cache, feed=not plan.request.debug)
     steps = [
         KernelStep(
             step.name,
             step.run,
             step.lookup,
             tuple(p.for_kernel() for p in plan.params_of(step.name)),
+            policy if step.cache else None,
         )
         for step in plan.steps
     ]

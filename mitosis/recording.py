@@ -250,6 +250,9 @@ def _step_ended(step: StepRecord, summary: StepSummary | None) -> StepRecord:
         metrics=summary.metrics,
         warnings=summary.warnings or None,
         defaults=summary.defaults,
+        cache_key=(summary.cache or {}).get("key"),
+        cache_parts=(summary.cache or {}).get("parts"),
+        cached_from=(summary.cache or {}).get("cached_from"),
     )
 
 

@@ -102,6 +102,7 @@ def _request(
         trials_folder=trials_folder,
         reproduces=str(record.get("id")),
         import_roots=tuple(import_roots),
+        cache=False,  # a reproduction computes every step again: that is what it checks
     )
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from mitosis.adapters import legacy_store, store
 from mitosis.adapters.legacy_store import LegacyTrial
-from mitosis.catalog import Listing, settle_record
+from mitosis.catalog import Listing
 from mitosis.core.trial_id import the_one_match
 from mitosis.core.trial_record import Status, StepRecord, TrialRecord, error_data, record_data
 from mitosis.core.verify import recorded_sources
+from mitosis.dead_runs import settle_record
 from mitosis.errors import ParameterError, TrialNotFoundError
 from mitosis.trials_folder import TrialsFolder
 

@@ -88,6 +88,18 @@ def _params(record: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _cached(record: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for step in record.get("steps") or []:
+        taken = step.get("cached_from") if isinstance(step, Mapping) else None
+        if isinstance(taken, Mapping):
+            lines.append(
+                f"cached:   step {step.get('name')} did not run: its result is step "
+                f"{taken.get('step')} of {taken.get('trial')}"
+            )
+    return lines
+
+
 def _resources(record: Mapping[str, Any]) -> list[str]:
     used = record.get("resources")
     if not isinstance(used, Mapping):
@@ -150,6 +162,7 @@ def trial_text(
     params = _params(record)
     if params:
         lines += ["params:", *params]
+    lines += _cached(record)
     dirty = " with uncommitted changes" if git.get("dirty") else ""
     lines += [
         f"commit:   {git.get('commit')} ({git.get('branch')}){dirty}",

@@ -25,6 +25,7 @@ def _trial(trials: str, trial: str) -> str:
             return found.trial
         time.sleep(1.0)
         (folder / trial).mkdir()
+        (folder / trial / "trial.yaml").write_text("status: running\n")
         write_atomic(folder / trial / "results_0.pkl", b"the data")
         with open(folder / "computed.log", "a") as log:
             log.write(f"{trial}\n")
@@ -60,6 +61,17 @@ def test_an_entry_whose_results_are_gone_or_changed_is_not_found(tmp_path: Path)
     assert find(tmp_path, KEY) is None
     (tmp_path / "first" / "results_0.pkl").unlink()
     assert find(tmp_path, KEY) is None and list_entries(tmp_path) == []
+
+
+def test_an_entry_whose_trial_failed_is_not_found_and_is_replaced(tmp_path: Path) -> None:
+    _trial(str(tmp_path), "first")
+    (tmp_path / "first" / "trial.yaml").write_text("status: succeeded\n")
+    assert find(tmp_path, KEY) is not None
+    (tmp_path / "first" / "trial.yaml").write_text("status: failed\n")
+    assert find(tmp_path, KEY) is None
+    assert _trial(str(tmp_path), "second") == "second"  # computed again, and now it serves
+    found = find(tmp_path, KEY)
+    assert found is not None and found.trial == "second"
 
 
 @pytest.mark.parametrize("text", ["not json", '{"key": 1}', ""])

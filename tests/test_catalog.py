@@ -18,7 +18,7 @@ import yaml
 from conftest import RunCli
 from synthetic import dead_pid, make_record, write_trial, write_trials
 
-from mitosis import catalog
+from mitosis import catalog, dead_runs
 from mitosis.adapters import index_cache, processes, site, store
 from mitosis.core.trial_record import record_data
 
@@ -255,7 +255,7 @@ def test_a_runner_killed_while_writing_its_first_record_leaves_an_interrupted_tr
 def test_a_reused_pid_is_a_dead_runner(trials: Path) -> None:
     # Our own pid is alive, but the record says its runner started at another moment.
     folder = write_trial(trials, 71, status="running", pid=os.getpid(), pid_start="other-boot/1")
-    record = catalog.settle_record(folder, store.read_record(folder))
+    record = dead_runs.settle_record(folder, store.read_record(folder))
     assert record.status == "interrupted"
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cache_helpers import SWEEP, gen_runs, make_cache_investigation, run_json
 from conftest import make_investigation, trial_dirs, wait_for_kernels
 from sweep_helpers import (
     HOLDABLE,
@@ -146,6 +147,17 @@ def test_a_sweep_runs_on_the_cluster_and_the_submitter_keeps_the_index(
     assert claim is not None and claim.trial in {r["id"] for r in found}
     # --json: nothing but JSON, and no progress bar even on a terminal.
     assert "%|" not in terminal and "sweep" not in terminal
+
+
+def test_a_cluster_sweep_computes_each_upstream_step_once(tmp_path: Path, cluster: Cluster) -> None:
+    root = make_cache_investigation(tmp_path / "cached")
+
+    found = run_json(root, *SWEEP, "--scheduler", cluster.address)
+
+    assert len(found) == 10 and {r["status"] for r in found} == {"succeeded"}
+    assert {r["pid"] for r in found} <= cluster.worker_pids()
+    assert gen_runs(root) == 2  # two workers, five trials each way: gen ran once per length
+    assert sum(1 for r in found if r["steps"][0].get("cached_from")) == 8
 
 
 def test_ctrl_c_stops_the_cluster_trials_and_starts_no_more(

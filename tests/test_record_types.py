@@ -11,7 +11,7 @@ import pytest
 import yaml
 from synthetic import dead_pid
 
-from mitosis import catalog, load_trial
+from mitosis import catalog, dead_runs, load_trial
 from mitosis.adapters import store
 from mitosis.core.code_facts import StepQuestion, questions_from_json, questions_to_json
 from mitosis.core.kernel_protocol import (
@@ -202,7 +202,7 @@ def test_a_dead_run_of_the_first_version_is_settled_without_new_fields(tmp_path:
     )
     folder = _write(tmp_path / "20261124-190512-3f9c2b", text)
 
-    settled = catalog.settle_record(folder, store.read_record(folder))
+    settled = dead_runs.settle_record(folder, store.read_record(folder))
 
     written = yaml.safe_load((folder / store.RECORD_NAME).read_text("utf-8"))
     before = yaml.safe_load(text)

@@ -79,19 +79,22 @@ def _parse_step(name: str, entry: Any, pyproject: Path) -> StepConfig:
     where = f"[tool.mitosis.steps] {name} in {pyproject}"
     if not name.isidentifier():
         raise ConfigError(f"{where}: a step name must be a Python identifier.")
+    cache = True
     if isinstance(entry, list) and len(entry) in (1, 2):
         run, lookup = entry[0], entry[1] if len(entry) == 2 else None
-    elif isinstance(entry, dict) and "run" in entry and set(entry) <= {"run", "lookup"}:
-        run, lookup = entry["run"], entry.get("lookup")
+    elif isinstance(entry, dict) and "run" in entry and set(entry) <= {"run", "lookup", "cache"}:
+        run, lookup, cache = entry["run"], entry.get("lookup"), entry.get("cache", True)
     else:
         raise ConfigError(
             f'{where} must be ["module:callable", "module:lookup_dict"] '
-            'or { run = "module:callable", lookup = "module:lookup_dict" }.'
+            'or { run = "module:callable", lookup = "module:lookup_dict", cache = false }.'
         )
+    if not isinstance(cache, bool):
+        raise ConfigError(f"{where}: cache must be true or false, not {cache!r}.")
     for label, path in (("callable", run), ("lookup", lookup)):
         if path is not None and not (isinstance(path, str) and is_object_path(path)):
             raise ConfigError(f"{where}: {label} {path!r} is not of the form 'module:name'.")
-    return StepConfig(name=name, run=run, lookup=lookup)
+    return StepConfig(name=name, run=run, lookup=lookup, cache=cache)
 
 
 def _string_list(table: dict[str, Any], key: str, pyproject: Path) -> tuple[str, ...]:

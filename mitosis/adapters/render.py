@@ -45,8 +45,8 @@ def _step_source(step: StepConfig, index: int, count: int, previous: str | None)
         f"# Step {index + 1} of {count}: {step.name} = {step.run}\n"
         f"{imports}\n\n"
         f"{step.name}_args = mitosis_trial.arguments({step.name!r})\n"
-        f"{step.name}_result = mitosis_trial.record(\n"
-        f"    {step.name!r}, {alias}({inputs}**{step.name}_args)\n)"
+        f"{step.name}_result = mitosis_trial.run(\n"
+        f"    {step.name!r}, {alias}, {inputs}**{step.name}_args\n)"
     )
 
 

@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from mitosis.core.trial_id import is_trial_id, make_trial_id, matches_id, the_on
 from mitosis.core.trial_record import RecordDamage, TrialRecord, parse_record, record_data
 from mitosis.errors import RecordError, TrialsFolderError
 
+Stamp = tuple[int, int, int]  # a record file's mtime_ns, size, inode
 RECORD_NAME = "trial.yaml"
 # What a debug trial ran beyond its commit: ``git diff`` plus untracked files.
 PATCH_NAME = "uncommitted.patch"
@@ -252,7 +253,21 @@ def find_trial(trials_folder: Path, query: str) -> Path:
     return the_one_match(query, matches, [folder.name for folder in matches], trials_folder)
 
 
-def record_stamp(folder: Path | str) -> tuple[int, int, int] | None:
+def record_stamps(trials_folder: Path, names: Iterable[str]) -> list[Stamp | None]:
+    """``record_stamp`` of each named trial: one ``stat`` each, no path objects (100,000)."""
+    base = f"{trials_folder}{os.sep}"
+    stamps: list[Stamp | None] = []
+    for name in names:
+        try:
+            stat = os.stat(f"{base}{name}{os.sep}{RECORD_NAME}")
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return stamps
+
+
+def record_stamp(folder: Path | str) -> Stamp | None:
     """The record's modification time (ns), size and inode; None if it is absent.
 
     Records are only ever replaced whole (a new inode each time), so any rewrite changes

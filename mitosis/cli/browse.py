@@ -34,9 +34,9 @@ def _trials_folder_of(args: argparse.Namespace) -> Path:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    from mitosis.catalog import runner_flag
     from mitosis.core.progress import parse_progress
     from mitosis.core.summary import summarize_record
+    from mitosis.dead_runs import runner_flag
     from mitosis.liveness import read_heartbeat
     from mitosis.trials import load_trial
     from mitosis.views import page_text, trial_text
@@ -75,18 +75,21 @@ def _show_legacy(args: argparse.Namespace, folder: Path) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    import gc
     import shutil
 
     from mitosis.analysis import list_selected
     from mitosis.views import trial_table
 
+    # What is read lives until exit: the cycle collector would only walk 100,000 rows again.
+    gc.disable()
     found = list_selected(_trials_folder_of(args), args.where, args.experiment, args.status)
     for warning in found.warnings:
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     if args.csv:
         _print_csv(found.rows())
         return EXIT_OK
-    rows = [summary.as_dict() for summary in found.summaries]
+    rows = [summary.field_values() for summary in found.summaries]
     if args.json:
         from mitosis.core.record import dumps_plain
 

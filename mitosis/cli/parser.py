@@ -106,6 +106,12 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "-F", "--trials-folder", type=Path, metavar="DIR", help="the trials folder to write to"
     )
     run.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="run every step, taking no result from earlier trials (results still feed the cache)",
+    )
+    run.add_argument(
         "--template", type=Path, metavar="NB", help="the notebook template to render the trial from"
     )
     run.add_argument(

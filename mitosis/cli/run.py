@@ -44,6 +44,7 @@ def run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         config=args.config,
         trials_folder=args.trials_folder,
         extra_steps=tuple(getattr(args, "extra_steps", ())),
+        cache=getattr(args, "cache", True),
     )
     if args.scheduler and args.scheduler != "slurm":
         _quiet_dask()

@@ -37,12 +37,24 @@ class KernelParam:
 
 @dataclass(frozen=True)
 class KernelStep:
-    """One step as the kernel runs it: its callable, its lookup dictionary, its parameters."""
+    """One step as the kernel runs it: its callable, its lookup dictionary, its parameters,
+    and how it uses the step cache (None: not at all, the step opted out)."""
 
     name: str
     run: str | None
     lookup: str | None
     params: tuple[KernelParam, ...] = ()
+    cache: CachePolicy | None = None
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """Whether a step may take an earlier trial's result (``take``: not with ``--no-cache``
+    or ``reproduce``), and whether its own result may serve later trials (``feed``: not from
+    a ``--debug`` trial). Its key is computed and recorded either way."""
+
+    take: bool = True
+    feed: bool = True
 
 
 def steps_to_notebook(steps: Sequence[KernelStep]) -> list[dict[str, Any]]:
@@ -62,6 +74,9 @@ def steps_to_notebook(steps: Sequence[KernelStep]) -> list[dict[str, Any]]:
                 }
                 for param in step.params
             ],
+            "cache": None
+            if step.cache is None
+            else {"take": step.cache.take, "feed": step.cache.feed},
         }
         for step in steps
     ]
@@ -84,9 +99,16 @@ def steps_from_notebook(steps: Sequence[Mapping[str, Any]]) -> tuple[KernelStep,
                 )
                 for param in step.get("params", ())
             ),
+            cache=_policy(step.get("cache")),
         )
         for step in steps
     )
+
+
+def _policy(entry: Any) -> CachePolicy | None:
+    if not isinstance(entry, Mapping):
+        return None
+    return CachePolicy(take=bool(entry.get("take")), feed=bool(entry.get("feed")))
 
 
 @dataclass(frozen=True)
@@ -94,7 +116,8 @@ class StepSummary:
     """What a step returned, as the record keeps it: its main result and metrics
     (summarized), the defaults it ran with, and warnings about its metrics.
 
-    ``defaults`` is None from a kernel whose mitosis-nb did not send them yet.
+    ``defaults`` is None from a kernel whose mitosis-nb did not send them yet. ``cache``
+    holds the step's ``key``, its ``parts`` and, if it did not run, ``cached_from``.
     """
 
     step: str
@@ -103,10 +126,16 @@ class StepSummary:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     defaults: Mapping[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    cache: Mapping[str, Any] | None = None
 
     def as_text(self) -> str:
         """The lines the notebook shows under the step's cell."""
         lines = [f"{self.step}: main = {self.main!r}"]
+        taken = (self.cache or {}).get("cached_from")
+        if taken:
+            lines.append(
+                f"  (not run: the result of step {taken['step']} of trial {taken['trial']})"
+            )
         lines += [f"  {key} = {value!r}" for key, value in self.metrics.items()]
         lines += [f"  warning: {text}" for text in self.warnings]
         return "\n".join(lines)
@@ -122,6 +151,7 @@ def summary_to_display(summary: StepSummary) -> dict[str, Any]:
         "metrics": dict(summary.metrics),
         "defaults": None if summary.defaults is None else dict(summary.defaults),
         "warnings": list(summary.warnings),
+        "cache": None if summary.cache is None else dict(summary.cache),
     }
     return {STEP_MIMETYPE: to_json_safe(data), "text/plain": summary.as_text()}
 
@@ -141,4 +171,5 @@ def summary_from_display(data: Mapping[str, Any]) -> StepSummary | None:
         metrics=entry.get("metrics") or {},
         defaults=defaults if isinstance(defaults, Mapping) else None,
         warnings=tuple(entry.get("warnings") or ()),
+        cache=entry.get("cache") if isinstance(entry.get("cache"), Mapping) else None,
     )

@@ -70,11 +70,15 @@ def plain_json(value: Any) -> Any:
     return _replace_non_finite(value, str)
 
 
+# One encoder for every line: json.dumps with options builds a new one per call.
+_PLAIN_ENCODER = json.JSONEncoder(default=str, allow_nan=False)
+
+
 def dumps_plain(value: Any) -> str:
     """One line of JSON for other programs, as ``plain_json`` gives it; fast when ``value``
     holds no NaN or infinity, which is almost always."""
     try:
-        return json.dumps(value, default=str, allow_nan=False)
+        return _PLAIN_ENCODER.encode(value)
     except ValueError:
         return json.dumps(plain_json(value), default=str)
 

@@ -34,3 +34,5 @@ class TrialRequest:
     import_roots: tuple[Path, ...] = ()
     # Steps defined on the command line rather than in [tool.mitosis.steps] (mitosis -m).
     extra_steps: tuple[StepConfig, ...] = ()
+    # False (--no-cache, reproduce): every step runs, none takes an earlier trial's result.
+    cache: bool = True

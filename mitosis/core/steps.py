@@ -22,6 +22,7 @@ class StepConfig:
     name: str
     run: str
     lookup: str | None
+    cache: bool = True  # false in its step table: it draws fresh randomness or reads the world
 
     @property
     def module(self) -> str:

@@ -36,6 +36,8 @@ def inert(text: str, *, multiline: bool = True) -> str:
     printable Unicode (``naïve ✓``) is kept. Newlines and tabs are kept when ``multiline``,
     else escaped too.
     """
+    if text.isascii() and text.isprintable():  # most text: nothing to escape, and quick to tell
+        return text
     text = _SEQUENCE.sub(_visible, text)
     text = _CONTROL.sub(_visible, text)
     return text if multiline else _LAYOUT.sub(_visible, text)

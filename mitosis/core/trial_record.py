@@ -64,7 +64,9 @@ class StepRecord:
     """One step of the trial (``steps[]``): what ran, with what, and what it returned.
 
     ``module_step`` marks a step ``mitosis -m`` defined; ``warnings`` and ``defaults`` are
-    set once the step has returned (None: not written)."""
+    set once the step has returned (None: not written). ``cache_key`` and its
+    ``cache_parts`` say what the step's result depends on; ``cached_from`` (``trial``,
+    ``step``) that the step did not run, its result taken from that earlier trial's step."""
 
     name: str
     run: str | None = None
@@ -76,6 +78,9 @@ class StepRecord:
     module_step: bool | None = None
     warnings: tuple[str, ...] | None = None
     defaults: Mapping[str, Any] | None = None
+    cache_key: str | None = None
+    cache_parts: Mapping[str, Any] | None = None
+    cached_from: Mapping[str, Any] | None = None
     absent: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -128,9 +133,11 @@ _ERROR_FIELDS = ("kind", "step", "type", "message", "traceback", "storage")
 _ERROR_WHEN_SET = frozenset({"storage"})
 _STEP_FIELDS = (
     *("name", "run", "lookup", "params", "main", "metrics", "source"),
-    *("module_step", "warnings", "defaults"),
+    *("module_step", "warnings", "defaults", "cache_key", "cache_parts", "cached_from"),
 )
-_STEP_WHEN_SET = frozenset({"module_step", "warnings", "defaults"})
+_STEP_WHEN_SET = frozenset(
+    {"module_step", "warnings", "defaults", "cache_key", "cache_parts", "cached_from"}
+)
 _TRIAL_FIELDS = (
     *("record", "id", "experiment", "variant", "iteration", "status", "note", "pid"),
     *("pid_start", "debug", "main", "metrics", "error", "steps", "started", "finished"),
@@ -222,6 +229,9 @@ def _step_from(data: Mapping[str, Any]) -> StepRecord:
         module_step=data.get("module_step"),
         warnings=_texts(data.get("warnings")),
         defaults=data.get("defaults"),
+        cache_key=data.get("cache_key"),
+        cache_parts=data.get("cache_parts"),
+        cached_from=data.get("cached_from"),
         absent=_absent(data, _STEP_FIELDS, _STEP_WHEN_SET),
         extra=_extra(data, _STEP_FIELDS),
     )

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mitosis import catalog
+from mitosis import dead_runs
 from mitosis.adapters import processes, store
 from mitosis.adapters.dask_executor import DaskCluster, watch_stop
 from mitosis.core.trial_record import TrialRecord, record_data
@@ -161,7 +161,7 @@ def _without_result(
     if record.status == "running" and lost:
         # The scheduler went, not the worker: the trial runs on and records its own end.
         record = _await_end(reservation.folder, record)
-    record = catalog.settle_record(reservation.folder, record)  # a killed worker, here
+    record = dead_runs.settle_record(reservation.folder, record)  # a killed worker, here
     if record.status == "running":
         host = record.environment.get("hostname")
         message = (

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mitosis import catalog, liveness
+from mitosis import catalog, dead_runs, liveness
 from mitosis.adapters import slurm, store
 from mitosis.core.record import FINAL_STATUSES
 from mitosis.core.slurm_options import SlurmOptions
@@ -101,7 +101,7 @@ class SlurmExecutor:
         for trial_id, (plan, reservation, _task) in list(self._out.items()):
             folder = reservation.folder
             with contextlib.suppress(RecordError):  # caught mid-replace: the next look
-                record = record_data(catalog.settle_record(folder, store.read_record(folder)))
+                record = record_data(dead_runs.settle_record(folder, store.read_record(folder)))
                 running += record.get("status") == "running"
                 if record.get("status") in FINAL_STATUSES:
                     del self._out[trial_id]
