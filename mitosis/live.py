@@ -3,9 +3,10 @@
 A ``TrialWatch`` runs beside the trial from its running record to its final one. papermill's
 client tells it which cell starts (nbclient's hooks, in papermill's thread); once a second
 its own thread looks at the notebook being executed (how many outputs it holds, how long
-the last one is) and, when that changed, rewrites the heartbeat (``liveness.write_heartbeat``:
-``heartbeat`` and ``progress.js``) with the cell running of how many, the step it runs and
-the time of the last output; when nothing changed, it still beats every ``beat_s`` seconds.
+the last one is) and, when that or the cell changed, rewrites the heartbeat (at most every
+``WRITE_EVERY_S`` seconds; ``liveness.write_heartbeat``: ``heartbeat`` and ``progress.js``)
+with the cell running of how many, the step it runs and the time of the last output; when
+nothing changed, it still beats every ``beat_s`` seconds.
 From ``FIRST_PAGE_S`` into the execution on it also has the trial's page written from the
 notebook so far, at most every ``PAGE_EVERY_S`` seconds (less often for a notebook so large
 that its page costs more than ``PAGE_SHARE`` of that) and only when the notebook changed.
