@@ -1,12 +1,15 @@
-"""Is a trial that Slurm runs still alive? Its heartbeat, and Slurm's word on its job.
+"""Is a trial still alive? Its heartbeat, and for one that Slurm runs, Slurm's word on its job.
 
-A trial's runner on a compute node rewrites ``heartbeat`` in the trial's folder every N
-seconds (the record's ``slurm.heartbeat_s``). Whoever reads the folder next, on any host,
-records a ``running`` trial ``interrupted`` once its heartbeat is older than three beats (or
-its runner is known dead here) and Slurm no longer runs its job, with Slurm's final state
-(TIMEOUT, CANCELLED, OUT_OF_MEMORY, NODE_FAIL …) in the error; a ``queued`` trial whose job
-left the queue without starting it likewise. Trials without a ``slurm`` block are not
-touched here: the runner's pid decides for them (``mitosis.catalog``).
+Every trial's runner rewrites ``heartbeat`` in the trial's folder while the trial runs
+(``mitosis.live``), with where the trial is (``mitosis.core.progress``), and beside it
+``progress.js``, the same as a script that the index page loads (also from ``file://``).
+On a compute node it does so every N seconds (the record's ``slurm.heartbeat_s``). Whoever
+reads a Slurm trial's folder next, on any host, records a ``running`` trial ``interrupted``
+once its heartbeat is older than three beats (or its runner is known dead here) and Slurm no
+longer runs its job, with Slurm's final state (TIMEOUT, CANCELLED, OUT_OF_MEMORY, NODE_FAIL …)
+in the error; a ``queued`` trial whose job left the queue without starting it likewise.
+Trials without a ``slurm`` block are not touched here: the runner's pid decides for them
+(``mitosis.catalog``).
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from typing import Any
 
 from mitosis.adapters import processes, slurm, store
 from mitosis.atomic import write_atomic
+from mitosis.core.embed import embed_json
+from mitosis.core.progress import STALE_BEATS
 from mitosis.core.trial_record import parse_record, record_data
 from mitosis.errors import RecordError
 
 QUEUED = "queued"
 HEARTBEAT_NAME = "heartbeat"
+PROGRESS_SCRIPT = "progress.js"
 DEFAULT_HEARTBEAT_S = 30.0
-# A heartbeat older than this many beats is a runner gone quiet.
-STALE_BEATS = 3
 
 
 @dataclass(frozen=True)
@@ -38,19 +42,34 @@ class Settled:
     changed: bool
 
 
-def write_heartbeat(folder: Path, now: datetime, node: str) -> None:
-    """Say, in the trial's folder, that its runner on ``node`` is alive at ``now``."""
-    write_atomic(folder / HEARTBEAT_NAME, json.dumps({"time": now.isoformat(), "node": node}))
+def write_heartbeat(
+    folder: Path, now: datetime, node: str, progress: dict[str, Any] | None = None
+) -> None:
+    """Say, in the trial's folder, that its runner on ``node`` is alive at ``now``, and where
+    the trial is (``progress``: the fields of ``mitosis.core.progress``): as JSON in
+    ``heartbeat``, then as a script the index page loads, ``progress.js``."""
+    beat = {"time": now.isoformat(), "node": node, **(progress or {})}
+    write_atomic(folder / HEARTBEAT_NAME, json.dumps(beat))
+    # The page cannot read JSON from file://, but it can load a script that hands it over.
+    script = f"mitosisProgress({embed_json(folder.name)}, {embed_json(beat)});\n"
+    write_atomic(folder / PROGRESS_SCRIPT, script)
+
+
+def read_heartbeat(folder: Path) -> dict[str, Any] | None:
+    """The trial's last heartbeat, or None if it has none (or it was caught mid-replace)."""
+    try:
+        beat = json.loads((folder / HEARTBEAT_NAME).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return beat if isinstance(beat, dict) else None
 
 
 def last_sign_of_life(folder: Path, record: dict[str, Any]) -> datetime | None:
     """The latest of the heartbeat's time and the trial's start."""
     times = [_parse_time(record.get("started"))]
-    try:
-        beat = json.loads((folder / HEARTBEAT_NAME).read_text("utf-8"))
+    beat = read_heartbeat(folder)  # none yet, or caught mid-replace: the start will do
+    if beat is not None:
         times.append(_parse_time(beat.get("time")))
-    except (OSError, ValueError, AttributeError):
-        pass  # no beat yet, or caught mid-replace: the start, or the next look, will do
     known = [moment for moment in times if moment is not None]
     return max(known) if known else None
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mitosis import live
 from mitosis.adapters import (
     execute,
     kernels,
@@ -37,6 +38,7 @@ from mitosis.recording import (
     keep_running_notebook,
     publish_trial,
     record_storage_failure,
+    render_running_page,
     rounded_timings,
     utc_now,
     warn_of_untracked,
@@ -53,6 +55,7 @@ def run_plan(
     update_index: bool = True,
     ahead: kernels.KernelAhead | None = None,
     annotations: Mapping[str, Any] | None = None,
+    heartbeat_s: float | None = None,
 ) -> Trial:
     """Run one checked trial: folder, lock-in, running record, kernel, page, final record.
 
@@ -60,10 +63,38 @@ def run_plan(
     event that stops it like Ctrl-C; Dask tasks pass ``update_index=False`` because the
     submitting process keeps the index. ``ahead`` is a kernel started while preparing.
     ``annotations`` are fields the record holds from the start (``slurm``: where it runs).
+    From its running record to its final one the trial's folder keeps a heartbeat that says
+    where it is, every ``heartbeat_s`` seconds at least (``live``).
     """
     clock = _Timer()
     started = utc_now()
-    folder, record = _begin(plan, reservation, started, annotations or {})
+    folder, running = _begin(plan, reservation, started, annotations or {})
+
+    def render_page(notebook: Any, progress: dict[str, Any]) -> Callable[[], None]:
+        return render_running_page(folder, running, notebook, progress, live.PAGE_EVERY_S)
+
+    with live.watching(folder, heartbeat_s, render_page) as watch:
+        record = _run_begun(
+            plan, folder, running, started, clock, watch, cancel, update_index, ahead
+        )
+        watch.end(record.status)
+    if update_index:
+        TrialsFolder(plan.trials_folder).record_trial(record_data(record))  # warns, never raises
+    return Trial(record, folder)
+
+
+def _run_begun(
+    plan: TrialPlan,
+    folder: Path,
+    record: TrialRecord,
+    started: datetime,
+    clock: _Timer,
+    watch: live.TrialWatch,
+    cancel: threading.Event | None,
+    update_index: bool,
+    ahead: kernels.KernelAhead | None,
+) -> TrialRecord:
+    """The trial whose running record is written: kernel, page, final record; that record."""
     # Room for the final record (this one, with how it ended), held until it is written.
     reserve = reserve_space(folder, len(store.dump_yaml(record_data(record)).encode()) + 4096)
     if update_index:
@@ -73,7 +104,8 @@ def run_plan(
         warn_of_untracked(record.git["untracked"])
     notebook, parameters = _render(plan, folder)
     clock.lap("prepare_s")
-    outcome, used = _execute(plan, folder, notebook, parameters, cancel, ahead)
+    outcome, used = _execute(plan, folder, notebook, parameters, cancel, ahead, watch)
+    watch.executed()  # the final page is never overwritten by one of the run so far
     clock.lap("execute_s")
     record = finish_record(record, plan, outcome, started, clock.laps)
     if used is not None:
@@ -92,9 +124,7 @@ def run_plan(
             write_final_record(folder, record, reserve)
         finally:
             outcome.wait_until_stopped()
-    if update_index:
-        TrialsFolder(plan.trials_folder).record_trial(record_data(record))  # warns, never raises
-    return Trial(record, folder)
+    return record
 
 
 def _begin(
@@ -147,6 +177,7 @@ def _execute(
     parameters: dict[str, Any],
     cancel: threading.Event | None,
     ahead: kernels.KernelAhead | None,
+    watch: live.TrialWatch,
 ) -> tuple[execute.Execution, resources.Resources | None]:
     """Run the notebook with papermill in the trial's own fresh kernel; what it cost."""
     wanted = (plan.request.kernel, plan.config.root, plan.request.import_roots)
@@ -164,6 +195,7 @@ def _execute(
         on_start=publish.warm_up_in_background,
         # CPU time is exact only while the kernel still runs.
         before_stop=monitor.sample if monitor else None,
+        notebook_hooks=watch.hooks(),
     )
     return execution, monitor.stop() if monitor else None
 

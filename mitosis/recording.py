@@ -9,7 +9,7 @@ import os
 import shlex
 import traceback
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ from mitosis.adapters import (
 )
 from mitosis.atomic import write_atomic
 from mitosis.core.kernel_protocol import StepSummary, summary_from_display
+from mitosis.core.progress import parse_progress, progress_details
 from mitosis.core.record import STORAGE_ERRNOS
 from mitosis.core.trial_record import (
     ErrorRecord,
@@ -278,6 +279,34 @@ def publish_trial(
     write_atomic(folder / "trial.html", html)
     with contextlib.suppress(FileNotFoundError):
         (folder / RUNNING_NOTEBOOK).unlink()
+
+
+def render_running_page(
+    folder: Path,
+    record: TrialRecord,
+    notebook: nbformat.NotebookNode,
+    progress: Mapping[str, object],
+    reload_s: float,
+) -> Callable[[], None]:
+    """The page of a trial still running, from ``notebook`` as far as it has run, and what
+    writes it: its header says it runs and where (``progress``: its heartbeat's fields), and
+    it reloads itself every ``reload_s`` seconds until the final page replaces it."""
+    beside = [name for name in (LOG_NAME, store.PATCH_NAME) if (folder / name).is_file()]
+    now = utc_now()
+    running = {
+        "where": progress_details(parse_progress({**progress, "time": None}), now),
+        "written": f"{now:%Y-%m-%d %H:%M:%S} UTC",
+        "reload_s": int(reload_s),
+    }
+    page = publish.render_page(notebook, record_data(record), beside, running)
+
+    def write() -> None:
+        for name, data in page.figures.items():
+            write_atomic(folder / name, data)
+        publish.write_assets(folder.parent)
+        write_atomic(folder / "trial.html", page.html)
+
+    return write
 
 
 def keep_running_notebook(folder: Path) -> None:

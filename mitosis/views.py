@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mitosis.core.compare import Comparison
+from mitosis.core.progress import Progress, progress_details, progress_label
 from mitosis.core.terminal import inert
 
 _LIST_COLUMNS = ("id", "started", "experiment", "variant", "status", "main", "note")
@@ -110,17 +112,34 @@ def _resources(record: Mapping[str, Any]) -> list[str]:
     return [f"cost:     {used.get('cpu_s')} CPU-s, peak memory {used.get('peak_rss_mb')} MB{gpus}"]
 
 
-def trial_text(record: Mapping[str, Any], page: str, flag: str | None) -> str:
-    """``show``: what a researcher looks for first, then where the rest is."""
-    git = record.get("git") or {}
-    environment = record.get("environment") or {}
-    metrics = record.get("metrics") or {}
+def _heading(record: Mapping[str, Any], progress: Progress | None, now: datetime) -> list[str]:
+    """The id, experiment and status (and where a running trial is), then the variant."""
     status = f"{record.get('status')}{' (debug)' if record.get('debug') else ''}"
+    if progress is not None:  # as the index row says it: `running · cell 3/5 · 12 s`
+        status = f"{status} · {progress_label(progress, now)}"
     lines = [
         f"{record.get('id')}  {short(record.get('experiment'), 500)}  {status}",
         f"variant:  {short(record.get('variant') or '(defaults)', 10_000)}  "
         f"(iteration {record.get('iteration')})",
     ]
+    if progress is not None:
+        lines.append(f"progress: {short(progress_details(progress, now), 500)}")
+    return lines
+
+
+def trial_text(
+    record: Mapping[str, Any],
+    page: str,
+    flag: str | None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> str:
+    """``show``: what a researcher looks for first, then where the rest is; for a running
+    trial, where it is (``progress``, its heartbeat, as of ``now``)."""
+    git = record.get("git") or {}
+    environment = record.get("environment") or {}
+    metrics = record.get("metrics") or {}
+    lines = _heading(record, progress, now or datetime.now(timezone.utc))
     if flag:
         lines.append(f"warning:  {flag}")
     for text in record.get("warnings") or []:

@@ -15,7 +15,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -73,6 +73,7 @@ def _run_papermill(
     progress: bool,
     outcome: dict[str, Any],
     on_start: Callable[[], None] | None,
+    hooks: Mapping[str, Callable[..., None]],
 ) -> None:
     try:
         import papermill
@@ -92,6 +93,8 @@ def _run_papermill(
             # kernel died or was stopped: then the engine hands over what ran.
             request_save_on_cell_execute=False,
             km=kernel.manager,
+            # nbclient's hooks (on_cell_start, …): papermill hands them to its client.
+            **hooks,
         )
     except BaseException as error:  # reported to the supervising thread, which decides
         outcome["error"] = error
@@ -168,22 +171,26 @@ def execute(
     cancel: threading.Event | None = None,
     on_start: Callable[[], None] | None = None,
     before_stop: Callable[[], None] | None = None,
+    notebook_hooks: Mapping[str, Callable[..., None]] | None = None,
 ) -> Execution:
     """Execute ``notebook`` in a fresh kernel, saving the executed notebook to ``output``.
 
     ``kernel`` is the trial's fresh kernel, which the execution owns: it is stopped whatever
     happens. ``on_start`` is called (in another thread) just before the kernel gets the first cell,
     ``before_stop`` once the notebook has run to its end, before the kernel stops.
+    ``notebook_hooks`` are nbclient's (``on_notebook_start``, ``on_cell_start`` …), called
+    in papermill's thread as the notebook runs.
     Never raises for what happens inside the kernel. ``KeyboardInterrupt``, SIGTERM (in
     the main thread) and a set ``cancel`` event stop the kernel and end the execution as
     ``interrupted``.
     """
     outcome: dict[str, Any] = {}
     finished = threading.Event()
+    hooks = dict(notebook_hooks or {})
 
     def run_papermill() -> None:
         try:
-            _run_papermill(notebook, output, parameters, kernel, progress, outcome, on_start)
+            _run_papermill(notebook, output, parameters, kernel, progress, outcome, on_start, hooks)
         finally:
             finished.set()
 

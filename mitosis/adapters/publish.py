@@ -15,7 +15,7 @@ import contextlib
 import copy
 import io
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -157,12 +157,16 @@ def _warm_up_quietly() -> None:
             _warming = False
 
 
-def render_header(record: dict[str, Any], beside: Collection[str]) -> str:
+def render_header(
+    record: dict[str, Any], beside: Collection[str], running: Mapping[str, Any] | None = None
+) -> str:
     """The HTML header of a trial page: status, parameters, metrics, commit, links.
 
-    ``beside`` names the files in the trial's folder that the header may link to.
+    ``beside`` names the files in the trial's folder that the header may link to;
+    ``running``, for a page of a trial still running, says where it is (``where``), when the
+    page was written (``written``) and how often it reloads itself (``reload_s``).
     """
-    return _header_template().render(record=record, beside=beside)
+    return _header_template().render(record=record, beside=beside, running=running)
 
 
 def _title(record: dict[str, Any]) -> str:
@@ -219,10 +223,20 @@ def _extract_figures(notebook: nbformat.NotebookNode) -> tuple[Any, dict[str, by
 
 
 def render_page(
-    notebook: nbformat.NotebookNode, record: dict[str, Any], beside: Collection[str]
+    notebook: nbformat.NotebookNode,
+    record: dict[str, Any],
+    beside: Collection[str],
+    running: Mapping[str, Any] | None = None,
 ) -> Page:
-    """The whole ``trial.html``: header, then the executed notebook with its figures."""
-    resources = {"mitosis_header": render_header(record, beside)}
+    """The whole ``trial.html``: header, then the executed notebook with its figures.
+
+    With ``running`` (see ``render_header``) it is the page of a trial still running, from
+    the notebook so far, and it reloads itself every ``running["reload_s"]`` seconds.
+    """
+    resources = {
+        "mitosis_header": render_header(record, beside, running),
+        "mitosis_reload_s": running["reload_s"] if running else None,
+    }
     shown, figures = _extract_figures(notebook)
     shown.metadata["title"] = _title(record)  # the lab template escapes it
     with _exporter() as exporter:

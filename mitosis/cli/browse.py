@@ -35,8 +35,10 @@ def _trials_folder_of(args: argparse.Namespace) -> Path:
 
 
 def show_command(args: argparse.Namespace) -> int:
+    from mitosis.core.progress import parse_progress
     from mitosis.core.summary import summarize_record
     from mitosis.dead_runs import runner_flag
+    from mitosis.liveness import read_heartbeat
     from mitosis.trials import load_trial
     from mitosis.views import page_text, trial_text
 
@@ -45,12 +47,15 @@ def show_command(args: argparse.Namespace) -> int:
         trial = load_trial(args.id, folder)
     except TrialNotFoundError:
         return _show_legacy(args, folder)
-    if args.json:
-        print_json(trial.record)
-        return EXIT_OK
     running = trial.status == "running"
+    # Where a running trial is: its heartbeat, which its runner rewrites as it goes.
+    beat = read_heartbeat(trial.folder) if running else None
+    if args.json:
+        print_json({**trial.record, "progress": beat} if running else trial.record)
+        return EXIT_OK
     flag = runner_flag(summarize_record(trial.id, trial.record)) if running else None
-    say(trial_text(trial.record, page_text(trial.html_path), flag))
+    progress = parse_progress(beat) if beat is not None else None
+    say(trial_text(trial.record, page_text(trial.html_path), flag, progress))
     return EXIT_OK
 
 

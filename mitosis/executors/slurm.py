@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +184,12 @@ def run_task(plan: TrialPlan, reservation: Reservation, heartbeat_s: float) -> s
     place = slurm.this_task()
     assert place is not None, "run_task runs inside a Slurm job"
     block = _slurm_block(place.job_id, place.array_index, place.node, "RUNNING", heartbeat_s)
-    with _heartbeat(reservation.folder, heartbeat_s, place.node), _slurm_signals() as stop:
-        trial = _in_thread(lambda: run_plan(plan, reservation, stop, annotations={"slurm": block}))
+    with _slurm_signals() as stop:
+        trial = _in_thread(
+            lambda: run_plan(
+                plan, reservation, stop, annotations={"slurm": block}, heartbeat_s=heartbeat_s
+            )
+        )
     record = _with_final_state(trial.record, place.task_id, stop.is_set())
     store.write_record(reservation.folder, parse_record(record))
     catalog.record_trial(plan.trials_folder, record)
@@ -247,30 +250,6 @@ def _status_now(folder: Path) -> str | None:
         return str(store.read_record(folder).status)
     except RecordError:
         return None
-
-
-@contextlib.contextmanager
-def _heartbeat(folder: Path, period: float, node: str) -> Iterator[None]:
-    done = threading.Event()
-
-    def beat() -> None:
-        # From the running record on: the runner empties the trial's folder as it begins.
-        while _status_now(folder) != "running":
-            if done.wait(0.2):
-                return
-        while True:
-            with contextlib.suppress(OSError):  # a full disk: the reader sees it stop
-                liveness.write_heartbeat(folder, datetime.now(timezone.utc), node)
-            if done.wait(period):
-                return
-
-    beating = threading.Thread(target=beat, name="mitosis-heartbeat", daemon=True)
-    beating.start()
-    try:
-        yield
-    finally:
-        done.set()
-        beating.join()
 
 
 def _with_final_state(record: dict[str, Any], task: str, signalled: bool) -> dict[str, Any]:
