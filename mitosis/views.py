@@ -25,7 +25,10 @@ def _number(value: float) -> str:
 def short(value: Any, limit: int = 60) -> str:
     """A value on one line, cut with an ellipsis past ``limit`` characters."""
     text = _number(value) if isinstance(value, float) else "" if value is None else str(value)
-    text = inert(" ".join(text.split()), multiline=False)
+    return _cut(inert(" ".join(text.split()), multiline=False), limit)
+
+
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
@@ -34,16 +37,33 @@ def page_text(path: Path) -> str:
     return str(path) if path.is_file() else f"(no page: {path.name} was not written)"
 
 
-def _cell(row: Mapping[str, Any], column: str) -> str:
-    value = row.get(column)
-    if column == "started" and value:
-        return str(value)[:19].replace("T", " ")
-    if column == "status" and row.get("problem") and value != "unreadable":
-        return f"{value}?"
-    if column == "note" and row.get("status") == "unreadable":
-        return short(row.get("problem"), 10_000)
-    if column == "variant" and value is None and row.get("status") != "unreadable":
-        return "(defaults)"
+def _row_cells(row: Mapping[str, Any]) -> list[str]:
+    """One trial's cells of the ``list`` table, in ``_LIST_COLUMNS`` order, each one inert line."""
+    status, problem, started = row.get("status"), row.get("problem"), row.get("started")
+    unreadable = status == "unreadable"
+    variant = row.get("variant")
+    return [
+        _one_line(row.get("id")),
+        _one_line(str(started)[:19].replace("T", " ")) if started else "",
+        _one_line(row.get("experiment")),
+        "(defaults)" if variant is None and not unreadable else _one_line(variant),
+        _one_line(f"{status}?" if problem and not unreadable else status),
+        _one_line(row.get("main")),
+        _one_line(problem if unreadable else row.get("note")),
+    ]
+
+
+def _one_line(value: Any) -> str:
+    # Most cells are short printable ASCII with single spaces: nothing to escape or join.
+    if (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()
+        and "  " not in value
+        and value[:1] != " "
+        and value[-1:] != " "
+    ):
+        return value
     return short(value, 10_000)
 
 
@@ -57,7 +77,7 @@ def trial_table(rows: Sequence[Mapping[str, Any]], width: int | None) -> str:
     row is padded to its column's width, so one huge value would widen them all
     (``--json`` keeps every value whole).
     """
-    cells = [[_cell(row, column) for column in _LIST_COLUMNS] for row in rows]
+    cells = [_row_cells(row) for row in rows]
     headings = [_HEADINGS.get(c, c.upper()) for c in _LIST_COLUMNS]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headings)]
     if width is None:
@@ -72,7 +92,8 @@ def trial_table(rows: Sequence[Mapping[str, Any]], width: int | None) -> str:
                 widths[index] = max(len(headings[index]), widths[index] - excess)
     lines = []
     for line in [headings, *cells]:
-        parts = [short(text, widths[i]).ljust(widths[i]) for i, text in enumerate(line)]
+        # Cells are one line and inert already: only cut to their column.
+        parts = [_cut(text, widths[i]).ljust(widths[i]) for i, text in enumerate(line)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 
