@@ -8,13 +8,14 @@ import it; filtering (``select``) and the rows themselves need nothing beyond mi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mitosis.core.analysis import TRIAL_COLUMNS, analysis_row, column_getter
 from mitosis.core.query import Query, parse_query
+from mitosis.core.record import dumps_plain
 from mitosis.core.summary import TrialSummary
 from mitosis.errors import MissingExtraError, ParameterError
 from mitosis.trials import default_trials_folder
@@ -62,10 +63,17 @@ class Selection:
 
     summaries: list[TrialSummary]
     warnings: list[str]
+    stored_json: Mapping[str, str] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         """The selected trials as flat rows (``list --csv``)."""
         return [analysis_row(summary) for summary in self.summaries]
+
+    def json_lines(self) -> list[str]:
+        """Each selected trial as one line of JSON (``list --json``): the index's own text
+        of a trial unchanged since it was indexed, else its summary encoded now."""
+        stored = self.stored_json
+        return [stored.get(s.id) or dumps_plain(s.field_values()) for s in self.summaries]
 
 
 def list_selected(
@@ -79,7 +87,7 @@ def list_selected(
     query = parse_query(where) if where is not None else None
     collected = TrialsFolder(trials_folder).collect()
     found = select(collected.summaries, query, experiment, status)
-    return Selection(found, collected.warnings())
+    return Selection(found, collected.warnings(), collected.stored_json)
 
 
 def summarize_experiment(

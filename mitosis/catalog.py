@@ -13,9 +13,9 @@ import multiprocessing
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class Summaries:
 
     summaries: list[TrialSummary]
     index_problem: str | None
+    # By trial id: the index's JSON text of each summary read from it unchanged.
+    stored_json: Mapping[str, str] = field(default_factory=dict)
 
     def warnings(self) -> list[str]:
         """One warning for a missing or damaged index, one per unreadable record."""
@@ -210,7 +212,7 @@ def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summarie
             stale.append(trials_folder / name)
     fresh = _read_entries(stale)
     current.update((folder.name, entry) for folder, entry in zip(stale, fresh, strict=True))
-    entries, died, listed = [], [], set()
+    entries, died, listed, stored_json = [], [], set(), {}
     for name in names:
         if name not in current:
             continue
@@ -218,6 +220,8 @@ def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summarie
         entry, changed = _settle(trials_folder, current[name])
         if changed:
             died.append(entry)
+        elif entry.encoded is not None and entry is current[name]:
+            stored_json[name] = entry.encoded
         entries.append(entry)
     legacy = legacy_store.read_legacy_folder(trials_folder)
     changed = bool(died) or _legacy_newer_than_page(trials_folder, legacy)
@@ -232,7 +236,7 @@ def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summarie
     if changed and write_page:
         with contextlib.suppress(OSError):
             _write_site(trials_folder, summaries)
-    return Summaries(summaries, problem)
+    return Summaries(summaries, problem, stored_json)
 
 
 def list_trials(trials_folder: Path) -> Listing:

@@ -52,6 +52,22 @@ def test_list_reads_the_index_and_filters(cli: RunCli, trials: Path) -> None:
     assert not table.stdout.lstrip().startswith("[")
 
 
+def test_list_json_prints_the_same_from_the_index_as_from_the_records(
+    cli: RunCli, trials: Path
+) -> None:
+    # The index's own text is printed for a trial it holds unchanged; a NaN is spelled as
+    # list --json spells it either way.
+    write_trial(trials, 40, metrics={"err": float("nan"), "n": 3})
+    catalog.rebuild(trials)
+    from_index = cli("list", "-F", str(trials), "--json")
+    index_cache.index_path(trials).unlink()
+    from_records = cli("list", "-F", str(trials), "--json")
+    assert from_index.returncode == from_records.returncode == 0
+    assert from_index.stdout == from_records.stdout
+    assert '"err": "nan"' in from_index.stdout
+    assert len(json.loads(from_index.stdout)) == 13
+
+
 def test_list_uses_the_index_not_the_records(trials: Path) -> None:
     # A row whose record is unchanged comes from the index: change only the index, and see it.
     entries = index_cache.read(trials)

@@ -52,6 +52,9 @@ class Entry(NamedTuple):
 
     summary: TrialSummary
     stamp: Stamp | None
+    # The row's JSON text, as ``list --json`` prints it (None: not from the index, or it
+    # holds a NaN or an infinity, which that output spells otherwise).
+    encoded: str | None = None
 
 
 def index_path(trials_folder: Path) -> Path:
@@ -118,7 +121,8 @@ def _entries(rows: list[tuple[Any, ...]]) -> dict[str, Entry]:
         values["tracked"] = tuple(values["tracked"])
         stamp = row[1:]
         summary = TrialSummary.from_fields(values)
-        entries[summary.id] = Entry(summary, None if None in stamp else stamp)
+        text = None if "NaN" in row[0] or "Infinity" in row[0] else row[0]
+        entries[summary.id] = Entry(summary, None if None in stamp else stamp, text)
     return entries
 
 

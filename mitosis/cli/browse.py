@@ -90,14 +90,12 @@ def list_command(args: argparse.Namespace) -> int:
     if args.csv:
         _print_csv(found.rows())
         return EXIT_OK
-    rows = [summary.field_values() for summary in found.summaries]
     if args.json:
-        from mitosis.core.record import dumps_plain
-
         # One trial per line: grep-able, and json's fast C encoder (indent= is pure Python).
-        lines = ",\n".join(dumps_plain(row) for row in rows)
-        print(f"[\n{lines}\n]" if rows else "[]")
+        lines = ",\n".join(found.json_lines())
+        print(f"[\n{lines}\n]" if found.summaries else "[]")
         return EXIT_OK
+    rows = [summary.field_values() for summary in found.summaries]
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     say(trial_table(rows, width) if rows else "no trials.")
     return EXIT_OK
