@@ -97,7 +97,8 @@ def explain_step(
     earlier, before = found
     if before.cache_key != now.cache_key:
         return CacheExplanation(record.id, step, "changed", _what_changed(before, now), earlier.id)
-    reasons = _why_it_ran_anyway(trials_folder, record, earlier, before)
+    last = index == len(record.steps) - 1
+    reasons = _why_it_ran_anyway(trials_folder, record, earlier, before, last)
     return CacheExplanation(record.id, step, "same_key", reasons, earlier.id)
 
 
@@ -297,10 +298,20 @@ def _own_definition_as_in(before: KeyParts, now: KeyParts) -> KeyParts:
 
 
 def _why_it_ran_anyway(
-    trials_folder: Path, record: TrialRecord, earlier: TrialRecord, before: StepRecord
+    trials_folder: Path,
+    record: TrialRecord,
+    earlier: TrialRecord,
+    before: StepRecord,
+    last: bool,
 ) -> tuple[str, ...]:
-    """Why a step whose key an earlier trial had ran all the same: this trial's choice, or
-    what became of the earlier result."""
+    """Why a step whose key an earlier trial had ran all the same: it is the trial's last
+    step, this trial's choice, or what became of the earlier result."""
+    if last:
+        return (
+            "it is the trial's last step, which always runs: it is what the trial was asked "
+            "for, and its figures and output are the trial's page. Only the steps that feed "
+            "another are taken from the cache.",
+        )
     reasons = []
     if record.reproduces:
         reasons.append(f"this trial re-ran trial {record.reproduces}: reproduce runs every step.")

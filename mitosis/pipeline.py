@@ -154,8 +154,12 @@ def _render(plan: TrialPlan, folder: Path) -> tuple[Any, dict[str, Any]]:
     notebook = render.render_notebook(plan.template, plan.steps)
     if plan.kernelspec:
         notebook.metadata["kernelspec"] = dict(plan.kernelspec)
-    # Debug trials run uncommitted code: they may take results, but never give them.
-    policy = CachePolicy(take=plan.request.cache, feed=not plan.request.debug)
+    # Debug trials run uncommitted code: they may take results, but never give them. The
+    # last step always runs: it is what the trial was asked for, and its figures and output
+    # are the page's; the steps that feed it are what the cache saves.
+    feed = not plan.request.debug
+    policies = [CachePolicy(take=plan.request.cache, feed=feed)] * (len(plan.steps) - 1)
+    policies.append(CachePolicy(take=False, feed=feed))
     steps = [
         KernelStep(
             step.name,
@@ -164,7 +168,7 @@ def _render(plan: TrialPlan, folder: Path) -> tuple[Any, dict[str, Any]]:
             tuple(p.for_kernel() for p in plan.params_of(step.name)),
             policy if step.cache else None,
         )
-        for step in plan.steps
+        for step, policy in zip(plan.steps, policies, strict=True)
     ]
     parameters = {"mitosis_trial_dir": str(folder), "mitosis_steps": steps_to_notebook(steps)}
     return notebook, parameters

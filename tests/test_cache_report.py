@@ -137,11 +137,19 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ids["fresh"] = _trial(root, "fresh", "-p", "size=small")
     ids["after_fresh"] = _trial(root, "fresh", "fit", "-p", "fresh.size=small")
     (root / "trials" / ids["after_debug"] / "results_0.pkl").unlink()
-    ids["results_gone"] = _trial(root, "gen", "-p", "gen.size=large")
+    ids["results_gone"] = _trial(root, "gen", "fit", "-p", "gen.size=large")
     reproduced = _cli(root, "reproduce", ids["seed"], "--json")
     assert reproduced.returncode == 0, reproduced.stderr
     ids["reproduction"] = json.loads(reproduced.stdout)["trial"]
+    ids["gen_alone"] = _trial(root, "gen", "-p", "gen.size=small", "-e", "+gen.seed=2")
     return ids
+
+
+def test_a_trials_last_step_always_runs_and_says_so(story: dict[str, Any]) -> None:
+    said = _why(story["root"], story["gen_alone"], "gen")
+
+    assert "had its key" in said
+    assert "it is the trial's last step, which always runs" in said
 
 
 def test_a_first_run_has_nothing_earlier_to_take(story: dict[str, Any]) -> None:
