@@ -163,3 +163,15 @@ def test_reproduce_runs_every_step_of_a_trial_that_took_a_cached_result(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"REPRODUCED: trial {cached['id']}")
     assert gen_runs(investigation) == 2
+
+
+def test_a_cached_result_that_cannot_be_read_is_computed_again(investigation: Path) -> None:
+    (first,) = run_json(investigation, *ONE)
+    results = investigation / "trials" / first["id"] / "results_0.pkl"
+    results.write_bytes(b"\0" * results.stat().st_size)  # same size: found, but unreadable
+
+    (second,) = run_json(investigation, *ONE)
+
+    assert gen_runs(investigation) == 2
+    assert second["status"] == "succeeded" and "cached_from" not in _gen(second)
+    assert second["main"] == first["main"]
