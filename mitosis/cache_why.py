@@ -250,13 +250,32 @@ def _latest_earlier(
     trials_folder: Path, record: TrialRecord, now: StepRecord
 ) -> tuple[TrialRecord, StepRecord] | None:
     """The trial started last before ``record`` that ran ``now``'s step with its variants
-    and has a key for it."""
-    wanted = _variants(now)
+    and has a key for it: one whose steps before it had the same variants too, if one of the
+    latest does (its input was meant to be the same), else the latest."""
+    wanted, upstream = _variants(now), _upstream(record, now.name)
+    latest: tuple[TrialRecord, StepRecord] | None = None
+    looked = 0
     for earlier in _earlier_records(trials_folder, record, now):
         for step in earlier.steps:
             if step.name == now.name and step.cache_key and _variants(step) == wanted:
-                return earlier, step
-    return None
+                if _upstream(earlier, step.name) == upstream:
+                    return earlier, step
+                latest = latest or (earlier, step)
+        looked += latest is not None
+        if looked > _MORE_LOOKS:
+            break
+    return latest
+
+
+# Once a trial that ran the step from other input is found, how many more are read for one
+# that ran it from the same.
+_MORE_LOOKS = 20
+
+
+def _upstream(record: TrialRecord, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The steps before step ``name`` in ``record``, with their variants."""
+    names = [step.name for step in record.steps]
+    return [(step.name, _variants(step)) for step in record.steps[: names.index(name)]]
 
 
 def _nothing_earlier(now: StepRecord) -> str:

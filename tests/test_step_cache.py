@@ -175,3 +175,18 @@ def test_a_cached_result_that_cannot_be_read_is_computed_again(investigation: Pa
     assert gen_runs(investigation) == 2
     assert second["status"] == "succeeded" and "cached_from" not in _gen(second)
     assert second["main"] == first["main"]
+
+
+def test_cache_why_compares_with_a_trial_whose_earlier_steps_had_the_same_variants(
+    investigation: Path,
+) -> None:
+    first, _other = run_json(
+        investigation, "gen", "fit", "-p", "gen.length=a,b", "-p", "fit.scale=s2"
+    )
+    (again,) = run_json(investigation, *ONE)  # gen a, fit s2: as the first, not the other
+
+    said = mitosis(investigation, "cache", "why", again["id"], "fit")
+
+    assert said.returncode == 0, said.stderr
+    assert f"ran although trial {first['id']} had its key" in said.stdout
+    assert "it is the trial's last step, which always runs" in said.stdout
