@@ -49,9 +49,9 @@ class KernelStep:
 
 @dataclass(frozen=True)
 class CachePolicy:
-    """Whether a step may take an earlier trial's result (``take``: not with ``--no-cache``
-    or ``reproduce``), and whether its own result may serve later trials (``feed``: not from
-    a ``--debug`` trial). Its key is computed and recorded either way."""
+    """Whether a step may take an earlier trial's result (``take``: not a trial's last step,
+    nor with ``--no-cache`` or ``reproduce``), and whether its own result may serve later
+    trials (``feed``: not from a ``--debug`` trial). Its key is computed either way."""
 
     take: bool = True
     feed: bool = True
