@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import yaml
+from run import commit_repository  # benchmarks/run.py
 
 STEPS = '''
 """A slow first step whose data feeds a cheap second one."""
@@ -65,10 +66,7 @@ def make_investigation(parent: Path) -> Path:
     (root / "bench_steps.py").write_text(STEPS)
     (root / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
     (root / ".gitignore").write_text("trials/\n__pycache__/\n")
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.org"]
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "bench"], cwd=root, check=True)
+    commit_repository(root)
     return root
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -30,6 +29,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from run import commit_repository  # benchmarks/run.py
 
 import mitosis
 from mitosis import live
@@ -70,9 +71,7 @@ def _investigation(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
     (root / "busy.py").write_text(BUSY)
-    env = ("-c", "user.name=bench", "-c", "user.email=bench@example.org")
-    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "busy")):
-        subprocess.run(["git", *env, *args], cwd=root, check=True)
+    commit_repository(root)
     return root
 
 

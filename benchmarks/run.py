@@ -143,11 +143,16 @@ def make_investigation(parent: Path) -> Path:
     root = parent / "investigation"
     shutil.copytree(EXAMPLE, root)
     (root / ".gitignore").write_text("trials/\nbyhand/\n__pycache__/\n")
+    commit_repository(root)
+    return root
+
+
+def commit_repository(root: Path) -> None:
+    """Make ``root`` a git repository with everything in it committed, as a benchmark."""
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.org"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "bench"], cwd=root, check=True)
-    return root
 
 
 def _byhand_notebook(path: Path) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import yaml
 
 from mitosis.atomic import create_exclusive, write_atomic
 
@@ -82,15 +81,19 @@ def find(trials_folder: Path, key: str) -> CacheEntry | None:
 _USABLE = ("succeeded", "running")
 
 
+# The record's top-level ``status`` line, as mitosis-nb writes it: a plain or quoted word.
+_STATUS = re.compile(r"^status: *['\"]?(\w+)['\"]? *$", re.MULTILINE)
+
+
 def trial_status(trials_folder: Path, trial: str) -> str | None:
-    """The status a trial's record says, or None if it cannot be read."""
+    """The status a trial's record says, or None if it cannot be read. Only that line is
+    read: this runs in every trial's kernel, for each step, and for each entry ``list``s."""
     try:
         text = (trials_folder / trial / "trial.yaml").read_text(encoding="utf-8")
-        record = yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError):
         return None
-    status = record.get("status") if isinstance(record, dict) else None
-    return status if isinstance(status, str) else None
+    found = _STATUS.search(text)
+    return found.group(1) if found else None
 
 
 def publish(trials_folder: Path, entry: CacheEntry) -> None:

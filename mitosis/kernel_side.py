@@ -123,13 +123,8 @@ class KernelTrial:
         holds the result of the same code on the same arguments after the same steps."""
         cache = self._cache.prepare(name, function, {**self._defaults.get(name, {}), **arguments})
         index = self.order.index(name)
-        if cache.found is not None:
-            try:
-                result = cache.take(self.folder / results_name(index))
-            except Exception as error:  # gone or damaged since it was found: compute it
-                logging.getLogger("mitosis.cache").warning("step %s runs: %s", name, error)
-            else:
-                return self._check(name, index, result, cache.summary())
+        if cache.take(self.folder / results_name(index)):
+            return self._check(name, index, cache.result, cache.summary())
         with cache.computing():
             result = self.record(name, function(*inputs, **arguments), cache.summary())
             cache.computed(self.folder / results_name(index))

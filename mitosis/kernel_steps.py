@@ -80,6 +80,7 @@ class StepLookup:
         self._policy = policy
         self._hold = contextlib.ExitStack()
         self.cached_from: dict[str, str] | None = None
+        self.result: Any = None
         self.found = self._look_up() if parts is not None else None
 
     def _look_up(self) -> cache_store.CacheEntry | None:
@@ -102,16 +103,23 @@ class StepLookup:
             "cached_from": self.cached_from,
         }
 
-    def take(self, destination: Path) -> Any:
-        """The earlier result, given to this trial's folder as its own, and loaded."""
-        assert self.found is not None
+    def take(self, destination: Path) -> bool:
+        """Whether the cache served the step: the earlier result given to this trial's folder
+        as its own and loaded (``result``). One gone or damaged since it was found is not
+        taken: the step is computed after all."""
+        if self.found is None:
+            return False
         source = self._cache.trials_folder / self.found.results
-        _link_or_copy(source, destination)
-        with destination.open("rb") as file:
-            result = pickle.load(file)  # noqa: S301 - a result this trials folder computed
+        try:
+            _link_or_copy(source, destination)
+            with destination.open("rb") as file:
+                self.result = pickle.load(file)  # noqa: S301 - a result this trials folder computed
+        except Exception as error:
+            _log.warning("step %s runs: its cached result cannot be read (%s)", self._name, error)
+            return False
         self.cached_from = {"trial": self.found.trial, "step": self.found.step}
         self._hold.close()
-        return result
+        return True
 
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:

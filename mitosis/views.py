@@ -24,8 +24,20 @@ def _number(value: float) -> str:
 
 def short(value: Any, limit: int = 60) -> str:
     """A value on one line, cut with an ellipsis past ``limit`` characters."""
+    if type(value) is str and _plain_line(value):  # most cells: nothing to escape or join
+        return _cut(value, limit)
     text = _number(value) if isinstance(value, float) else "" if value is None else str(value)
     return _cut(inert(" ".join(text.split()), multiline=False), limit)
+
+
+def _plain_line(text: str) -> bool:
+    return (
+        text.isascii()
+        and text.isprintable()
+        and "  " not in text
+        and text[:1] != " "
+        and text[-1:] != " "
+    )
 
 
 def _cut(text: str, limit: int) -> str:
@@ -38,35 +50,23 @@ def page_text(path: Path) -> str:
 
 
 def _row_cells(row: Mapping[str, Any]) -> list[str]:
-    """One trial's cells of the ``list`` table, in ``_LIST_COLUMNS`` order, each one inert line."""
+    """One trial's cells of the ``list`` table, in ``_LIST_COLUMNS`` order, each one inert line
+    (cut to fit its column later)."""
     status, problem, started = row.get("status"), row.get("problem"), row.get("started")
     unreadable = status == "unreadable"
     variant = row.get("variant")
     return [
-        _one_line(row.get("id")),
-        _one_line(str(started)[:19].replace("T", " ")) if started else "",
-        _one_line(row.get("experiment")),
-        "(defaults)" if variant is None and not unreadable else _one_line(variant),
-        _one_line(f"{status}?" if problem and not unreadable else status),
-        _one_line(row.get("main")),
-        _one_line(problem if unreadable else row.get("note")),
+        short(row.get("id"), _WHOLE),
+        short(str(started)[:19].replace("T", " "), _WHOLE) if started else "",
+        short(row.get("experiment"), _WHOLE),
+        "(defaults)" if variant is None and not unreadable else short(variant, _WHOLE),
+        short(f"{status}?" if problem and not unreadable else status, _WHOLE),
+        short(row.get("main"), _WHOLE),
+        short(problem if unreadable else row.get("note"), _WHOLE),
     ]
 
 
-def _one_line(value: Any) -> str:
-    # Most cells are short printable ASCII with single spaces: nothing to escape or join.
-    if (
-        type(value) is str
-        and value.isascii()
-        and value.isprintable()
-        and "  " not in value
-        and value[:1] != " "
-        and value[-1:] != " "
-    ):
-        return value
-    return short(value, 10_000)
-
-
+_WHOLE = 10_000  # a cell is cut to its column's width later, not here
 PIPED_COLUMN = 200
 
 

@@ -4,13 +4,11 @@ the repository, ``fit`` is cheap; a helper module that ``gen`` calls; an unrelat
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from conftest import git, make_investigation
+from sweep_helpers import run_cli
 
 EXPERIMENTS = '''\
 from pathlib import Path
@@ -70,23 +68,9 @@ def gen_runs(root: Path) -> int:
     return len(counter.read_text().splitlines()) if counter.exists() else 0
 
 
-def mitosis(
-    root: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The real command line, in ``root``."""
-    return subprocess.run(
-        [sys.executable, "-m", "mitosis.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def run_json(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """``run ... --json``'s records; the run must succeed."""
-    done = mitosis(root, "run", *args, "--json", env=env)
+    done = run_cli(root, "run", *args, "--json", env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     records: list[dict[str, Any]] = json.loads(done.stdout)
     return records

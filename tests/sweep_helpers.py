@@ -56,14 +56,17 @@ def records(trials: Path) -> list[dict]:
     ]
 
 
-def run_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """The real command line in ``root``, output piped."""
+def run_cli(
+    root: Path, *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real command line in ``root``, output piped; ``env`` adds to the environment."""
     return subprocess.run(
         [sys.executable, "-m", "mitosis.cli", *args],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

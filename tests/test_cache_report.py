@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sweep_helpers import run_cli
 
 STEPS = '''
 """A first step whose data feeds a second; gen leans on a helper module."""
@@ -80,27 +80,16 @@ def _edit(root: Path, file: str, old: str, new: str) -> None:
     _git(root, "commit", "-q", "-am", f"edit {file}")
 
 
-def _cli(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``mitosis-nb ARGS`` run in the folder ``where``."""
-    return subprocess.run(
-        [sys.executable, "-m", "mitosis.cli", *args],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-
-
 def _trial(root: Path, *args: str, status: str = "succeeded") -> str:
     """Run one trial; its id."""
-    done = _cli(root, "run", *args, "--json")
+    done = run_cli(root, "run", *args, "--json")
     records: list[dict[str, Any]] = json.loads(done.stdout)
     assert [r["status"] for r in records] == [status], done.stderr
     return str(records[0]["id"])
 
 
 def _why(root: Path, trial: str, step: str) -> str:
-    done = _cli(root, "cache", "why", trial, step)
+    done = run_cli(root, "cache", "why", trial, step)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -138,7 +127,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ids["after_fresh"] = _trial(root, "fresh", "fit", "-p", "fresh.size=small")
     (root / "trials" / ids["after_debug"] / "results_0.pkl").unlink()
     ids["results_gone"] = _trial(root, "gen", "fit", "-p", "gen.size=large")
-    reproduced = _cli(root, "reproduce", ids["seed"], "--json")
+    reproduced = run_cli(root, "reproduce", ids["seed"], "--json")
     assert reproduced.returncode == 0, reproduced.stderr
     ids["reproduction"] = json.loads(reproduced.stdout)["trial"]
     ids["gen_alone"] = _trial(root, "gen", "-p", "gen.size=small", "-e", "+gen.seed=2")
@@ -245,7 +234,7 @@ def test_cache_false_is_read_from_the_investigation_holding_the_trials_folder(
 ) -> None:
     trials = story["root"] / "trials"
     # From a folder in no investigation at all.
-    done = _cli(tmp_path, "cache", "why", "-F", str(trials), story["fresh"], "fresh")
+    done = run_cli(tmp_path, "cache", "why", "-F", str(trials), story["fresh"], "fresh")
 
     assert "its step table says cache = false (a step that draws" in done.stdout, done.stderr
 
@@ -264,7 +253,7 @@ def test_a_result_whose_file_is_gone_does_not_serve(story: dict[str, Any]) -> No
 
 
 def test_cache_why_as_json(story: dict[str, Any]) -> None:
-    done = _cli(story["root"], "cache", "why", story["seed"], "gen", "--json")
+    done = run_cli(story["root"], "cache", "why", story["seed"], "gen", "--json")
 
     answer = json.loads(done.stdout)
     assert (answer["outcome"], answer["earlier"]) == ("changed", story["helper_edit"])
@@ -282,7 +271,9 @@ def test_a_bad_id_or_step_is_one_sentence_and_exit_2(
     story: dict[str, Any], args: tuple[str, str], expected: str
 ) -> None:
     trial, step = args
-    done = _cli(story["root"], "cache", "why", story["first"] if trial == "FIRST" else trial, step)
+    done = run_cli(
+        story["root"], "cache", "why", story["first"] if trial == "FIRST" else trial, step
+    )
 
     assert done.returncode == 2
     assert expected in done.stderr
@@ -291,7 +282,7 @@ def test_a_bad_id_or_step_is_one_sentence_and_exit_2(
 
 def test_cache_list_shows_each_cached_result_and_the_total(story: dict[str, Any]) -> None:
     root = story["root"]
-    done = _cli(root, "cache", "list", "--json")
+    done = run_cli(root, "cache", "list", "--json")
 
     listing = json.loads(done.stdout)
     entries = listing["entries"]
@@ -304,7 +295,7 @@ def test_cache_list_shows_each_cached_result_and_the_total(story: dict[str, Any]
     sizes = [(root / "trials" / e["results"]).stat().st_size for e in entries]
     assert [e["size"] for e in entries] == sizes
     assert listing["total_size"] == sum(sizes)
-    text = _cli(root, "cache", "list").stdout
+    text = run_cli(root, "cache", "list").stdout
     assert f"{story['first']}  gen " in text
     assert f"{len(entries)} cached results" in text
 
@@ -313,7 +304,7 @@ def test_cache_list_shows_each_cached_result_and_the_total(story: dict[str, Any]
 def test_each_option_of_cache_help_is_one_line_with_an_example(
     story: dict[str, Any], command: tuple[str, ...]
 ) -> None:
-    done = _cli(story["root"], "cache", command[0], "--help")
+    done = run_cli(story["root"], "cache", command[0], "--help")
 
     lines = done.stdout.splitlines()
     for option in ("-F DIR, --trials-folder DIR", "--config", "--json", "--verbose"):
@@ -324,7 +315,7 @@ def test_each_option_of_cache_help_is_one_line_with_an_example(
 
 def test_cache_list_of_an_empty_folder_says_so(tmp_path: Path, story: dict[str, Any]) -> None:
     (tmp_path / "trials").mkdir()
-    done = _cli(story["root"], "cache", "list", "-F", str(tmp_path / "trials"))
+    done = run_cli(story["root"], "cache", "list", "-F", str(tmp_path / "trials"))
 
     assert done.returncode == 0
     assert done.stdout.strip() == (

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cache_helpers import SWEEP, commit, gen_runs, make_cache_investigation, mitosis, run_json
+from cache_helpers import SWEEP, commit, gen_runs, make_cache_investigation, run_json
 from conftest import working_in
+from sweep_helpers import run_cli
 
 ONE = ("gen", "fit", "-p", "gen.length=a", "-p", "fit.scale=s2")
 
@@ -50,7 +51,7 @@ def test_a_sweep_computes_each_upstream_step_once(investigation: Path) -> None:
         assert record["main"] == pytest.approx(sum(i * 0.1 for i in range(length)) * scale)
     page = (trials / taken[0]["id"] / "trial.html").read_text()
     assert "Step gen did not run" in page and _gen(taken[0])["cached_from"]["trial"] in page
-    shown = mitosis(investigation, "show", taken[0]["id"]).stdout
+    shown = run_cli(investigation, "show", taken[0]["id"]).stdout
     source = _gen(taken[0])["cached_from"]["trial"]
     assert f"cached:   step gen did not run: its result is step gen of {source}" in shown
 
@@ -146,7 +147,7 @@ def test_a_step_may_opt_out_and_a_debug_trial_never_feeds_the_cache(investigatio
     assert "cache_key" not in _gen(opted_out) and "cache_key" not in opted_out["steps"][1]
 
     pyproject.write_text(pyproject.read_text().replace("cache = false", 'cache = "no"'))
-    refused = mitosis(investigation, "run", *ONE)
+    refused = run_cli(investigation, "run", *ONE)
     assert refused.returncode == 2
     assert "cache must be true or false" in refused.stderr
 
@@ -158,7 +159,7 @@ def test_reproduce_runs_every_step_of_a_trial_that_took_a_cached_result(
     (cached,) = run_json(investigation, *ONE)
     assert gen_runs(investigation) == 1 and _gen(cached)["cached_from"]
 
-    done = mitosis(investigation, "reproduce", cached["id"])
+    done = run_cli(investigation, "reproduce", cached["id"])
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"REPRODUCED: trial {cached['id']}")
@@ -185,7 +186,7 @@ def test_cache_why_compares_with_a_trial_whose_earlier_steps_had_the_same_varian
     )
     (again,) = run_json(investigation, *ONE)  # gen a, fit s2: as the first, not the other
 
-    said = mitosis(investigation, "cache", "why", again["id"], "fit")
+    said = run_cli(investigation, "cache", "why", again["id"], "fit")
 
     assert said.returncode == 0, said.stderr
     assert f"ran although trial {first['id']} had its key" in said.stdout
