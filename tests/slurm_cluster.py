@@ -163,6 +163,26 @@ def running_slurm(folder: Path) -> Iterator[Path]:
             _stop_by_pid_file(MUNGE_PID)
 
 
+def empty_queue(conf: Path) -> None:
+    """Cancel every job and wait until the node is idle again: the next test finds all its
+    CPUs free, not held by a job still completing."""
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    _drain_jobs(env)
+    _wait_idle(env)
+
+
+def state_report(conf: Path) -> str:
+    """What Slurm says now (queue, node, end of the controller's log), for a failing test."""
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    said = []
+    for command in (["squeue", "-r", "-t", "all"], ["sinfo", "-N", "-l"]):
+        answer = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        said.append(f"$ {' '.join(command)}\n{answer.stdout}{answer.stderr}")
+    log = (conf.parent / "slurmctld.log").read_text(errors="replace").splitlines()
+    said.append("slurmctld.log, last lines:\n" + "\n".join(log[-15:]))
+    return "\n".join(said)
+
+
 def squeue_state(conf: Path, task: str) -> str:
     """What squeue says of one task now, as the tests see it."""
     answer = subprocess.run(
