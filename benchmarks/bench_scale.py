@@ -3,7 +3,8 @@
 Prints, each beside its target:
 1. one ``mitosis-nb run`` of one sine trial in a folder of COUNT records over the same run in
    an empty folder (median of REPEATS each, interleaved; <= 1.05x);
-2. ``mitosis-nb list --json`` of COUNT records (<= 2 s);
+2. ``mitosis-nb list`` of COUNT records, as a table, as JSON and each with a ``--where``
+   query (<= 2 s each);
 3. ``mitosis-nb index``, the rebuild from the records alone (<= 60 s);
 4. ``index.html`` of COUNT trials in headless Chromium: loaded and drawn, then filtered
    (<= 2 s each).
@@ -130,6 +131,15 @@ def browse(trials: Path, count: int) -> tuple[float, float]:
     return loaded, filtered
 
 
+# The listings each held to 2 s: the table, the JSON, and both with a query.
+LISTINGS = (
+    ("list (table)        ", ()),
+    ("list --json         ", ("--json",)),
+    ("list --where        ", ("--where", "metrics.err > 0.5 and status == 'failed'")),
+    ("list --where --json ", ("--where", "metrics.err > 0.5", "--json")),
+)
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -142,8 +152,9 @@ def main() -> None:
         print(f"wrote {count} records in {time.perf_counter() - started:.1f} s", flush=True)
         took = cli("index", "-F", str(trials))
         print(f"index (rebuild) of {count}: {took:6.2f} s (<= 60 s) {_verdict(took, 60)}")
-        took = cli("list", "-F", str(trials), "--json")
-        print(f"list --json of {count}:    {took:6.2f} s (<= 2 s) {_verdict(took, 2)}", flush=True)
+        for shown, flags in LISTINGS:
+            took = cli("list", "-F", str(trials), *flags)
+            print(f"{shown} of {count}: {took:6.2f} s (<= 2 s) {_verdict(took, 2)}", flush=True)
         alone, crowded = one_trial(empty, full, repeats)
         ratio = crowded / alone
         print(

@@ -8,15 +8,22 @@ import it; filtering (``select``) and the rows themselves need nothing beyond mi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mitosis.core.analysis import TRIAL_COLUMNS, analysis_row, column_getter
+from mitosis.adapters.index_cache import Entry
+from mitosis.core.analysis import (
+    TRIAL_COLUMNS,
+    analysis_row,
+    column_getter,
+    summary_path,
+    values_getter,
+)
 from mitosis.core.query import Query, parse_query
 from mitosis.core.record import dumps_plain
-from mitosis.core.summary import TrialSummary
+from mitosis.core.summary import TrialBrief, TrialSummary
 from mitosis.errors import MissingExtraError, ParameterError
 from mitosis.trials import default_trials_folder
 from mitosis.trials_folder import TrialsFolder
@@ -61,9 +68,18 @@ def select(
 class Selection:
     """The trials a listing selected, and what a reader should be warned of."""
 
-    summaries: list[TrialSummary]
+    entries: list[Entry]
     warnings: list[str]
-    stored_json: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def briefs(self) -> list[TrialBrief]:
+        """What the ``list`` table shows of each selected trial."""
+        return [entry.brief for entry in self.entries]
+
+    @property
+    def summaries(self) -> list[TrialSummary]:
+        """The selected trials' whole summaries."""
+        return [entry.summary for entry in self.entries]
 
     def rows(self) -> list[dict[str, Any]]:
         """The selected trials as flat rows (``list --csv``)."""
@@ -72,8 +88,7 @@ class Selection:
     def json_lines(self) -> list[str]:
         """Each selected trial as one line of JSON (``list --json``): the index's own text
         of a trial unchanged since it was indexed, else its summary encoded now."""
-        stored = self.stored_json
-        return [stored.get(s.id) or dumps_plain(s.field_values()) for s in self.summaries]
+        return [e.encoded or dumps_plain(e.summary.field_values()) for e in self.entries]
 
 
 def list_selected(
@@ -85,9 +100,32 @@ def list_selected(
     """``mitosis-nb list``: the trials of ``experiment`` and ``status`` passing ``where``,
     oldest first. Raises ``QueryError`` for a bad query before anything is read."""
     query = parse_query(where) if where is not None else None
-    collected = TrialsFolder(trials_folder).collect()
-    found = select(collected.summaries, query, experiment, status)
-    return Selection(found, collected.warnings(), collected.stored_json)
+    columns = query.columns if query is not None else ()
+    paths = [summary_path(column) for column in columns]
+    # The index gives each trial's values of the query's columns, read by SQLite: the
+    # whole summary is decoded only for a trial it could not read them from.
+    extract = [path for path in paths if path is not None] if None not in paths else []
+    collected = TrialsFolder(trials_folder).collect(extract=extract)
+    if query is not None:
+        collected.decode(lambda entry: not extract or entry.extracted is None)
+    chosen = []
+    for entry in collected.entries:
+        brief = entry.brief
+        if experiment is not None and brief.experiment != experiment:
+            continue
+        if status is not None and brief.status != status:
+            continue
+        if query is not None:
+            values = entry.extracted if extract else None
+            get = (
+                column_getter(entry.summary)
+                if values is None
+                else values_getter(dict(zip(columns, values, strict=True)))
+            )
+            if not query.matches(get):
+                continue
+        chosen.append(entry)
+    return Selection(chosen, collected.warnings())
 
 
 def summarize_experiment(

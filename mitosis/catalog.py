@@ -13,9 +13,9 @@ import multiprocessing
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.core.summary import (
     LEGACY,
     UNREADABLE,
+    TrialBrief,
     TrialSummary,
-    oldest_first,
+    start_order,
     summarize_record,
     unreadable_summary,
 )
@@ -43,14 +44,42 @@ class Listing:
     warnings: list[str]
 
 
-@dataclass(frozen=True)
 class Summaries:
-    """Every trial's summary, oldest first; ``index_problem`` if the index could not be used."""
+    """Every trial of a folder, oldest first; ``index_problem`` if the index could not be used.
 
-    summaries: list[TrialSummary]
-    index_problem: str | None
-    # By trial id: the index's JSON text of each summary read from it unchanged.
-    stored_json: Mapping[str, str] = field(default_factory=dict)
+    Each trial's ``brief`` is at hand at once; the whole ``summaries`` are decoded from the
+    index's rows when first asked for, all in one go.
+    """
+
+    def __init__(
+        self, trials_folder: Path, entries: list[Entry], index_problem: str | None
+    ) -> None:
+        self.trials_folder = trials_folder
+        self.entries = entries
+        self.index_problem = index_problem
+        self._summaries: list[TrialSummary] | None = None
+
+    @property
+    def briefs(self) -> list[TrialBrief]:
+        """What ``list`` shows of each trial."""
+        return [entry.brief for entry in self.entries]
+
+    @property
+    def summaries(self) -> list[TrialSummary]:
+        """Each trial's whole summary."""
+        if self._summaries is None:
+            self.decode(lambda entry: True)
+            self._summaries = [entry.summary for entry in self.entries]
+        return self._summaries
+
+    def decode(self, needed: Callable[[Entry], bool]) -> None:
+        """Decode, all in one go, the summaries of the entries ``needed`` picks."""
+        picked = [entry for entry in self.entries if needed(entry)]
+        decoded = _decoded(self.trials_folder, picked)
+        pairs = zip(picked, decoded, strict=True)
+        replaced = {id(old): new for old, new in pairs if old is not new}
+        if replaced:
+            self.entries = [replaced.get(id(entry), entry) for entry in self.entries]
 
     def warnings(self) -> list[str]:
         """One warning for a missing or damaged index, one per unreadable record."""
@@ -60,8 +89,26 @@ class Summaries:
                 f"{self.index_problem}; read every trial.yaml instead "
                 "(`mitosis-nb index` rebuilds it)."
             )
-        found += [s.problem or s.id for s in self.summaries if s.status == UNREADABLE]
+        found += [b.problem or b.id for b in self.briefs if b.status == UNREADABLE]
         return found
+
+
+def _decoded(trials_folder: Path, entries: list[Entry]) -> list[Entry]:
+    """``entries`` with their summaries decoded; a row the index holds but cannot decode
+    (someone else wrote it) is read again from its record."""
+    try:
+        index_cache.decode_all(entries)
+        return entries
+    except (TypeError, ValueError, KeyError):
+        pass
+    decoded = []
+    for entry in entries:
+        try:
+            index_cache.decode_all([entry])
+        except (TypeError, ValueError, KeyError):
+            entry = _entry(trials_folder / entry.brief.id)
+        decoded.append(entry)
+    return decoded
 
 
 def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
@@ -107,9 +154,9 @@ def _read_entries(folders: list[Path]) -> list[Entry]:
 
 def _settle(trials_folder: Path, entry: Entry) -> tuple[Entry, bool]:
     """Re-record a dead run; flag one that cannot be checked. True if the record changed."""
-    summary = entry.summary
-    if summary.status not in ("running", liveness.QUEUED):
+    if entry.brief.status not in ("running", liveness.QUEUED):
         return entry, False  # ended: nothing to check (and no path to build, 100,000 times)
+    summary = entry.summary
     if (settled := liveness.settle(trials_folder / summary.id, summary.status)) is not None:
         return _entry(trials_folder / summary.id, settled.record), settled.changed
     if summary.status != "running":
@@ -159,9 +206,11 @@ def _legacy_newer_than_page(trials_folder: Path, legacy: legacy_store.LegacyFold
         return False  # no page yet: `index`, or the next trial, writes it
 
 
-def _read_cached(trials_folder: Path) -> tuple[dict[str, Entry] | None, str | None]:
+def _read_cached(
+    trials_folder: Path, extract: Sequence[str]
+) -> tuple[dict[str, Entry] | None, str | None]:
     try:
-        return index_cache.read(trials_folder), None
+        return index_cache.read(trials_folder, extract), None
     except IndexUnavailable as error:
         return None, str(error)
 
@@ -185,20 +234,28 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def collect(trials_folder: Path, use_index: bool = True, write_page: bool = True) -> Summaries:
+def collect(
+    trials_folder: Path,
+    use_index: bool = True,
+    write_page: bool = True,
+    extract: Sequence[str] = (),
+) -> Summaries:
     """Every trial's summary: from the index where its record is unchanged, else the record.
 
     The page is rewritten when a record changed since the index last saw it, unless the
-    caller writes it next anyway (``write_page=False``).
+    caller writes it next anyway (``write_page=False``). Entries read from the index carry
+    what their summaries hold at the JSON paths ``extract`` (``Entry.extracted``).
     """
     with _no_cycle_collection():
-        return _collect(trials_folder, use_index, write_page)
+        return _collect(trials_folder, use_index, write_page, extract)
 
 
-def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summaries:
+def _collect(
+    trials_folder: Path, use_index: bool, write_page: bool, extract: Sequence[str]
+) -> Summaries:
     store.check_folder(trials_folder)
     names = store.trial_names(trials_folder)
-    cached, problem = _read_cached(trials_folder) if use_index else ({}, None)
+    cached, problem = _read_cached(trials_folder, extract) if use_index else ({}, None)
     if not names:
         problem = None  # nothing to list: a missing index is no news
     known = cached or {}
@@ -212,7 +269,7 @@ def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summarie
             stale.append(trials_folder / name)
     fresh = _read_entries(stale)
     current.update((folder.name, entry) for folder, entry in zip(stale, fresh, strict=True))
-    entries, died, listed, stored_json = [], [], set(), {}
+    entries, died, listed = [], [], set()
     for name in names:
         if name not in current:
             continue
@@ -220,8 +277,6 @@ def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summarie
         entry, changed = _settle(trials_folder, current[name])
         if changed:
             died.append(entry)
-        elif entry.encoded is not None and entry is current[name]:
-            stored_json[name] = entry.encoded
         entries.append(entry)
     legacy = legacy_store.read_legacy_folder(trials_folder)
     changed = bool(died) or _legacy_newer_than_page(trials_folder, legacy)
@@ -232,11 +287,11 @@ def _collect(trials_folder: Path, use_index: bool, write_page: bool) -> Summarie
             # The page showed what the index held: a folder deleted or copied in by hand,
             # or a trial that has moved on since, would leave it wrong (or linking nowhere).
             changed = True
-    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
+    found = Summaries(trials_folder, _oldest_first(entries, legacy), problem)
     if changed and write_page:
         with contextlib.suppress(OSError):
-            _write_site(trials_folder, summaries)
-    return Summaries(summaries, problem, stored_json)
+            _write_site(trials_folder, found.summaries)
+    return found
 
 
 def list_trials(trials_folder: Path) -> Listing:
@@ -253,9 +308,14 @@ def rebuild(trials_folder: Path) -> Summaries:
     # The index keeps records as they are; flags are worked out afresh by each reader.
     index_cache.rebuild(trials_folder, [_unflagged(entry) for entry in entries])
     legacy = legacy_store.read_legacy_folder(trials_folder)
-    summaries = oldest_first([*(e.summary for e in entries), *_legacy_summaries(legacy)])
-    _write_site(trials_folder, summaries)
-    return Summaries(summaries, None)
+    found = Summaries(trials_folder, _oldest_first(entries, legacy), None)
+    _write_site(trials_folder, found.summaries)
+    return found
+
+
+def _oldest_first(entries: list[Entry], legacy: legacy_store.LegacyFolder) -> list[Entry]:
+    everything = [*entries, *(Entry(s, None) for s in _legacy_summaries(legacy))]
+    return sorted(everything, key=lambda entry: start_order(entry.brief))
 
 
 def _write_site(trials_folder: Path, summaries: list[TrialSummary]) -> None:

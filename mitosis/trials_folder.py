@@ -14,6 +14,7 @@ for dead runs and reading the whole folder is for ``list``, ``index`` and ``serv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,9 +75,12 @@ class TrialsFolder:
 
     # --- the listing, the index and the site (catalog) ---------------------------------
 
-    def collect(self, use_index: bool = True, write_page: bool = True) -> catalog.Summaries:
-        """Every trial's summary, dead runs settled; the site rewritten if a trial changed."""
-        return catalog.collect(self.path, use_index=use_index, write_page=write_page)
+    def collect(
+        self, use_index: bool = True, write_page: bool = True, extract: Sequence[str] = ()
+    ) -> catalog.Summaries:
+        """Every trial's summary, dead runs settled; the site rewritten if a trial changed.
+        Entries read from the index carry their values at the JSON paths ``extract``."""
+        return catalog.collect(self.path, use_index, write_page, extract)
 
     def list_trials(self) -> catalog.Listing:
         """Every trial as a plain dict, oldest first, and the warnings a reader should see."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from mitosis.core.compare import Comparison
 from mitosis.core.progress import Progress, progress_details, progress_label
+from mitosis.core.summary import UNREADABLE, TrialBrief
 from mitosis.core.terminal import inert
 
 _LIST_COLUMNS = ("id", "started", "experiment", "variant", "status", "main", "note")
@@ -49,28 +50,32 @@ def page_text(path: Path) -> str:
     return str(path) if path.is_file() else f"(no page: {path.name} was not written)"
 
 
-def _row_cells(row: Mapping[str, Any]) -> list[str]:
+def _row_cells(row: TrialBrief) -> list[str]:
     """One trial's cells of the ``list`` table, in ``_LIST_COLUMNS`` order, each one inert line
     (cut to fit its column later)."""
-    status, problem, started = row.get("status"), row.get("problem"), row.get("started")
-    unreadable = status == "unreadable"
-    variant = row.get("variant")
-    return [
-        short(row.get("id"), _WHOLE),
-        short(str(started)[:19].replace("T", " "), _WHOLE) if started else "",
-        short(row.get("experiment"), _WHOLE),
-        "(defaults)" if variant is None and not unreadable else short(variant, _WHOLE),
-        short(f"{status}?" if problem and not unreadable else status, _WHOLE),
-        short(row.get("main"), _WHOLE),
-        short(problem if unreadable else row.get("note"), _WHOLE),
+    status, problem, started, main = row.status, row.problem, row.started, row.main
+    unreadable = status == UNREADABLE
+    texts = [
+        row.id,
+        started[:19].replace("T", " ") if started else "",
+        row.experiment or "",
+        "(defaults)" if row.variant is None and not unreadable else row.variant or "",
+        f"{status}?" if problem and not unreadable else status,
+        main if type(main) is str else _number(main) if type(main) is float else short(main),
+        (problem if unreadable else row.note) or "",
     ]
+    # Most rows need nothing escaped, joined or cut: told for the whole row at once.
+    line = "|".join(texts)
+    if _plain_line(line) and " |" not in line and "| " not in line and len(line) < _WHOLE:
+        return texts
+    return [short(text, _WHOLE) for text in texts]
 
 
 _WHOLE = 10_000  # a cell is cut to its column's width later, not here
 PIPED_COLUMN = 200
 
 
-def trial_table(rows: Sequence[Mapping[str, Any]], width: int | None) -> str:
+def trial_table(rows: Sequence[TrialBrief], width: int | None) -> str:
     """The ``list`` table; with a ``width`` the long columns are cut to fit it.
 
     Without one (piped), a long column is still cut at ``PIPED_COLUMN`` characters: every
@@ -79,7 +84,9 @@ def trial_table(rows: Sequence[Mapping[str, Any]], width: int | None) -> str:
     """
     cells = [_row_cells(row) for row in rows]
     headings = [_HEADINGS.get(c, c.upper()) for c in _LIST_COLUMNS]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headings)]
+    columns = zip(*cells, strict=True)
+    natural = [max(len(h), *map(len, c)) for h, c in zip(headings, columns, strict=True)]
+    widths = list(natural)
     if width is None:
         for column in _SHRINKABLE:
             index = _LIST_COLUMNS.index(column)
@@ -90,12 +97,12 @@ def trial_table(rows: Sequence[Mapping[str, Any]], width: int | None) -> str:
             excess = sum(widths) + 2 * (len(widths) - 1) - width
             if excess > 0:
                 widths[index] = max(len(headings[index]), widths[index] - excess)
-    lines = []
-    for line in [headings, *cells]:
-        # Cells are one line and inert already: only cut to their column.
-        parts = [_cut(text, widths[i]).ljust(widths[i]) for i, text in enumerate(line)]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
+    for index, (wide, fits) in enumerate(zip(natural, widths, strict=True)):
+        if wide > fits:  # cells are one line and inert already: only cut to their column
+            for line in cells:
+                line[index] = _cut(line[index], fits)
+    template = "  ".join(f"{{:<{wide}}}" for wide in widths)
+    return "\n".join(template.format(*line).rstrip() for line in [headings, *cells])
 
 
 def _params(record: Mapping[str, Any]) -> list[str]:

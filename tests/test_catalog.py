@@ -68,6 +68,37 @@ def test_list_json_prints_the_same_from_the_index_as_from_the_records(
     assert len(json.loads(from_index.stdout)) == 13
 
 
+QUERIES = (
+    "metrics.err > 0.5",
+    "metrics.err is missing or metrics.n == 3",
+    "debug == true",
+    'main ~ "^[[]" or host is missing',
+    "params.sine.frequency == 10 and variants.sine.frequency in ['fast', 'slow']",
+    "status != 'failed' and not (note ~ '1$')",
+)
+
+
+def test_list_where_selects_the_same_from_the_index_as_from_the_records(
+    cli: RunCli, trials: Path
+) -> None:
+    # The index answers a query from the values SQLite reads out of each row; a NaN (which
+    # SQLite's JSON cannot hold), a list, a boolean and a record changed since it was
+    # indexed must all select as the records themselves do.
+    write_trial(trials, 40, metrics={"err": float("nan"), "n": 3})
+    write_trial(trials, 41, main=[1, 2], debug=True)
+    catalog.rebuild(trials)
+    write_trial(trials, 5, note="changed since indexed", metrics={"err": 9.0, "n": 3})
+    from_index = [cli("list", "-F", str(trials), "--json", "--where", q) for q in QUERIES]
+    index_cache.index_path(trials).unlink()
+    from_records = [cli("list", "-F", str(trials), "--json", "--where", q) for q in QUERIES]
+    for query, indexed, read in zip(QUERIES, from_index, from_records, strict=True):
+        assert indexed.returncode == read.returncode == 0, (query, indexed.stderr)
+        assert indexed.stdout == read.stdout, query
+    selected = [[row["id"] for row in json.loads(r.stdout)] for r in from_index]
+    assert all(selected), "every query selects some trial"
+    assert all(len(ids) < 14 for ids in selected), "and leaves some out"
+
+
 def test_list_uses_the_index_not_the_records(trials: Path) -> None:
     # A row whose record is unchanged comes from the index: change only the index, and see it.
     entries = index_cache.read(trials)

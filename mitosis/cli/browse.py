@@ -94,9 +94,9 @@ def list_command(args: argparse.Namespace) -> int:
         # One trial per line: grep-able, and json's fast C encoder (indent= is pure Python).
         _print_json_lines(found.json_lines())
         return EXIT_OK
-    rows = [summary.field_values() for summary in found.summaries]
+    briefs = found.briefs
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    say(trial_table(rows, width) if rows else "no trials.")
+    say(trial_table(briefs, width) if briefs else "no trials.")
     return EXIT_OK
 
 

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mitosis.core.summary import TrialSummary
 
-__all__ = ["TRIAL_COLUMNS", "analysis_row", "column_getter"]
+__all__ = ["TRIAL_COLUMNS", "analysis_row", "column_getter", "summary_path", "values_getter"]
 
 # The columns every row has (a value or None), in the order a table shows them.
 TRIAL_COLUMNS = (
@@ -58,6 +58,32 @@ def column_getter(summary: TrialSummary) -> Callable[[str], Any]:
             return None
         value = getattr(summary, group).get(name)
         return _plain(value) if group == "metrics" else value
+
+    return get
+
+
+def summary_path(column: str) -> str | None:
+    """Where ``column_getter`` finds a column in a summary's JSON object (``as_dict``), as a
+    JSON path (SQLite's ``->`` reads it there without decoding the rest); None for a column
+    it works out otherwise."""
+    attribute = _ATTRIBUTES.get(column)
+    if attribute is not None:
+        return f"$.{attribute}"
+    group, _, name = column.partition(".")
+    if not name or '"' in name or "\\" in name:
+        return None
+    if group in _GROUPS or (group == "resources" and name in _RESOURCES):
+        return f'$.{group}."{name}"'
+    return None
+
+
+def values_getter(values: Mapping[str, Any]) -> Callable[[str], Any]:
+    """What ``column_getter`` gives, from the raw values of the columns at ``summary_path``."""
+
+    def get(column: str) -> Any:
+        value = values.get(column)
+        plain = column == "main" or column.startswith(("metrics.", "resources."))
+        return _plain(value) if plain else value
 
     return get
 

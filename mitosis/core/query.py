@@ -280,6 +280,19 @@ class Query:
         """Whether the row whose column values ``get`` gives (None: missing) passes."""
         return self._root.holds(get)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the query reads, once each, in the order it names them."""
+        found: dict[str, None] = {}
+        pending: list[_Node] = [self._root]
+        while pending:
+            node = pending.pop(0)
+            if isinstance(node, _Test):
+                found[node.column] = None
+            else:
+                pending[:0] = node.operands
+        return tuple(found)
+
 
 def parse_query(text: str) -> Query:
     """Parse ``text``; raises ``QueryError`` pointing at the first character it cannot read."""

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 UNREADABLE = "unreadable"
 # A trial the original mitosis (0.6.x) wrote: listed and linked, never a record of ours.
@@ -86,6 +86,33 @@ class TrialSummary:
     def flagged(self, problem: str) -> TrialSummary:
         """The same summary with a flag a reader should see."""
         return replace(self, problem=problem)
+
+    def brief(self) -> TrialBrief:
+        """The fields a ``list`` table shows and filters on."""
+        return TrialBrief(
+            self.id,
+            self.status,
+            self.started,
+            self.experiment,
+            self.variant,
+            self.main,
+            self.note,
+            self.problem,
+        )
+
+
+class TrialBrief(NamedTuple):
+    """What ``list`` shows of a trial, and filters it on without a query: read from the
+    index's own columns, so that listing 100,000 trials builds no whole summary."""
+
+    id: str
+    status: str
+    started: str | None
+    experiment: str | None
+    variant: str | None
+    main: Any
+    note: str | None
+    problem: str | None
 
 
 _FIELDS = tuple(f.name for f in fields(TrialSummary))
@@ -177,13 +204,25 @@ def unreadable_summary(
     )
 
 
-def oldest_first(summaries: Iterable[TrialSummary]) -> list[TrialSummary]:
-    """``summaries`` by when their trials started.
+class Dated(Protocol):
+    """A summary or a brief: its trial's id and when it started."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def started(self) -> str | None: ...
+
+
+_Dated = TypeVar("_Dated", bound=Dated)
+
+
+def oldest_first(summaries: Iterable[_Dated]) -> list[_Dated]:
+    """``summaries`` (or briefs) by when their trials started.
 
     A sweep's ids all carry the moment it was submitted, so within a sweep only ``started``
     tells which trial ran first; a record without it falls back on its id's time.
     """
-    return sorted(summaries, key=_start_order)
+    return sorted(summaries, key=start_order)
 
 
 # How mitosis-nb writes ``started``: UTC, to the microsecond (isoformat leaves out a zero
@@ -193,7 +232,8 @@ _WHOLE_SECONDS = len("2026-01-01T00:00:00+00:00")
 _MICROSECONDS = len("2026-01-01T00:00:00.000000+00:00")
 
 
-def _start_order(summary: TrialSummary) -> tuple[str, str]:
+def start_order(summary: Dated) -> tuple[str, str]:
+    """The key ``oldest_first`` sorts by."""
     started = summary.started
     if started and started.endswith(_UTC):
         if len(started) == _MICROSECONDS:
@@ -208,10 +248,10 @@ def _start_order(summary: TrialSummary) -> tuple[str, str]:
 
 def start_key(summary: TrialSummary) -> str:
     """A text that sorts as ``oldest_first`` does: for a page's script to place a row."""
-    return " ".join(_start_order(summary))
+    return " ".join(start_order(summary))
 
 
-def _start_of(summary: TrialSummary) -> datetime:
+def _start_of(summary: Dated) -> datetime:
     try:
         started = datetime.fromisoformat(summary.started or "")
     except ValueError:
