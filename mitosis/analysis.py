@@ -8,7 +8,7 @@ import it; filtering (``select``) and the rows themselves need nothing beyond mi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,12 +64,21 @@ def select(
     return chosen
 
 
+def _as_decoded(entries: list[Entry]) -> list[Entry]:
+    return entries
+
+
 @dataclass(frozen=True)
 class Selection:
-    """The trials a listing selected, and what a reader should be warned of."""
+    """The trials a listing selected, and what a reader should be warned of.
+
+    ``decoded`` gives entries back with their summaries decoded, all in one go (the
+    catalogue's, which reads again from its record a row the index cannot decode).
+    """
 
     entries: list[Entry]
     warnings: list[str]
+    decoded: Callable[[list[Entry]], list[Entry]] = _as_decoded
 
     @property
     def briefs(self) -> list[TrialBrief]:
@@ -79,7 +88,7 @@ class Selection:
     @property
     def summaries(self) -> list[TrialSummary]:
         """The selected trials' whole summaries."""
-        return [entry.summary for entry in self.entries]
+        return [entry.summary for entry in self.decoded(self.entries)]
 
     def rows(self) -> list[dict[str, Any]]:
         """The selected trials as flat rows (``list --csv``)."""
@@ -88,7 +97,12 @@ class Selection:
     def json_lines(self) -> list[str]:
         """Each selected trial as one line of JSON (``list --json``): the index's own text
         of a trial unchanged since it was indexed, else its summary encoded now."""
-        return [e.encoded or dumps_plain(e.summary.field_values()) for e in self.entries]
+        pending = [entry for entry in self.entries if entry.encoded is None]
+        encoded = {
+            id(old): dumps_plain(new.summary.field_values())
+            for old, new in zip(pending, self.decoded(pending), strict=True)
+        }
+        return [entry.encoded or encoded[id(entry)] for entry in self.entries]
 
 
 def list_selected(
@@ -125,7 +139,7 @@ def list_selected(
             if not query.matches(get):
                 continue
         chosen.append(entry)
-    return Selection(chosen, collected.warnings())
+    return Selection(chosen, collected.warnings(), collected.decoded)
 
 
 def summarize_experiment(

@@ -72,10 +72,15 @@ class Summaries:
             self._summaries = [entry.summary for entry in self.entries]
         return self._summaries
 
+    def decoded(self, entries: list[Entry]) -> list[Entry]:
+        """``entries`` (of this folder) with their summaries decoded, all in one go; a row
+        the index holds but cannot decode (someone else wrote it) is read from its record."""
+        return _decoded(self.trials_folder, entries)
+
     def decode(self, needed: Callable[[Entry], bool]) -> None:
         """Decode, all in one go, the summaries of the entries ``needed`` picks."""
         picked = [entry for entry in self.entries if needed(entry)]
-        decoded = _decoded(self.trials_folder, picked)
+        decoded = self.decoded(picked)
         pairs = zip(picked, decoded, strict=True)
         replaced = {id(old): new for old, new in pairs if old is not new}
         if replaced:

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -97,6 +98,22 @@ def test_list_where_selects_the_same_from_the_index_as_from_the_records(
     selected = [[row["id"] for row in json.loads(r.stdout)] for r in from_index]
     assert all(selected), "every query selects some trial"
     assert all(len(ids) < 14 for ids in selected), "and leaves some out"
+
+
+def test_a_summary_the_index_cannot_decode_is_read_from_its_record(
+    cli: RunCli, trials: Path
+) -> None:
+    names = [folder.name for folder in store.trial_folders(trials)]
+    expected = {
+        flags: cli("list", "-F", str(trials), *flags).stdout
+        for flags in (("--json",), ("--csv",), ("--where", "metrics.n >= 0", "--json"))
+    }
+    with sqlite3.connect(index_cache.index_path(trials)) as connection:
+        connection.execute("UPDATE trials SET summary = '{\"id\": [' WHERE id = ?", (names[3],))
+    for flags, before in expected.items():
+        now = cli("list", "-F", str(trials), *flags)
+        assert now.returncode == 0, now.stderr
+        assert now.stdout == before, flags
 
 
 def test_list_uses_the_index_not_the_records(trials: Path) -> None:

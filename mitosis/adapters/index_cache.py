@@ -56,11 +56,12 @@ class Entry:
     summary is decoded when first asked for (``decode_all`` decodes many at once).
     """
 
-    __slots__ = ("_summary", "_text", "brief", "extracted", "stamp")
+    __slots__ = ("_printable", "_summary", "_text", "brief", "extracted", "stamp")
 
     def __init__(self, summary: TrialSummary, stamp: Stamp | None) -> None:
         self._summary: TrialSummary | None = summary
         self._text: str | None = None
+        self._printable = False
         self.brief = summary.brief()
         self.stamp = stamp
         # The values at the JSON paths ``read`` was asked for, in their order (None: not
@@ -73,12 +74,14 @@ class Entry:
         brief: TrialBrief,
         stamp: Stamp | None,
         text: str,
+        printable: bool,
         extracted: tuple[Any, ...] | None = None,
     ) -> Entry:
-        """An entry as the index holds it, its summary still encoded as ``text``."""
+        """An entry as the index holds it, its summary still encoded as ``text``, which
+        ``list --json`` may print as it is if ``printable``."""
         entry = cls.__new__(cls)
         entry._summary, entry._text, entry.brief, entry.stamp = None, text, brief, stamp
-        entry.extracted = extracted
+        entry._printable, entry.extracted = printable, extracted
         return entry
 
     @property
@@ -92,10 +95,9 @@ class Entry:
     @property
     def encoded(self) -> str | None:
         """The index's JSON text of the summary, as ``list --json`` prints it (None: not
-        from the index, or it holds a NaN or an infinity, which that output spells
-        otherwise)."""
-        text = self._text
-        return None if text is None or "NaN" in text or "Infinity" in text else text
+        from the index, or not standard JSON: with a NaN or an infinity, which that output
+        spells otherwise, or damaged)."""
+        return self._text if self._printable else None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Entry):
@@ -191,10 +193,12 @@ def _entries(rows: list[tuple[Any, ...]], paths: int) -> dict[str, Entry]:
         if not isinstance(trial_id, str) or not isinstance(status, str):
             raise TypeError(f"a row without an id or a status: {row[:2]!r}")
         brief = TrialBrief(trial_id, status, started, experiment, variant, main, note, problem)
-        stamp = row[9:12]
+        stamp: Any = row[9:12]
         at = len(rows) + number * paths
-        extracted = tuple(decoded[at : at + paths]) if paths and row[12] else None
-        entries[trial_id] = Entry.stored(brief, None if None in stamp else stamp, text, extracted)
+        whole = bool(row[12])
+        extracted = tuple(decoded[at : at + paths]) if paths and whole else None
+        stamp = None if None in stamp else stamp
+        entries[trial_id] = Entry.stored(brief, stamp, text, whole, extracted)
     return entries
 
 
@@ -204,12 +208,13 @@ def read(trials_folder: Path, paths: Sequence[str] = ()) -> dict[str, Entry]:
     Each entry's ``extracted`` holds what its summary has at ``paths`` (JSON paths, e.g.
     ``$.metrics."rmse"``): read by SQLite, without decoding the whole summary in Python.
     """
-    # SQLite's JSON reader refuses a NaN, which Python's writes: such a row is not valid to
-    # it, extracts nothing, and is decoded whole when asked.
-    valid = "json_valid(summary)" if paths else "0"
+    # A row's text is printed as it is only if SQLite finds it whole. SQLite's JSON reader
+    # refuses a NaN, which Python's writes: such a row extracts nothing, and is decoded in
+    # Python when asked (as is one damaged, which then fails and is read from its record).
     extract = "".join(", CASE WHEN json_valid(summary) THEN summary -> ? END" for _ in paths)
     with _opened(trials_folder, "ro") as connection:
-        rows = connection.execute(f"{_SELECT}, {valid}{extract} {_FROM}", tuple(paths)).fetchall()
+        query = f"{_SELECT}, json_valid(summary){extract} {_FROM}"
+        rows = connection.execute(query, tuple(paths)).fetchall()
     try:
         return _entries(rows, len(paths))
     except (TypeError, ValueError, KeyError) as error:  # rows someone else wrote
