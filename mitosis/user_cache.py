@@ -22,6 +22,8 @@ def user_cache_dir(name: str) -> Path | None:
     """The folder ``name`` of this user's cache, created if need be; None if it cannot be."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = Path(base) / APP_DIR / name
+    if not folder.is_absolute():  # no home folder: never a cache in the working folder
+        return None
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
