@@ -13,12 +13,16 @@ trials as short as the example's that ceiling is well under 2.
 ``--points N`` samples N points in each trial instead of the example's 200 (1,000,000 takes
 about a second of computing and drawing), to see how a sweep scales when its trials compute.
 
-Run: python benchmarks/bench_sweep.py [--repeats N] [--points N]
+Python modules are compiled once beforehand, as installing a package leaves them
+(``--no-bytecode`` compiles them in every run, as PYTHONDONTWRITEBYTECODE=1 makes Python do).
+
+Run: python benchmarks/bench_sweep.py [--repeats N] [--points N] [--no-bytecode]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import shutil
@@ -36,6 +40,21 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "investigation"
 SWEEP = ["sine", "-p", "frequency=slow,fast", "-p", "noise=low,high"]
 SWEEP += ["-e", "amplitude=1", "-e", "amplitude=2"]
 DEFAULT_POINTS = 200  # the default of the example's `run`
+
+
+def keep_bytecode(*folders: Path) -> None:
+    """Let Python keep compiled modules, as installing a wheel leaves them, and compile
+    mitosis and ``folders`` now.
+
+    With PYTHONDONTWRITEBYTECODE set (some sandboxes set it) every run would compile all of
+    mitosis's modules again, in the runner and in each kernel: about 0.2 CPU-s a trial
+    that an installed mitosis-nb never pays.
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    spec = importlib.util.find_spec("mitosis")
+    package = list(spec.submodule_search_locations or []) if spec else []
+    command = [sys.executable, "-m", "compileall", "-q", *package, *map(str, folders)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
 def make_repository(root: Path) -> Path:
@@ -99,6 +118,11 @@ def main() -> None:
     parser.add_argument(
         "--points", type=int, default=DEFAULT_POINTS, help="samples per trial (default 200)"
     )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="compile every module on every run, as PYTHONDONTWRITEBYTECODE=1 makes Python do",
+    )
     args = parser.parse_args()
     repeats, points = args.repeats, args.points
     cores = os.cpu_count() or 1
@@ -108,6 +132,8 @@ def main() -> None:
     ceilings: list[float] = []
     with tempfile.TemporaryDirectory() as temp:
         root = make_repository(Path(temp) / "investigation")
+        if not args.no_bytecode:
+            keep_bytecode(root)
         for repeat in range(repeats):
             for workers in (1, 2):
                 wall, cpu, trials = timed_sweep(root, workers, repeat, points)

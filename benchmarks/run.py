@@ -15,7 +15,8 @@ medians are compared as ratios: on a shared, noisy machine absolute times mean l
 and the peak resident memory of the runner process (its own, not its kernels'). One trial is
 compared with the floor in wall time and in CPU time (the command and every process it
 reaped, its kernel included; issue 19's targets: 1.1x and 1.5x), and, for the record, in wall
-time again while a second process keeps one core busy.
+time again while a second process keeps one core busy. Python modules are compiled once
+beforehand, as installing a package leaves them (``--no-bytecode`` compiles them in every run).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bench_listing  # benchmarks/ is on sys.path: this script's own folder
+from bench_sweep import keep_bytecode
 from synthetic import write_trials  # the listing benchmark's generator; it put tests/ on the path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -336,10 +338,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=10_000, help="0 skips the listing")
     parser.add_argument("--no-sweep", action="store_true", help="skip the 16-trial sweep")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="compile every module on every run, as PYTHONDONTWRITEBYTECODE=1 makes Python do",
+    )
     args = parser.parse_args(argv)
     parent = Path(tempfile.mkdtemp(prefix="mitosis-bench-"))
     try:
         root = make_investigation(parent)
+        if not args.no_bytecode:
+            keep_bytecode(root)
         workers = 2 if _has_workers() else 1
         if workers == 1:
             print("note: this mitosis-nb has no --workers; the sweep runs serially.")

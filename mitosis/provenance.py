@@ -7,6 +7,7 @@ commit and dirty state, and a non-debug trial needs all of those repositories cl
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +45,16 @@ def _trace(
     file: str | None,
     states: dict[Path, gitstate.GitState],
     ignore: Sequence[Path],
+    located: dict[str, dict[str, Any]],
 ) -> dict[str, Any] | None:
     if path is None:
         return None
     if file is None:  # a built-in or namespace module has no file to trace
         return {"file": None, "repo": None}
-    return gitstate.locate_file(Path(file), states, ignore).as_record()
+    # A step's callable and lookup dictionary often share a file: git is asked once.
+    if file not in located:
+        located[file] = gitstate.locate_file(Path(file), states, ignore).as_record()
+    return copy.deepcopy(located[file])
 
 
 def trace_steps(
@@ -65,10 +70,11 @@ def trace_steps(
     never make a repository dirty.
     """
     states = {main.root: main}
+    located: dict[str, dict[str, Any]] = {}
     sources = {
         step.name: {
-            "run": _trace(step.run, files[step.name][0], states, trials_folders),
-            "lookup": _trace(step.lookup, files[step.name][1], states, trials_folders),
+            "run": _trace(step.run, files[step.name][0], states, trials_folders, located),
+            "lookup": _trace(step.lookup, files[step.name][1], states, trials_folders, located),
         }
         for step in steps
     }

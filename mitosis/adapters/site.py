@@ -37,6 +37,7 @@ from mitosis.atomic import write_atomic
 from mitosis.core.analysis import analysis_row
 from mitosis.core.embed import embed_json, finite
 from mitosis.core.summary import TrialSummary, start_key
+from mitosis.user_cache import jinja_bytecode_cache
 
 INDEX_HTML = "index.html"
 PARTS_DIR = "index-data"
@@ -74,6 +75,7 @@ def _template(name: str = "index.html.j2") -> jinja2.Template:
         loader=jinja2.FileSystemLoader(str(_HTML_DIR)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        bytecode_cache=jinja_bytecode_cache(),
     )
     return environment.get_template(name)
 
