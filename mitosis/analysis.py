@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mitosis.adapters.index_cache import Entry
+from mitosis.adapters.index_cache import Entry, Reading
 from mitosis.core.analysis import (
     TRIAL_COLUMNS,
     analysis_row,
@@ -110,16 +110,21 @@ def list_selected(
     where: str | None = None,
     experiment: str | None = None,
     status: str | None = None,
+    whole: bool = True,
 ) -> Selection:
     """``mitosis-nb list``: the trials of ``experiment`` and ``status`` passing ``where``,
-    oldest first. Raises ``QueryError`` for a bad query before anything is read."""
+    oldest first. Raises ``QueryError`` for a bad query before anything is read.
+
+    Without ``whole`` (for a table of their ``briefs``), the selected trials' summaries are
+    left in the index until asked for.
+    """
     query = parse_query(where) if where is not None else None
     columns = query.columns if query is not None else ()
     paths = [summary_path(column) for column in columns]
     # The index gives each trial's values of the query's columns, read by SQLite: the
     # whole summary is decoded only for a trial it could not read them from.
     extract = [path for path in paths if path is not None] if None not in paths else []
-    collected = TrialsFolder(trials_folder).collect(extract=extract)
+    collected = TrialsFolder(trials_folder).collect(reading=Reading(extract, texts=whole))
     if query is not None:
         collected.decode(lambda entry: not extract or entry.extracted is None)
     chosen = []

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 
 from mitosis import dead_runs, liveness
 from mitosis.adapters import index_cache, legacy_store, processes, site, store
-from mitosis.adapters.index_cache import Entry, IndexUnavailable
+from mitosis.adapters.index_cache import WHOLE_SUMMARIES, Entry, IndexUnavailable, Reading
 from mitosis.adapters.legacy_store import LegacyTrial
 from mitosis.core.summary import (
     LEGACY,
@@ -100,7 +100,9 @@ class Summaries:
 
 def _decoded(trials_folder: Path, entries: list[Entry]) -> list[Entry]:
     """``entries`` with their summaries decoded; a row the index holds but cannot decode
-    (someone else wrote it) is read again from its record."""
+    (someone else wrote it, or changed it since) is read again from its record."""
+    if any(entry.undecodable for entry in entries):
+        entries = _with_texts(trials_folder, entries)
     try:
         index_cache.decode_all(entries)
         return entries
@@ -114,6 +116,25 @@ def _decoded(trials_folder: Path, entries: list[Entry]) -> list[Entry]:
             entry = _entry(trials_folder / entry.brief.id)
         decoded.append(entry)
     return decoded
+
+
+def _with_texts(trials_folder: Path, entries: list[Entry]) -> list[Entry]:
+    """``entries`` with the summaries' texts a listing left in the index, read now; one
+    whose row has changed since (or is gone) is read from its record instead."""
+    try:
+        texts = index_cache.read_texts(trials_folder)
+    except IndexUnavailable:
+        texts = {}
+    found = []
+    for entry in entries:
+        if entry.undecodable:
+            stamp, text, printable = texts.get(entry.brief.id, (None, None, False))
+            if text is not None and stamp is not None and stamp == entry.stamp:
+                entry = entry.with_text(text, printable)
+            else:
+                entry = _entry(trials_folder / entry.brief.id)
+        found.append(entry)
+    return found
 
 
 def _entry(folder: Path, record: dict[str, Any] | None = None) -> Entry:
@@ -212,10 +233,10 @@ def _legacy_newer_than_page(trials_folder: Path, legacy: legacy_store.LegacyFold
 
 
 def _read_cached(
-    trials_folder: Path, extract: Sequence[str]
+    trials_folder: Path, reading: Reading
 ) -> tuple[dict[str, Entry] | None, str | None]:
     try:
-        return index_cache.read(trials_folder, extract), None
+        return index_cache.read(trials_folder, reading), None
     except IndexUnavailable as error:
         return None, str(error)
 
@@ -243,24 +264,21 @@ def collect(
     trials_folder: Path,
     use_index: bool = True,
     write_page: bool = True,
-    extract: Sequence[str] = (),
+    reading: Reading = WHOLE_SUMMARIES,
 ) -> Summaries:
     """Every trial's summary: from the index where its record is unchanged, else the record.
 
     The page is rewritten when a record changed since the index last saw it, unless the
-    caller writes it next anyway (``write_page=False``). Entries read from the index carry
-    what their summaries hold at the JSON paths ``extract`` (``Entry.extracted``).
+    caller writes it next anyway (``write_page=False``).
     """
     with _no_cycle_collection():
-        return _collect(trials_folder, use_index, write_page, extract)
+        return _collect(trials_folder, use_index, write_page, reading)
 
 
-def _collect(
-    trials_folder: Path, use_index: bool, write_page: bool, extract: Sequence[str]
-) -> Summaries:
+def _collect(trials_folder: Path, use_index: bool, write_page: bool, reading: Reading) -> Summaries:
     store.check_folder(trials_folder)
     names = store.trial_names(trials_folder)
-    cached, problem = _read_cached(trials_folder, extract) if use_index else ({}, None)
+    cached, problem = _read_cached(trials_folder, reading) if use_index else ({}, None)
     if not names:
         problem = None  # nothing to list: a missing index is no news
     known = cached or {}
@@ -274,6 +292,9 @@ def _collect(
             stale.append(trials_folder / name)
     fresh = _read_entries(stale)
     current.update((folder.name, entry) for folder, entry in zip(stale, fresh, strict=True))
+    # Those still running or queued are checked, which takes their whole summaries.
+    unsettled = [e for e in current.values() if e.brief.status in ("running", liveness.QUEUED)]
+    current.update((e.brief.id, e) for e in _decoded(trials_folder, unsettled))
     entries, died, listed = [], [], set()
     for name in names:
         if name not in current:

@@ -14,7 +14,6 @@ for dead runs and reading the whole folder is for ``list``, ``index`` and ``serv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from mitosis import catalog
 from mitosis.adapters import registry, store
+from mitosis.adapters.index_cache import WHOLE_SUMMARIES, Reading
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,14 @@ class TrialsFolder:
     # --- the listing, the index and the site (catalog) ---------------------------------
 
     def collect(
-        self, use_index: bool = True, write_page: bool = True, extract: Sequence[str] = ()
+        self,
+        use_index: bool = True,
+        write_page: bool = True,
+        reading: Reading = WHOLE_SUMMARIES,
     ) -> catalog.Summaries:
         """Every trial's summary, dead runs settled; the site rewritten if a trial changed.
-        Entries read from the index carry their values at the JSON paths ``extract``."""
-        return catalog.collect(self.path, use_index, write_page, extract)
+        ``reading`` says what will be asked of the trials read from the index."""
+        return catalog.collect(self.path, use_index, write_page, reading)
 
     def list_trials(self) -> catalog.Listing:
         """Every trial as a plain dict, oldest first, and the warnings a reader should see."""

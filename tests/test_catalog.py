@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import RunCli
-from synthetic import dead_pid, make_record, write_trial, write_trials
+from synthetic import dead_pid, make_record, site_text, write_trial, write_trials
 
 from mitosis import catalog, dead_runs
 from mitosis.adapters import index_cache, processes, site, store
@@ -301,6 +301,25 @@ def test_a_dead_runner_is_recorded_as_interrupted(cli: RunCli, trials: Path) -> 
     assert record["status"] == "interrupted"
     assert record["error"]["kind"] == "interrupted" and "died" in record["error"]["message"]
     assert index_cache.read(trials)[folder.name].summary.status == "interrupted"
+
+
+def test_a_table_listing_settles_an_indexed_dead_run_and_rewrites_the_page_whole(
+    cli: RunCli, trials: Path
+) -> None:
+    # A table reads only briefs from the index: the running trial's summary, and every
+    # other one for the page it rewrites, are read from the index when they are needed.
+    folder = write_trial(trials, 74, status="running", pid=dead_pid(), main=None, error=None)
+    index_cache.update(trials, [catalog._entry(folder)])
+    assert index_cache.read(trials)[folder.name].summary.status == "running"
+
+    table = cli("list", "-F", str(trials))
+    assert table.returncode == 0, table.stderr
+    (line,) = [line for line in table.stdout.splitlines() if line.startswith(folder.name)]
+    assert " interrupted " in line
+    assert yaml.safe_load((folder / "trial.yaml").read_text())["status"] == "interrupted"
+    page = site_text(trials)
+    assert all(other.name in page for other in store.trial_folders(trials))
+    assert len(list(store.trial_folders(trials))) == 13
 
 
 def test_a_runner_killed_while_writing_its_first_record_leaves_an_interrupted_trial(

@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,23 @@ _SCHEMA = (
 )
 _INSERT = "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT = (
-    "SELECT id, status, started, experiment, variant, main, note, problem, summary, "
+    "SELECT id, status, started, experiment, variant, main, note, problem, "
     "record_mtime_ns, record_size, record_inode"
 )
-_FROM = "FROM trials"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a reader of the index will ask of each trial besides its brief: the values at
+    JSON paths (``extract``, e.g. ``$.metrics."rmse"``, as ``Entry.extracted``), read by
+    SQLite without decoding the rest, and whether its summary's text (``texts``; a table of
+    briefs leaves it in the index until ``read_texts``)."""
+
+    extract: Sequence[str] = ()
+    texts: bool = True
+
+
+WHOLE_SUMMARIES = Reading()
 
 
 class IndexUnavailable(Exception):
@@ -73,16 +87,25 @@ class Entry:
         cls,
         brief: TrialBrief,
         stamp: Stamp | None,
-        text: str,
+        text: str | None,
         printable: bool,
         extracted: tuple[Any, ...] | None = None,
     ) -> Entry:
-        """An entry as the index holds it, its summary still encoded as ``text``, which
-        ``list --json`` may print as it is if ``printable``."""
+        """An entry as the index holds it, its summary still encoded as ``text`` (None:
+        left in the index), which ``list --json`` may print as it is if ``printable``."""
         entry = cls.__new__(cls)
         entry._summary, entry._text, entry.brief, entry.stamp = None, text, brief, stamp
         entry._printable, entry.extracted = printable, extracted
         return entry
+
+    @property
+    def undecodable(self) -> bool:
+        """Whether this entry has neither its summary nor the text to decode it from."""
+        return self._summary is None and self._text is None
+
+    def with_text(self, text: str, printable: bool) -> Entry:
+        """This entry, with the summary's text read from the index afterwards."""
+        return Entry.stored(self.brief, self.stamp, text, printable, self.extracted)
 
     @property
     def summary(self) -> TrialSummary:
@@ -116,6 +139,8 @@ def decode_all(entries: Iterable[Entry]) -> None:
     pending = [entry for entry in entries if entry._summary is None]
     if not pending:
         return
+    if any(entry._text is None for entry in pending):
+        raise ValueError("a summary left in the index: read its text first (read_texts)")
     decoded = json.loads("[" + ",".join(entry._text or "" for entry in pending) + "]")
     for entry, values in zip(pending, decoded, strict=True):
         values["tracked"] = tuple(values["tracked"])
@@ -189,37 +214,51 @@ def _entries(rows: list[tuple[Any, ...]], paths: int) -> dict[str, Entry]:
     entries = {}
     mains = decoded[: len(rows)]
     for number, (row, main) in enumerate(zip(rows, mains, strict=True)):
-        trial_id, status, started, experiment, variant, _, note, problem, text = row[:9]
+        trial_id, status, started, experiment, variant, _, note, problem = row[:8]
         if not isinstance(trial_id, str) or not isinstance(status, str):
             raise TypeError(f"a row without an id or a status: {row[:2]!r}")
         brief = TrialBrief(trial_id, status, started, experiment, variant, main, note, problem)
-        stamp: Any = row[9:12]
         at = len(rows) + number * paths
-        whole = bool(row[12])
+        text, whole = row[11], bool(row[12])
         extracted = tuple(decoded[at : at + paths]) if paths and whole else None
-        stamp = None if None in stamp else stamp
-        entries[trial_id] = Entry.stored(brief, stamp, text, whole, extracted)
+        entries[trial_id] = Entry.stored(brief, _stamp(row[8:11]), text, whole, extracted)
     return entries
 
 
-def read(trials_folder: Path, paths: Sequence[str] = ()) -> dict[str, Entry]:
-    """Every cached entry, by trial id; ``IndexUnavailable`` if the index cannot be used.
+def _stamp(columns: tuple[Any, ...]) -> Stamp | None:
+    return None if None in columns else (columns[0], columns[1], columns[2])
 
-    Each entry's ``extracted`` holds what its summary has at ``paths`` (JSON paths, e.g.
-    ``$.metrics."rmse"``): read by SQLite, without decoding the whole summary in Python.
-    """
+
+def read(trials_folder: Path, reading: Reading = WHOLE_SUMMARIES) -> dict[str, Entry]:
+    """Every cached entry, by trial id, as ``reading`` asks; ``IndexUnavailable`` if the
+    index cannot be used."""
+    paths, texts = reading.extract, reading.texts
     # A row's text is printed as it is only if SQLite finds it whole. SQLite's JSON reader
     # refuses a NaN, which Python's writes: such a row extracts nothing, and is decoded in
     # Python when asked (as is one damaged, which then fails and is read from its record).
+    text = "summary" if texts else "NULL"
+    valid = "json_valid(summary)" if texts or paths else "0"
     extract = "".join(", CASE WHEN json_valid(summary) THEN summary -> ? END" for _ in paths)
     with _opened(trials_folder, "ro") as connection:
-        query = f"{_SELECT}, json_valid(summary){extract} {_FROM}"
+        query = f"{_SELECT}, {text}, {valid}{extract} FROM trials"
         rows = connection.execute(query, tuple(paths)).fetchall()
     try:
         return _entries(rows, len(paths))
     except (TypeError, ValueError, KeyError) as error:  # rows someone else wrote
         path = index_path(trials_folder)
         raise IndexUnavailable(f"{path} holds rows it cannot read ({error})") from None
+
+
+def read_texts(trials_folder: Path) -> dict[str, tuple[Stamp | None, str, bool]]:
+    """Each row's stamp, its summary's JSON text, and whether SQLite finds that whole JSON,
+    by trial id; ``IndexUnavailable`` if the index cannot be used."""
+    query = (
+        "SELECT id, record_mtime_ns, record_size, record_inode, summary, json_valid(summary) "
+        "FROM trials"
+    )
+    with _opened(trials_folder, "ro") as connection:
+        rows = connection.execute(query).fetchall()
+    return {row[0]: (_stamp(row[1:4]), row[4], bool(row[5])) for row in rows}
 
 
 def update(

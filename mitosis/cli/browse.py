@@ -84,7 +84,10 @@ def list_command(args: argparse.Namespace) -> int:
 
     # What is read lives until exit: the cycle collector would only walk 100,000 rows again.
     gc.disable()
-    found = list_selected(_trials_folder_of(args), args.where, args.experiment, args.status)
+    # A table needs only each trial's brief; JSON and CSV, its whole summary.
+    whole = bool(args.json or args.csv)
+    folder = _trials_folder_of(args)
+    found = list_selected(folder, args.where, args.experiment, args.status, whole)
     for warning in found.warnings:
         say(f"mitosis-nb: warning: {warning}", file=sys.stderr)
     if args.csv:
