@@ -236,7 +236,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     template = request.template or config.template or render.packaged_template()
     origin = "--template (template=)" if request.template else "`template` in [tool.mitosis]"
     render.render_notebook(template, steps, origin)
-    kernelspec = kernels.kernelspec_metadata(request.kernel) if request.kernel else None
+    kernelspec = render.kernelspec_metadata(request.kernel) if request.kernel else None
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
     facts = _ask_kernel(kernel, steps, grid, request.timeout)
     # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.

@@ -21,11 +21,11 @@ from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from mitosis.errors import KernelError, ParameterError
+from mitosis.errors import KernelError
 from mitosis.event_loops import in_own_loop
 
 SAME_INTERPRETER = "mitosis-same-python"
@@ -53,7 +53,7 @@ class TrialKernel:
         return getattr(process, "pid", None)
 
     def kill(self) -> None:
-        """Kill the kernel's process now, even in the middle of a cell."""
+        """Kill the kernel (and what it started) now, even in the middle of a cell."""
         _kill_kernel(self.manager)
 
     def stop(self) -> None:
@@ -170,18 +170,6 @@ def start_kernel(kernel: str | None, root: Path, import_roots: Sequence[Path] = 
         extra_arguments=_history_off(manager.kernel_spec),
     )
     return TrialKernel(manager)
-
-
-def kernelspec_metadata(kernel: str) -> dict[str, str]:
-    """The notebook's ``kernelspec`` metadata for the named kernel, with which Jupyter opens
-    the trial's notebook; ``ParameterError`` if no such kernel is installed."""
-    specs = KernelSpecManager()
-    try:
-        spec = specs.get_kernel_spec(kernel)
-    except NoSuchKernel:
-        known = ", ".join(sorted(specs.find_kernel_specs())) or "none"
-        raise ParameterError(f"no Jupyter kernel named {kernel!r}; installed: {known}.") from None
-    return {"name": kernel, "display_name": spec.display_name, "language": spec.language}
 
 
 def _history_off(spec: KernelSpec | None) -> list[str]:
@@ -370,11 +358,11 @@ def _ending(manager: AsyncKernelManager) -> str:
 
 def stop_kernel(manager: AsyncKernelManager) -> None:
     """Shut the kernel down for good, even when it is busy or already dead."""
-    # Killed and reaped first: jupyter_client's shutdown then finds it gone at once rather
-    # than polling for its end every 0.1 s (it still kills whatever the kernel started).
+    # Killed, reaped, then forgotten by jupyter_client: its shutdown would signal the kernel's
+    # process group by id even once reaped, when another run's kernel may have that id.
     _kill_kernel(manager, reap=True)
     with contextlib.suppress(Exception):
-        if manager.has_kernel:
+        if manager.has_kernel:  # not reaped (stuck): its group id is still its own
             run_sync(manager.shutdown_kernel)(now=True)
     with contextlib.suppress(Exception):
         run_sync(manager.cleanup_resources)()
@@ -390,11 +378,20 @@ def stop_kernel(manager: AsyncKernelManager) -> None:
 def _kill_kernel(manager: AsyncKernelManager, reap: bool = False) -> None:
     # Killing the process makes papermill's client raise DeadKernelError promptly, even in
     # the middle of a cell; a polite shutdown request would wait for the cell to finish.
-    process = getattr(manager.provisioner, "process", None)
-    if process is None:
+    # Its group (it and what it started) is killed by an id that is the kernel's only until
+    # it is reaped, and Popen reaps holding this lock (nbclient polls from another thread).
+    provisioner = manager.provisioner
+    process = getattr(provisioner, "process", None)
+    if provisioner is None or process is None:
         return
-    with contextlib.suppress(OSError):
-        process.kill()
+    with contextlib.suppress(OSError), getattr(process, "_waitpid_lock", threading.Lock()):
+        if process.returncode is None:
+            group = getattr(provisioner, "pgid", None)
+            if group:
+                os.killpg(group, signal.SIGKILL)
+            else:
+                os.kill(process.pid, signal.SIGKILL)
     if reap:
         with contextlib.suppress(Exception):  # not ours to reap after all, or stuck
             process.wait(timeout=5)
+            run_sync(provisioner.wait)()  # closes its pipes and forgets the process

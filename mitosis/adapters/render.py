@@ -1,4 +1,5 @@
-"""Render a trial's notebook from a template: one readable code cell per step."""
+"""Render a trial's notebook from a template, one readable code cell per step, and name the
+kernel Jupyter opens it with."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from mitosis.core.steps import StepConfig
-from mitosis.errors import ConfigError
+from mitosis.errors import ConfigError, ParameterError
 
 STEPS_TAG = "mitosis-steps"
 PARAMETERS_TAG = "parameters"
@@ -22,6 +24,18 @@ def packaged_template() -> Path:
         if (candidate / "trial.ipynb").is_file():
             return candidate / "trial.ipynb"
     raise ConfigError(f"mitosis-nb's own template is missing next to {package}; reinstall it.")
+
+
+def kernelspec_metadata(kernel: str) -> dict[str, str]:
+    """The notebook's ``kernelspec`` metadata for the named kernel, with which Jupyter opens
+    the trial's notebook; ``ParameterError`` if no such kernel is installed."""
+    specs = KernelSpecManager()
+    try:
+        spec = specs.get_kernel_spec(kernel)
+    except NoSuchKernel:
+        known = ", ".join(sorted(specs.find_kernel_specs())) or "none"
+        raise ParameterError(f"no Jupyter kernel named {kernel!r}; installed: {known}.") from None
+    return {"name": kernel, "display_name": spec.display_name, "language": spec.language}
 
 
 def _tags(cell: nbformat.NotebookNode) -> list[str]:
