@@ -122,8 +122,11 @@ def list_selected(
     columns = query.columns if query is not None else ()
     paths = [summary_path(column) for column in columns]
     # The index gives each trial's values of the query's columns, read by SQLite: the
-    # whole summary is decoded only for a trial it could not read them from.
-    extract = [path for path in paths if path is not None] if None not in paths else []
+    # whole summary is decoded only for a trial it could not read them from, or for every
+    # trial if a column has no path in the summary's JSON.
+    extract = [path for path in paths if path is not None]
+    if len(extract) < len(paths):
+        extract = []
     collected = TrialsFolder(trials_folder).collect(reading=Reading(extract, texts=whole))
     if query is not None:
         collected.decode(lambda entry: not extract or entry.extracted is None)

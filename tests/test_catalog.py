@@ -76,6 +76,7 @@ QUERIES = (
     'main ~ "^[[]" or host is missing',
     "params.sine.frequency == 10 and variants.sine.frequency in ['fast', 'slow']",
     "status != 'failed' and not (note ~ '1$')",
+    "problem is missing and metrics.n < 5",  # no path for `problem`: every summary decoded
 )
 
 
