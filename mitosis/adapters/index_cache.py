@@ -30,7 +30,8 @@ Stamp = tuple[int, int, int]  # the record file's mtime_ns, size, inode
 
 # A row is its trial's whole summary as one JSON object, plus in columns of their own what
 # `list` shows (``TrialBrief``; ``main`` as JSON): listing 100,000 trials reads those, and
-# decodes a whole summary only for a query, a CSV or a trial still running.
+# decodes a whole summary only for a CSV, a trial still running, or a query on a column
+# SQLite cannot read out of the JSON.
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE trials (id TEXT PRIMARY KEY, status TEXT, started TEXT, experiment TEXT, "
@@ -49,8 +50,8 @@ _SELECT = (
 class Reading:
     """What a reader of the index will ask of each trial besides its brief: the values at
     JSON paths (``extract``, e.g. ``$.metrics."rmse"``, as ``Entry.extracted``), read by
-    SQLite without decoding the rest, and whether its summary's text (``texts``; a table of
-    briefs leaves it in the index until ``read_texts``)."""
+    SQLite without decoding the rest, and whether it wants the summary's text now
+    (``texts``; a table of briefs leaves it in the index, for ``read_texts`` if need be)."""
 
     extract: Sequence[str] = ()
     texts: bool = True
