@@ -2,13 +2,13 @@
 query grammar, and aggregated over seeds (``summarize``).
 
 pandas is the optional extra ``analysis``: only the two functions that return a DataFrame
-import it; filtering (``select``) and the rows themselves need nothing beyond mitosis.
+import it; filtering (``list_selected``) and the rows themselves need nothing beyond mitosis.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from mitosis.core.analysis import (
     summary_path,
     values_getter,
 )
-from mitosis.core.query import Query, parse_query
+from mitosis.core.query import parse_query
 from mitosis.core.record import dumps_plain
 from mitosis.core.summary import TrialBrief, TrialSummary
 from mitosis.errors import MissingExtraError, ParameterError
@@ -36,7 +36,6 @@ __all__ = [
     "list_selected",
     "row_columns",
     "search_trials",
-    "select",
     "summarize",
     "summarize_experiment",
 ]
@@ -44,24 +43,6 @@ __all__ = [
 # Trials whose outcome is known; running ones are neither counted nor averaged.
 _FAILED = ("failed", "interrupted")
 _STATS = ("n", "failed", "mean", "std", "min", "max")
-
-
-def select(
-    summaries: Iterable[TrialSummary],
-    query: Query | None = None,
-    experiment: str | None = None,
-    status: str | None = None,
-) -> list[TrialSummary]:
-    """The trials of ``experiment`` and ``status`` that pass ``query``."""
-    chosen = []
-    for summary in summaries:
-        if experiment is not None and summary.experiment != experiment:
-            continue
-        if status is not None and summary.status != status:
-            continue
-        if query is None or query.matches(column_getter(summary)):
-            chosen.append(summary)
-    return chosen
 
 
 def _as_decoded(entries: list[Entry]) -> list[Entry]:
@@ -206,9 +187,8 @@ def search_trials(
     Raises ``QueryError`` for a bad query and ``MissingExtraError`` without pandas.
     """
     pandas = _pandas()
-    query = parse_query(where) if where is not None else None  # refused before any reading
     folder = Path(trials_folder) if trials_folder else default_trials_folder(config)
-    found = select(TrialsFolder(folder).collect().summaries, query, experiment, status)
+    found = list_selected(folder, where, experiment, status).summaries
     rows = [analysis_row(summary) for summary in found]
     columns = row_columns(rows)
     frame = pandas.DataFrame.from_records(rows, columns=columns).set_index("id")

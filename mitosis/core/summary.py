@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ast
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 UNREADABLE = "unreadable"
 # A trial the original mitosis (0.6.x) wrote: listed and linked, never a record of ours.
@@ -213,18 +213,6 @@ class Dated(Protocol):
     def started(self) -> str | None: ...
 
 
-_Dated = TypeVar("_Dated", bound=Dated)
-
-
-def oldest_first(summaries: Iterable[_Dated]) -> list[_Dated]:
-    """``summaries`` (or briefs) by when their trials started.
-
-    A sweep's ids all carry the moment it was submitted, so within a sweep only ``started``
-    tells which trial ran first; a record without it falls back on its id's time.
-    """
-    return sorted(summaries, key=start_order)
-
-
 # How mitosis-nb writes ``started``: UTC, to the microsecond (isoformat leaves out a zero
 # fraction). Such a text sorts as its time does: 100,000 of them need not be parsed.
 _UTC = "+00:00"
@@ -233,7 +221,11 @@ _MICROSECONDS = len("2026-01-01T00:00:00.000000+00:00")
 
 
 def start_order(summary: Dated) -> tuple[str, str]:
-    """The key ``oldest_first`` sorts by."""
+    """The key that orders trials by when they started, oldest first.
+
+    A sweep's ids all carry the moment it was submitted, so within a sweep only ``started``
+    tells which trial ran first; a record without it falls back on its id's time.
+    """
     started = summary.started
     if started and started.endswith(_UTC):
         if len(started) == _MICROSECONDS:
@@ -247,7 +239,7 @@ def start_order(summary: Dated) -> tuple[str, str]:
 
 
 def start_key(summary: TrialSummary) -> str:
-    """A text that sorts as ``oldest_first`` does: for a page's script to place a row."""
+    """A text that sorts as ``start_order`` does: for a page's script to place a row."""
     return " ".join(start_order(summary))
 
 
