@@ -8,9 +8,15 @@ half a file; where the folder cannot be made (a read-only home), nothing is cach
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mitosis.atomic import write_atomic
 
 if TYPE_CHECKING:
     import jinja2
@@ -44,3 +50,62 @@ def jinja_bytecode_cache() -> jinja2.BytecodeCache | None:
     import jinja2  # only a process that renders templates pays for the import
 
     return jinja2.FileSystemBytecodeCache(str(folder))
+
+
+class KeptTexts:
+    """Texts kept under a digest of everything they were made from, in the cache's folder
+    ``name``: what a process made, a later one reads back instead of making it again.
+
+    Past ``most`` texts, the least recently used half goes, so a cache that gains a text
+    with every new input stays bounded. Without a usable folder nothing is kept.
+    """
+
+    SUFFIX = ".txt"
+
+    def __init__(self, name: str, most: int, folder: Path | None = None) -> None:
+        self.name, self.most = name, most
+        self._folder = folder
+
+    @functools.cached_property
+    def folder(self) -> Path | None:
+        """Where the texts are kept; found (and made) when first needed."""
+        return self._folder if self._folder is not None else user_cache_dir(self.name)
+
+    def _path(self, made_from: object) -> Path | None:
+        if self.folder is None:
+            return None
+        text = json.dumps(made_from, sort_keys=True, default=str)
+        return self.folder / (hashlib.sha256(text.encode("utf-8")).hexdigest() + self.SUFFIX)
+
+    def get(self, made_from: object) -> str | None:
+        """The text kept for ``made_from`` (any JSON-able description), or None."""
+        path = self._path(made_from)
+        if path is None:
+            return None
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: kept the longest
+        return text
+
+    def put(self, made_from: object, text: str) -> None:
+        """Keep ``text`` for ``made_from``; a cache that cannot be written only costs time."""
+        path = self._path(made_from)
+        if path is None:
+            return
+        with contextlib.suppress(OSError):
+            write_atomic(path, text)
+            self._drop_least_used()
+
+    def _drop_least_used(self) -> None:
+        assert self.folder is not None
+        with os.scandir(self.folder) as found:
+            kept = [entry for entry in found if entry.name.endswith(self.SUFFIX)]
+        if len(kept) <= self.most:
+            return
+        kept.sort(key=lambda entry: entry.stat().st_mtime)
+        for entry in kept[: len(kept) - self.most // 2]:
+            with contextlib.suppress(OSError):  # another process dropped it first
+                os.unlink(entry.path)

@@ -316,3 +316,41 @@ def test_a_pipeline_page_never_breaks_a_step_name_mid_word(
     )
     assert lines == [1, 1], lines
     assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_trial_page_gives_its_figures_alt_text_and_its_cells_the_keyboard(
+    browser: Browser, tmp_path: Path
+) -> None:
+    import nbformat
+
+    from mitosis.adapters.publish import render_page
+
+    pixel = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2O"
+        "UAAAAABJRU5ErkJggg=="
+    )
+    figure = nbformat.v4.new_output("display_data", data={"image/png": pixel})
+    printed = nbformat.v4.new_output("stream", name="stdout", text="4\n")
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("print(2 + 2)", execution_count=1, outputs=[printed]),
+            nbformat.v4.new_code_cell("plot()", execution_count=2, outputs=[figure]),
+        ],
+        metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
+    )
+    page = render_page(notebook, make_record(3), beside=())
+    (tmp_path / "trial.html").write_text(page.html)
+    for name, data in page.figures.items():
+        (tmp_path / name).write_bytes(data)
+    browser.navigate((tmp_path / "trial.html").as_uri())
+    browser.wait_for("document.readyState === 'complete'")
+    # A screen reader names every figure, and Tab reaches every cell's code and output.
+    alts = browser.evaluate("[...document.querySelectorAll('main img')].map(i => i.alt)")
+    assert alts == ["No description has been provided for this image"]
+    focusable = browser.evaluate(
+        """[...document.querySelectorAll('.jp-Cell-inputWrapper, .jp-OutputArea-output')]
+             .map(e => e.tabIndex)"""
+    )
+    assert focusable == [0, 0, 0, 0], focusable
+    browser.evaluate("document.querySelector('.jp-OutputArea-output').focus()")
+    assert browser.evaluate("document.activeElement.textContent.trim()") == "4"

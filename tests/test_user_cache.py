@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from conftest import RunCli, trial_dirs
 
+from mitosis.user_cache import KeptTexts
+
 # A page rendered in a fresh process: a markdown cell and a code cell with its output.
 RENDER_PAGE = """
 import sys
@@ -96,8 +98,55 @@ def test_a_page_is_the_same_with_compiled_templates_from_the_cache(tmp_path: Pat
     cache = tmp_path / "cache"
     first = render(cache)  # compiles the templates and keeps them
     assert list((cache / "mitosis-nb" / "jinja2").iterdir())
+    assert list((cache / "mitosis-nb" / "highlight").iterdir())
     unwritable = tmp_path / "a-file"
     unwritable.write_text("")  # no cache folder can be made under a file
     assert render(cache) == first
     assert render(unwritable) == first
     assert "4\n" in first and "A <em>trial</em>" in first
+    assert '<span class="nb">print</span>' in first  # the code is highlighted
+
+
+def test_a_page_highlights_its_code_from_the_cache_only_for_the_same_code(
+    tmp_path: Path,
+) -> None:
+    def render(source: str) -> str:
+        script = RENDER_PAGE.replace('"print(2 + 2)"', repr(source))
+        env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        )
+        return done.stdout
+
+    kept = tmp_path / "cache" / "mitosis-nb" / "highlight"
+    first = render("total = 2 + 2")
+    assert '<span class="n">total</span>' in first
+    (cell,) = [path for path in kept.iterdir() if "total" in path.read_text()]
+    cell.write_text(cell.read_text().replace(">total<", ">kept<"))
+    assert '<span class="n">kept</span>' in render("total = 2 + 2")  # read back
+    assert '<span class="n">other</span>' in render("other = 2 + 2")  # new code: highlighted
+
+
+def test_kept_texts_stay_bounded_and_keep_what_was_used_last(tmp_path: Path) -> None:
+    texts = KeptTexts("any", most=6, folder=tmp_path)
+    assert texts.get(["made", "from", 1]) is None
+    for number in range(1, 7):
+        texts.put(["made", "from", number], f"text {number}")
+    for number, path in enumerate(sorted(tmp_path.iterdir(), key=_text_number), start=1):
+        os.utime(path, (1_000_000 + number, 1_000_000 + number))  # text 1 the oldest
+    assert texts.get(["made", "from", 1]) == "text 1"  # used now: the most recent
+    texts.put(["made", "from", 7], "text 7")  # the seventh: the four least used go
+    assert sorted(path.read_text() for path in tmp_path.iterdir()) == [
+        "text 1",
+        "text 6",
+        "text 7",
+    ]
+    not_a_folder = tmp_path / "text 1"  # a file: nothing can be kept under it
+    not_a_folder.write_text("text 1")
+    unusable = KeptTexts("any", most=6, folder=not_a_folder)
+    unusable.put(["a"], "lost")  # costs nothing but the time to make it again
+    assert unusable.get(["a"]) is None
+
+
+def _text_number(path: Path) -> int:
+    return int(path.read_text().split()[-1])

@@ -26,7 +26,7 @@ import markupsafe
 import nbformat
 
 from mitosis.atomic import write_atomic
-from mitosis.user_cache import jinja_bytecode_cache
+from mitosis.user_cache import KeptTexts, jinja_bytecode_cache
 
 ASSETS_DIR = "_assets"
 _HTML_DIR = Path(__file__).resolve().parent.parent / "html"
@@ -37,6 +37,23 @@ _idle_lock = threading.Lock()
 _warming = False  # a warm-up is building an exporter now
 # The stylesheets pages link to, by asset name, as the exporters meet them.
 _stylesheets: dict[str, str] = {}
+# Highlighted code cells, the same trial after trial: the template's and the steps'.
+_kept_highlights = KeptTexts("highlight", most=1024)
+_PAPERMILLS_CELL = "injected-parameters"  # the tag of the cell papermill adds
+_PLAIN_PYTHON = {"ipython3": "python3", "ipython": "python"}
+
+
+@lru_cache(maxsize=1)
+def _highlighting_versions() -> tuple[str, ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("nbconvert", "pygments", "ipython"):
+        try:
+            found.append(version(package))
+        except PackageNotFoundError:
+            found.append("")
+    return tuple(found)
 
 
 @lru_cache(maxsize=1)
@@ -57,11 +74,64 @@ def _asset_name(template_name: str) -> str:
 
 
 def _make_exporter() -> Any:
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter, TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    class RememberingHighlighter(Highlight2HTML):
+        """nbconvert's highlighting, each cell's HTML kept in the user's cache.
+
+        Pages show the same code trial after trial (the template's cells, the steps'),
+        and readying IPython's lexer costs a new process about 0.06 CPU-s (importing
+        IPython, compiling the lexer's patterns): a process whose cells are all kept never
+        imports it. Only papermill's cell of parameters, new in every trial, is highlighted
+        each time, as the plain Python it is.
+        """
+
+        def __call__(self, source: str, language: str | None = None, metadata: Any = None) -> str:
+            highlight = super().__call__
+            if _PAPERMILLS_CELL in (metadata or {}).get("tags", ()) and language is None:
+                # This cell changes with every trial (it names the trial's folder): kept,
+                # it would never be read back. papermill writes it in plain Python, whose
+                # lexer spares this process importing IPython for IPython's.
+                plain = _PLAIN_PYTHON.get(self.pygments_lexer)
+                return str(highlight(source, plain, metadata))  # type: ignore[no-untyped-call]
+            made_from = [
+                _highlighting_versions(),
+                language or self.pygments_lexer,
+                (metadata or {}).get("magics_language"),
+                self.extra_formatter_options,
+                source,
+            ]
+            html = _kept_highlights.get(made_from)
+            if html is None:
+                html = str(highlight(source, language, metadata))  # type: ignore[no-untyped-call]
+                _kept_highlights.put(made_from, html)
+            return html
 
     class SharedCssExporter(HTMLExporter):
-        """The lab exporter, linking its stylesheets instead of inlining them, and keeping
-        its compiled templates in the user's cache for the next process."""
+        """The lab exporter, linking its stylesheets instead of inlining them, keeping its
+        compiled templates and highlighted code in the user's cache for the next process,
+        and leaving two touches of its HTML to the browser."""
+
+        def from_notebook_node(
+            self, nb: nbformat.NotebookNode, resources: dict[str, Any] | None = None, **kw: Any
+        ) -> tuple[Any, dict[str, Any]]:
+            # HTMLExporter's own conversion, less its last pass: it parses the whole page
+            # with BeautifulSoup to give images without one an alt text and cells a
+            # tabindex, which costs a new process about 0.1 CPU-s (compiling soupsieve's
+            # patterns), more than the page. The template's script does the same in the
+            # browser, with the same selectors (mitosis_trial/index.html.j2, footer_js).
+            info = nb.metadata.get("language_info", {})
+            lexer = info.get("pygments_lexer", info.get("name"))
+            resources = self._init_resources(resources or {})
+            highlighter = RememberingHighlighter(pygments_lexer=lexer, parent=self)  # type: ignore[no-untyped-call]
+            self.register_filter("highlight_code", highlighter)  # type: ignore[no-untyped-call]
+            data_type = WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources
+            )
+            self.register_filter("filter_data_type", data_type)  # type: ignore[no-untyped-call]
+            return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
 
         def _create_environment(self) -> jinja2.Environment:
             environment = super()._create_environment()  # type: ignore[no-untyped-call]
