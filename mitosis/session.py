@@ -80,6 +80,15 @@ class Session:
         self.options = options or RunOptions()
         _check_options(self.options)
         self._kernels = _start_kernels(request, self.options)
+        if _waiting_trials(request, self.options, len(self._kernels)):
+            # Once booted, the first kernel imports the steps' code to check the request,
+            # and no trial can start until it has: meanwhile one more kernel boots on the
+            # idle core, for the first trial that would wait for a kernel.
+            self._kernels[0].when_booted(self._start_one_more)
+
+    def _start_one_more(self) -> None:
+        first = self._kernels[0]
+        self._kernels.append(KernelAhead(first.kernel, first.root, first.import_roots))
 
     def __enter__(self) -> Session:
         return self
@@ -156,8 +165,20 @@ def _start_kernels(request: TrialRequest, options: RunOptions) -> list[KernelAhe
 
 
 def _at_once(request: TrialRequest, workers: int) -> int:
+    return max(1, min(workers, _trials(request)))
+
+
+def _trials(request: TrialRequest) -> int:
     try:
-        trials = len(expand_grid(bind_steps(request.options, request.steps)))
+        return len(expand_grid(bind_steps(request.options, request.steps)))
     except MitosisError:
         return 1  # preparing the request says what is wrong with it
-    return max(1, min(workers, trials))
+
+
+def _waiting_trials(request: TrialRequest, options: RunOptions, started: int) -> bool:
+    """Whether a trial of the request will wait for a kernel not started yet. On a cluster
+    none does (its workers run the trials), and with --skip-existing how many trials run is
+    known only once the request is checked."""
+    if options.scheduler or options.skip_existing:
+        return False
+    return _trials(request) > started

@@ -91,7 +91,17 @@ def test_one_conflicting_variant_refuses_the_whole_sweep_before_anything_is_writ
     trials = investigation / "trials"
     registry.claim(trials, Claim("toy", "frequency", "slow", "sha256:other", "99", "theirs"))
 
-    done = cli("run", "toy", "-p", "frequency=fast,slow", "-p", "solver=tight", "--workers", "2")
+    sweep = (
+        "-p",
+        "frequency=fast,slow",
+        "-p",
+        "solver=tight",
+        "-e",
+        "amplitude=1",
+        "-e",
+        "amplitude=2",
+    )
+    done = cli("run", "toy", *sweep, "--workers", "2")
 
     assert done.returncode == 2
     assert "'slow'" in done.stderr and "locked to 99" in done.stderr
@@ -99,7 +109,9 @@ def test_one_conflicting_variant_refuses_the_whole_sweep_before_anything_is_writ
     assert trial_dirs(trials) == []
     for variant in (("frequency", "fast"), ("solver", "tight")):
         assert not registry.claim_path(trials, "toy", *variant).exists()
-    assert not kernels_in(investigation)  # one was started ahead for each worker
+    # One was started ahead for each worker, and one more while the first checked the
+    # request, for the third of the four trials.
+    assert not kernels_in(investigation)
 
 
 def test_bad_worker_counts_are_refused(investigation: Path, cli: RunCli) -> None:

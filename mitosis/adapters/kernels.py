@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +189,16 @@ class KernelAhead:
         self._manager: AsyncKernelManager | None = None
         self._failure: str | None = None
         self._disk_refused = False
+        self._booted: Callable[[], None] | None = None
         self._thread = threading.Thread(
             target=in_own_loop(self._start), name=f"mitosis-kernel-ahead-{id(self)}", daemon=True
         )
         self._thread.start()
+
+    def when_booted(self, then: Callable[[], None]) -> None:
+        """Call ``then`` once, as soon as an ``evaluate`` finds the kernel booted (it has
+        answered), before the expression runs."""
+        self._booted = then
 
     def _start(self) -> None:
         try:
@@ -218,7 +224,8 @@ class KernelAhead:
                 else "check --kernel (kernel=)"
             )
             raise KernelError(f"the kernel did not start ({self._failure}); {fix}.")
-        return _evaluate(self._manager, expression, timeout)
+        booted, self._booted = self._booted, None
+        return _evaluate(self._manager, expression, timeout, booted)
 
     def claim(
         self, kernel: str | None, root: Path, import_roots: Sequence[Path] = ()
@@ -243,7 +250,12 @@ class KernelAhead:
             stop_kernel(manager)
 
 
-def _evaluate(manager: AsyncKernelManager, expression: str, timeout: float | None) -> str:
+def _evaluate(
+    manager: AsyncKernelManager,
+    expression: str,
+    timeout: float | None,
+    booted: Callable[[], None] | None = None,
+) -> str:
     client = BlockingKernelClient()
     client.load_connection_info(manager.get_connection_info())
     # Only the shell channel: the one a request and its reply travel on.
@@ -251,6 +263,8 @@ def _evaluate(manager: AsyncKernelManager, expression: str, timeout: float | Non
     deadline = time.monotonic() + timeout if timeout else None
     try:
         _await_ready(client, manager, deadline, timeout)
+        if booted is not None:
+            booted()
         # Silent: no output, no execution count, nothing in the kernel's history.
         asked = client.execute(
             "", silent=True, store_history=False, user_expressions={"v": expression}

@@ -28,7 +28,7 @@ class ThreadExecutor:
         self, workers: int, trials: int, ahead: Sequence[kernels.KernelAhead] = ()
     ) -> None:
         self._cancel = threading.Event()
-        self._kernels = _Kernels(ahead, trials)
+        self._kernels = _Kernels(ahead, trials, workers)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mitosis-trial")
         self._jobs: dict[Future[Trial | None], tuple[TrialPlan, Reservation]] = {}
         self._running: set[str] = set()
@@ -99,18 +99,20 @@ class _Kernels:
     adding to each. A booted kernel holds nothing of the user's until its trial runs.
     """
 
-    def __init__(self, ahead: Sequence[kernels.KernelAhead], trials: int) -> None:
+    def __init__(self, ahead: Sequence[kernels.KernelAhead], trials: int, workers: int) -> None:
         # The kernels started ahead first: the first of them imported the steps' code.
         self._ready = list(ahead)
         self._wanting = trials
+        self._workers = workers
         self._lock = threading.Lock()
 
     def take(self, plan: TrialPlan) -> kernels.KernelAhead | None:
-        """A booted kernel for ``plan``'s trial, if one is ready; boots the next one."""
+        """A booted kernel for ``plan``'s trial, if one is ready; boots the next one, so that
+        one stands ready for each worker."""
         with self._lock:
             kernel = self._ready.pop(0) if self._ready else None
             self._wanting -= 1
-            if self._wanting > len(self._ready):
+            if self._wanting > len(self._ready) and len(self._ready) < self._workers:
                 request = plan.request
                 self._ready.append(
                     kernels.KernelAhead(request.kernel, plan.config.root, request.import_roots)
