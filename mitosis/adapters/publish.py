@@ -73,10 +73,9 @@ def _asset_name(template_name: str) -> str:
     return template_name.replace("/", "-")
 
 
-def _make_exporter() -> Any:
-    from nbconvert import HTMLExporter, TemplateExporter
+@lru_cache(maxsize=1)
+def _highlighter_class() -> Any:
     from nbconvert.filters.highlight import Highlight2HTML
-    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
     class RememberingHighlighter(Highlight2HTML):
         """nbconvert's highlighting, each cell's HTML kept in the user's cache.
@@ -109,6 +108,15 @@ def _make_exporter() -> Any:
                 _kept_highlights.put(made_from, html)
             return html
 
+    return RememberingHighlighter
+
+
+def _make_exporter() -> Any:
+    from nbconvert import HTMLExporter, TemplateExporter
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    remembering_highlighter = _highlighter_class()
+
     class SharedCssExporter(HTMLExporter):
         """The lab exporter, linking its stylesheets instead of inlining them, keeping its
         compiled templates and highlighted code in the user's cache for the next process,
@@ -125,7 +133,7 @@ def _make_exporter() -> Any:
             info = nb.metadata.get("language_info", {})
             lexer = info.get("pygments_lexer", info.get("name"))
             resources = self._init_resources(resources or {})
-            highlighter = RememberingHighlighter(pygments_lexer=lexer, parent=self)  # type: ignore[no-untyped-call]
+            highlighter = remembering_highlighter(pygments_lexer=lexer, parent=self)
             self.register_filter("highlight_code", highlighter)  # type: ignore[no-untyped-call]
             data_type = WidgetsDataTypeFilter(
                 notebook_metadata=self._nb_metadata, parent=self, resources=resources
