@@ -298,10 +298,12 @@ def report(
     busy: dict[str, Series] | None = None,
 ) -> None:
     """Print medians, ratios against the targets, sizes and memory."""
-    print("\nmedians (s)")
+    print("\nmedians (s): wall, then CPU (the command and every process it reaped)")
     for name, found in series.items():
         spread = ", ".join(f"{s.seconds:.2f}" for s in found.samples)
+        cpu = ", ".join(f"{s.cpu_s:.2f}" for s in found.samples)
         print(f"  {name:<10} {found.median:7.2f}   ({spread})")
+        print(f"  {'':<10} {found.cpu_median:7.2f}   ({cpu}) CPU")
     floor, single = series["floor"].median, series["single"].median
     print("\nratios                                       found   target")
     rows = [("one trial / floor, wall", single / floor, 1.1)]

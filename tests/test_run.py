@@ -110,6 +110,33 @@ def test_the_kernel_runs_the_runners_interpreter(investigation: Path, cli: RunCl
     assert record_of(only_trial(investigation))["main"] == sys.executable
 
 
+DEBUGGER = """
+import sys
+
+
+def run():
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("debugpy", "_pydevd_bundle"))
+    import debugpy
+
+    return {"main": ", ".join(loaded) or "none", "metrics": {"debugpy": len(debugpy.__name__)}}
+"""
+
+
+def test_the_kernel_starts_without_a_debugger_yet_a_step_can_import_debugpy(
+    investigation: Path, cli: RunCli
+) -> None:
+    (investigation / "debugging.py").write_text(DEBUGGER)
+    pyproject = investigation / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'debugging = ["debugging:run"]\n')
+    git(investigation, "add", "-A")
+    git(investigation, "commit", "-qm", "debugging")
+    done = cli("run", "debugging")
+    assert done.returncode == 0, done.stderr
+    record = record_of(only_trial(investigation))
+    assert record["main"] == "none"  # ipykernel's debugger (debugpy, pydevd) never loaded
+    assert record["metrics"] == {"debugpy": len("debugpy")}
+
+
 def test_a_named_kernel_is_recorded_with_its_own_interpreter_and_packages(
     investigation: Path, cli: RunCli, tmp_path: Path
 ) -> None:
