@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -72,9 +74,19 @@ def make_repository(root: Path) -> Path:
     return root
 
 
-def timed_sweep(root: Path, workers: int, repeat: int, points: int) -> tuple[float, float, Path]:
-    """Wall and CPU seconds of the whole `mitosis-nb run` command (kernels included), and
-    its trials folder."""
+@dataclass(frozen=True)
+class Run:
+    """One timed sweep: wall and CPU seconds of the whole command (kernels included), its
+    trials folder, and the clock time it was started at."""
+
+    wall: float
+    cpu: float
+    trials: Path
+    launched: float
+
+
+def timed_sweep(root: Path, workers: int, repeat: int, points: int) -> Run:
+    """Run the sweep once and time it."""
     # Outside the repository: one run's trials would make the other's tree dirty.
     trials = root.parent / f"trials-workers-{workers}-{repeat}"
     command = [sys.executable, "-m", "mitosis.cli", "run", *SWEEP, "--workers", str(workers)]
@@ -83,6 +95,7 @@ def timed_sweep(root: Path, workers: int, repeat: int, points: int) -> tuple[flo
     # Other work on the machine skews both runs: say how busy it was.
     print(f"  load average before --workers {workers}: {os.getloadavg()[0]:.2f}")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launched = time.time()
     started = time.perf_counter()
     done = subprocess.run([*command, "-F", str(trials)], cwd=root, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
@@ -91,7 +104,7 @@ def timed_sweep(root: Path, workers: int, repeat: int, points: int) -> tuple[flo
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"the sweep with --workers {workers} failed:\n{done.stdout}{done.stderr}")
-    return elapsed, cpu, trials
+    return Run(elapsed, cpu, trials, launched)
 
 
 def where_time_goes(trials: Path) -> str:
@@ -104,12 +117,25 @@ def where_time_goes(trials: Path) -> str:
     return ", ".join(f"{part[:-2]} {value:.2f} s" for part, value in means.items())
 
 
-def report(workers: int, wall: float, cpu: float, trials: Path) -> None:
-    """One run's wall time, how many cores it kept busy, and a trial's phases."""
+def serial_ends(run: Run) -> str:
+    """How long the sweep ran before its first trial began, and at its end with one trial
+    or none running: what keeps a core idle whatever the workers do."""
+    records = [yaml.safe_load(p.read_text()) for p in run.trials.glob("*/trial.yaml")]
+    starts = sorted(datetime.fromisoformat(r["started"]).timestamp() for r in records)
+    ends = sorted(datetime.fromisoformat(r["finished"]).timestamp() for r in records)
+    before = starts[0] - run.launched
+    alone = run.launched + run.wall - (ends[-2] if len(ends) > 1 else starts[0])
+    return f"{before:.2f} s before the first trial began, {alone:.2f} s with one trial or none"
+
+
+def report(workers: int, run: Run) -> None:
+    """One run's wall time, how many cores it kept busy, a trial's phases, its serial ends."""
+    wall, cpu = run.wall, run.cpu
     print(
         f"--workers {workers}: {wall:6.2f} s wall, {cpu:6.2f} s CPU ({cpu / wall:.2f} cores busy)"
     )
-    print(f"  per trial: {where_time_goes(trials)}")
+    print(f"  per trial: {where_time_goes(run.trials)}")
+    print(f"  serial: {serial_ends(run)}")
 
 
 def main() -> None:
@@ -136,10 +162,10 @@ def main() -> None:
             keep_bytecode(root)
         for repeat in range(repeats):
             for workers in (1, 2):
-                wall, cpu, trials = timed_sweep(root, workers, repeat, points)
-                report(workers, wall, cpu, trials)
-                walls[workers].append(wall)
-                busy[workers].append(cpu / wall)
+                run = timed_sweep(root, workers, repeat, points)
+                report(workers, run)
+                walls[workers].append(run.wall)
+                busy[workers].append(run.cpu / run.wall)
             # No schedule of this run's CPU work on these cores ends sooner than this.
             ceilings.append(walls[1][-1] / (busy[2][-1] * walls[2][-1] / min(cores, 2)))
     serial, parallel = statistics.median(walls[1]), statistics.median(walls[2])
