@@ -208,17 +208,18 @@ class Bench:
         first = timed([*papermill, "-k", "python3", "--cwd", str(self.root)], self.byhand)
         nbconvert = [str(BIN / "jupyter"), "nbconvert", "--to", "html", out.name]
         second = timed(nbconvert, self.byhand, self.kernel_env)
-        return Sample(first.seconds + second.seconds, max(first.peak_rss_mb, second.peak_rss_mb))
+        peak = max(first.peak_rss_mb, second.peak_rss_mb)
+        return Sample(first.seconds + second.seconds, peak, first.cpu_s + second.cpu_s)
 
     def sweep(self) -> Sample:
-        """A 16-trial sweep; the sample's time is per trial."""
+        """A 16-trial sweep; the sample's wall and CPU time are per trial."""
         amplitudes = [arg for value in SWEEP_AMPLITUDES for arg in ("-e", f"amplitude={value}")]
         command = [self.mitosis, "run", "sine", *SWEEP_ARGS, *amplitudes]
         if self.sweep_workers > 1:
             command += ["--workers", str(self.sweep_workers)]
         whole = timed(command, self.root)
         count = 4 * len(SWEEP_AMPLITUDES)
-        return Sample(whole.seconds / count, whole.peak_rss_mb)
+        return Sample(whole.seconds / count, whole.peak_rss_mb, whole.cpu_s / count)
 
 
 def trial_bytes(trials: Path) -> dict[str, int]:
