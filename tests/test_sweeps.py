@@ -106,6 +106,7 @@ def test_one_conflicting_variant_refuses_the_whole_sweep_before_anything_is_writ
     assert done.returncode == 2
     assert "'slow'" in done.stderr and "locked to 99" in done.stderr
     assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr  # one sentence: no kernel spoke
     assert trial_dirs(trials) == []
     for variant in (("frequency", "fast"), ("solver", "tight")):
         assert not registry.claim_path(trials, "toy", *variant).exists()
