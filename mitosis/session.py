@@ -79,8 +79,9 @@ class Session:
         self.request = request
         self.options = options or RunOptions()
         _check_options(self.options)
-        self._kernels = _start_kernels(request, self.options)
-        if _waiting_trials(request, self.options, len(self._kernels)):
+        trials = _trials(request)
+        self._kernels = _start_kernels(request, self.options, trials)
+        if _waits_for_a_kernel(self.options, trials, len(self._kernels)):
             # Once booted, the first kernel imports the steps' code to check the request,
             # and no trial can start until it has: meanwhile one more kernel boots on the
             # idle core, for the first trial that would wait for a kernel.
@@ -154,31 +155,28 @@ def _check_options(options: RunOptions) -> None:
         raise ParameterError(f"{given} goes with --scheduler slurm only.")
 
 
-def _start_kernels(request: TrialRequest, options: RunOptions) -> list[KernelAhead]:
+def _start_kernels(request: TrialRequest, options: RunOptions, trials: int) -> list[KernelAhead]:
     """One kernel per trial that will start at once, so a sweep's workers each find one
     booted; the first imports the steps' code to check the request. On a cluster the trials
     run in the workers' kernels, and the one started here only checks."""
     root = load_config(request.config, request.cwd, not request.extra_steps).root
     roots = request.import_roots
-    count = 1 if options.scheduler else _at_once(request, options.workers)
+    count = 1 if options.scheduler else max(1, min(options.workers, trials))
     return [KernelAhead(request.kernel, root, roots) for _ in range(count)]
 
 
-def _at_once(request: TrialRequest, workers: int) -> int:
-    return max(1, min(workers, _trials(request)))
-
-
 def _trials(request: TrialRequest) -> int:
+    """How many trials the request asks for (1 if it cannot be read: preparing it says why)."""
     try:
         return len(expand_grid(bind_steps(request.options, request.steps)))
     except MitosisError:
-        return 1  # preparing the request says what is wrong with it
+        return 1
 
 
-def _waiting_trials(request: TrialRequest, options: RunOptions, started: int) -> bool:
-    """Whether a trial of the request will wait for a kernel not started yet. On a cluster
-    none does (its workers run the trials), and with --skip-existing how many trials run is
-    known only once the request is checked."""
+def _waits_for_a_kernel(options: RunOptions, trials: int, started: int) -> bool:
+    """Whether a trial will wait for a kernel not started yet. On a cluster none does (its
+    workers run the trials), and with --skip-existing how many trials run is known only
+    once the request is checked."""
     if options.scheduler or options.skip_existing:
         return False
-    return _trials(request) > started
+    return trials > started

@@ -97,14 +97,19 @@ def test_a_trial_publishes_notebook_page_record_results_and_log(
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
 
 
-def test_the_kernel_runs_the_runners_interpreter(investigation: Path, cli: RunCli) -> None:
-    (investigation / "which.py").write_text(
-        "import sys\n\ndef run():\n    return {'main': sys.executable}\n"
-    )
+def _add_plain_step(investigation: Path, name: str, source: str) -> None:
+    """Register ``name``.py's ``run`` as step ``name`` (no lookup dictionary) and commit it."""
+    (investigation / f"{name}.py").write_text(source)
     pyproject = investigation / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + 'which = ["which:run"]\n')
+    pyproject.write_text(pyproject.read_text() + f'{name} = ["{name}:run"]\n')
     git(investigation, "add", "-A")
-    git(investigation, "commit", "-qm", "which")
+    git(investigation, "commit", "-qm", name)
+
+
+def test_the_kernel_runs_the_runners_interpreter(investigation: Path, cli: RunCli) -> None:
+    _add_plain_step(
+        investigation, "which", "import sys\n\ndef run():\n    return {'main': sys.executable}\n"
+    )
     done = cli("run", "which")
     assert done.returncode == 0, done.stderr
     assert record_of(only_trial(investigation))["main"] == sys.executable
@@ -125,11 +130,7 @@ def run():
 def test_the_kernel_starts_without_a_debugger_yet_a_step_can_import_debugpy(
     investigation: Path, cli: RunCli
 ) -> None:
-    (investigation / "debugging.py").write_text(DEBUGGER)
-    pyproject = investigation / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + 'debugging = ["debugging:run"]\n')
-    git(investigation, "add", "-A")
-    git(investigation, "commit", "-qm", "debugging")
+    _add_plain_step(investigation, "debugging", DEBUGGER)
     done = cli("run", "debugging")
     assert done.returncode == 0, done.stderr
     record = record_of(only_trial(investigation))

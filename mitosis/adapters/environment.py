@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -14,13 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
-from mitosis.atomic import write_atomic
 from mitosis.core.code_facts import InterpreterFacts
 from mitosis.core.redact import redact_environment, redact_value
-from mitosis.user_cache import user_cache_dir
+from mitosis.user_cache import KeptTexts
 
 _Scan = tuple[dict[str, str], dict[str, dict[str, str]]]
 _PathState = tuple[tuple[str, int | None], ...]
@@ -28,6 +24,8 @@ _PathState = tuple[tuple[str, int | None], ...]
 _last_scans: dict[tuple[str, ...], tuple[_PathState, _Scan]] = {}
 _scans_lock = threading.Lock()
 _RACY_NS = 2_000_000_000
+# Scans kept for later processes, one per interpreter and import path.
+_kept_scans = KeptTexts("packages", most=64)
 
 
 def _path_state(path: Sequence[str]) -> _PathState:
@@ -64,25 +62,20 @@ def _scan(path: Sequence[str] | None = None) -> _Scan:
     return found
 
 
-def _cache_file(entries: tuple[str, ...]) -> Path | None:
-    folder = user_cache_dir("packages")
-    if folder is None:
-        return None
+def _scanned(entries: tuple[str, ...]) -> list[str]:
     # "" on the path is the working folder, whichever it is.
-    folders = [os.path.abspath(entry or ".") for entry in entries]
-    digest = hashlib.sha256(json.dumps([sys.executable, *folders]).encode()).hexdigest()
-    return folder / f"{digest[:32]}.json"
+    return [sys.executable, *(os.path.abspath(entry or ".") for entry in entries)]
 
 
 def _cached_scan(entries: tuple[str, ...], state: _PathState) -> _Scan | None:
     """The scan an earlier process made of ``entries`` in this same ``state``, if any."""
-    file = _cache_file(entries)
+    text = _kept_scans.get(_scanned(entries))
     try:
-        cached = json.loads(file.read_text(encoding="utf-8")) if file else None
+        cached = json.loads(text) if text is not None else None
         if cached is None or [tuple(item) for item in cached["state"]] != list(state):
             return None
         return dict(cached["versions"]), dict(cached["origins"])
-    except (OSError, ValueError, KeyError, TypeError):  # absent, or not a file of ours
+    except (ValueError, KeyError, TypeError):  # not a scan of ours
         return None
 
 
@@ -92,12 +85,8 @@ def _cache_scan(entries: tuple[str, ...], state: _PathState, found: _Scan) -> No
     newest = max((mtime for _, mtime in state if mtime is not None), default=0)
     if time.time_ns() - newest < _RACY_NS:
         return
-    file = _cache_file(entries)
-    if file is None:
-        return
     content = {"state": state, "versions": found[0], "origins": found[1]}
-    with contextlib.suppress(OSError):  # a cache: the next run scans again
-        write_atomic(file, json.dumps(content))
+    _kept_scans.put(_scanned(entries), json.dumps(content))
 
 
 def _read_distributions(entries: tuple[str, ...]) -> _Scan:
