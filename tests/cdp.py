@@ -16,6 +16,8 @@ import websocket
 
 CHROMIUM = "/usr/bin/chromium"
 INSTALL = "apt-get install -y chromium"
+# What Chromium answers a question asked of a page that a navigation is replacing.
+_PAGE_REPLACED = ("Inspected target navigated or closed", "Execution context was destroyed")
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -93,7 +95,14 @@ class Browser:
         """Poll until ``expression`` is truthy; return its value."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError as error:
+                # Asked while the page was being replaced (a click that navigates): the
+                # question went to the page that left; ask the new one.
+                if not any(gone in str(error) for gone in _PAGE_REPLACED):
+                    raise
+                value = None
             if value:
                 return value
             time.sleep(0.02)
