@@ -8,6 +8,7 @@ all run through it. The heavy modules are imported only once the kernels boot.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -81,15 +82,37 @@ class Session:
         _check_options(self.options)
         trials = _trials(request)
         self._kernels = _start_kernels(request, self.options, trials)
+        self._planned = threading.Event()  # set once prepare has ended, however it ended
+        self._lock = threading.Lock()  # self._kernels, against the thread booting more
+        self._booting: threading.Thread | None = None
+        self._most = min(trials, 2 * self.options.workers)
         if _waits_for_a_kernel(self.options, trials, len(self._kernels)):
             # Once booted, the first kernel imports the steps' code to check the request,
-            # and no trial can start until it has: meanwhile one more kernel boots on the
-            # idle core, for the first trial that would wait for a kernel.
-            self._kernels[0].when_booted(self._start_one_more)
+            # and no trial can start until it has: meanwhile more kernels boot on the idle
+            # core, for the trials that would otherwise wait for one.
+            self._kernels[0].when_booted(self._boot_while_planning)
 
-    def _start_one_more(self) -> None:
-        first = self._kernels[0]
-        self._kernels.append(KernelAhead(first.kernel, first.root, first.import_roots))
+    def _boot_while_planning(self) -> None:
+        self._booting = threading.Thread(
+            target=self._keep_booting, name="mitosis-boot-while-planning", daemon=True
+        )
+        self._booting.start()
+
+    def _keep_booting(self) -> None:
+        # One at a time: each kernel takes the core the planning kernel leaves idle, rather
+        # than slowing the planning kernel, on which every trial waits.
+        while self._start_another():
+            if not self._kernels[-1].answers(self._planned):
+                return
+
+    def _start_another(self) -> bool:
+        """Start one more kernel, unless planning has ended or enough are started."""
+        with self._lock:
+            if self._planned.is_set() or len(self._kernels) >= self._most:
+                return False
+            first = self._kernels[0]
+            self._kernels.append(KernelAhead(first.kernel, first.root, first.import_roots))
+            return True
 
     def __enter__(self) -> Session:
         return self
@@ -99,7 +122,12 @@ class Session:
 
     def close(self) -> None:
         """Stop every kernel no trial took."""
-        for kernel in self._kernels:
+        self._planned.set()
+        if self._booting is not None:
+            self._booting.join()
+        with self._lock:
+            kernels = list(self._kernels)
+        for kernel in kernels:
             kernel.close()
 
     def prepare(self) -> list[TrialPlan]:
@@ -107,7 +135,11 @@ class Session:
         trial. Nothing is written."""
         from mitosis.planning import prepare
 
-        plans = prepare(self.request, self._kernels[0])
+        try:
+            plans = prepare(self.request, self._kernels[0])
+        finally:
+            with self._lock:  # no kernel is started after this: the trials take these
+                self._planned.set()
         if self.options.scheduler:
             self._kernels[0].close()  # the cluster's workers run the trials in their kernels
         return plans

@@ -110,9 +110,86 @@ def test_one_conflicting_variant_refuses_the_whole_sweep_before_anything_is_writ
     assert trial_dirs(trials) == []
     for variant in (("frequency", "fast"), ("solver", "tight")):
         assert not registry.claim_path(trials, "toy", *variant).exists()
-    # One was started ahead for each worker, and one more while the first checked the
-    # request, for the third of the four trials.
+    # Every kernel started ahead (two for the workers, and more while the first checked
+    # the request) was stopped.
     assert not kernels_in(investigation)
+
+
+SLOW_TO_CHECK = """
+import os
+import time
+
+lookup = {"x": {"one": 1}}
+
+# The first kernel to import this module, the one that checks the request, takes its time.
+if not os.path.exists(os.path.join("trials", "checked")):
+    open(os.path.join("trials", "checked"), "w").close()
+    time.sleep(8)
+    if os.path.exists(os.path.join("trials", "refuse")):
+        raise RuntimeError("this module cannot be imported today")
+
+
+def run(x=0):
+    return {"main": float(x), "metrics": {"pid": os.getpid()}}
+"""
+
+
+def _sweep_watching_kernels(root: Path, *argv: str) -> tuple[subprocess.CompletedProcess, int, set]:
+    """Run ``argv``; how it ended, the most kernels running in ``root`` before any trial
+    folder existed, and every kernel seen running there."""
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mitosis.cli", *argv],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    most_before_trials, seen = 0, set()
+    while runner.poll() is None:
+        running = kernels_in(root)
+        seen.update(running)
+        if not trial_dirs(root / "trials"):
+            most_before_trials = max(most_before_trials, len(running))
+        time.sleep(0.1)
+    stdout, stderr = runner.communicate()
+    done = subprocess.CompletedProcess(runner.args, runner.returncode, stdout, stderr)
+    return done, most_before_trials, seen
+
+
+def test_while_the_request_is_checked_the_next_trials_kernels_boot_and_none_is_wasted(
+    tmp_path: Path,
+) -> None:
+    root = make_investigation(tmp_path / "slow", SLOW_TO_CHECK, HOLDABLE_PYPROJECT)
+    (root / "trials").mkdir()
+    sweep = ["run", "nap", *(f"-ex={x}" for x in range(1, 6)), "--workers", "2"]
+
+    done, most_before_trials, seen = _sweep_watching_kernels(root, *sweep)
+
+    assert done.returncode == 0, done.stderr
+    # One kernel checks the request (and then runs trial 1); meanwhile the kernels of trials
+    # 2, 3 and 4 boot, twice as many as the workers, and no more.
+    assert most_before_trials == 4
+    pids = {r["metrics"]["pid"] for r in records(root / "trials")}
+    assert len(pids) == 5  # every trial in a fresh kernel of its own
+    assert seen == pids  # every kernel started ran a trial
+    time.sleep(1)
+    assert not kernels_in(root)
+
+
+def test_a_request_refused_while_kernels_boot_ahead_leaves_none_running(tmp_path: Path) -> None:
+    root = make_investigation(tmp_path / "refused", SLOW_TO_CHECK, HOLDABLE_PYPROJECT)
+    (root / "trials").mkdir()
+    (root / "trials" / "refuse").write_text("")
+    sweep = ["run", "nap", *(f"-ex={x}" for x in range(1, 6)), "--workers", "2"]
+
+    done, most_before_trials, _ = _sweep_watching_kernels(root, *sweep)
+
+    assert done.returncode == 2, done.stderr
+    assert "cannot be imported today" in done.stderr
+    assert most_before_trials == 4  # it was refused with kernels booted ahead
+    assert trial_dirs(root / "trials") == []
+    time.sleep(1)
+    assert not kernels_in(root)
 
 
 def test_bad_worker_counts_are_refused(investigation: Path, cli: RunCli) -> None:

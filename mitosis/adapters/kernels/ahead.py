@@ -8,7 +8,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,13 @@ class KernelAhead:
         booted, self._booted = self._booted, None
         return _evaluate(self._manager, expression, timeout, booted)
 
+    def answers(self, stop: threading.Event) -> bool:
+        """Wait until the kernel has booted (it answers a ``kernel_info`` request); False if
+        it did not start or died, or once ``stop`` is set."""
+        self._thread.join()
+        manager = self._manager
+        return manager is not None and _answers(manager, stop)
+
     def claim(
         self, kernel: str | None, root: Path, import_roots: Sequence[Path] = ()
     ) -> TrialKernel | None:
@@ -99,12 +106,8 @@ def _evaluate(
     timeout: float | None,
     booted: Callable[[], None] | None = None,
 ) -> str:
-    client = BlockingKernelClient()
-    client.load_connection_info(manager.get_connection_info())
-    # Only the shell channel: the one a request and its reply travel on.
-    client.start_channels(iopub=False, stdin=False, hb=False, control=False)
     deadline = time.monotonic() + timeout if timeout else None
-    try:
+    with _shell_client(manager) as client:
         _await_ready(client, manager, deadline, timeout)
         if booted is not None:
             booted()
@@ -113,9 +116,6 @@ def _evaluate(
             "", silent=True, store_history=False, user_expressions={"v": expression}
         )
         reply = _await_reply(client, manager, {asked}, deadline, timeout)
-    finally:
-        client.stop_channels()
-        client.context.destroy(linger=0)  # now, not whenever the collector finds it
     assert reply is not None  # without a time limit of its own, it answers or raises
     answer = reply["content"].get("user_expressions", {}).get("v", {})
     if answer.get("status") != "ok":
@@ -127,6 +127,34 @@ def _evaluate(
     if not isinstance(text, str):
         raise KernelError("the kernel answered with something other than text.")
     return text
+
+
+@contextlib.contextmanager
+def _shell_client(manager: AsyncKernelManager) -> Iterator[BlockingKernelClient]:
+    """A client of the kernel with only the shell channel, the one a request and its reply
+    travel on; closed on leaving."""
+    client = BlockingKernelClient()
+    client.load_connection_info(manager.get_connection_info())
+    client.start_channels(iopub=False, stdin=False, hb=False, control=False)
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        client.context.destroy(linger=0)  # now, not whenever the collector finds it
+
+
+def _answers(manager: AsyncKernelManager, stop: threading.Event) -> bool:
+    """Whether the kernel answers a ``kernel_info`` request before ``stop`` is set."""
+    asked: set[str] = set()
+    with _shell_client(manager) as client:
+        while not stop.is_set():
+            asked.add(client.kernel_info())
+            try:
+                if _await_reply(client, manager, asked, None, None, within=0.2) is not None:
+                    return True
+            except KernelError:  # it died: the trial that takes it will say so
+                return False
+    return False
 
 
 def _await_ready(
