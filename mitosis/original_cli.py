@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mitosis import __version__
 from mitosis.cli import handle
+from mitosis.cli.ending import exit_promptly
 from mitosis.cli.output import EXIT_USAGE
 from mitosis.cli.parser import add_run_options
 from mitosis.cli.run import run_command
@@ -78,6 +80,11 @@ def _without_step_prefix(option: str) -> str:
     flag = "+" if option.startswith("+") else ""
     name, sep, value = option.removeprefix("+").partition("=")
     return f"{flag}{name.rpartition('.')[2]}{sep}{value}"
+
+
+def command() -> NoReturn:
+    """The ``mitosis`` program (and ``python -m mitosis``): ``main``, then a prompt exit."""
+    exit_promptly(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,15 +11,16 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from mitosis.cli import browse
+from mitosis.cli.ending import exit_promptly
 from mitosis.cli.output import EXIT_CLOSED_PIPE, EXIT_INTERRUPTED, EXIT_STORAGE, EXIT_USAGE, say
 from mitosis.cli.parser import build_parser
 from mitosis.cli.run import run_command
 from mitosis.errors import MitosisError
 
-__all__ = ["handle", "main"]
+__all__ = ["command", "handle", "main"]
 
 
 def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
@@ -52,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cache": lambda: browse.cache_command(args),
     }
     return handle(args, handlers[args.command])
+
+
+def command() -> NoReturn:
+    """The ``mitosis-nb`` program: ``main``, then a prompt exit with its code."""
+    exit_promptly(main())
 
 
 def handle(args: argparse.Namespace, command: Callable[[], int]) -> int:

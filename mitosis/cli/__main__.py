@@ -1,7 +1,5 @@
 """``python -m mitosis.cli``: the ``mitosis-nb`` command."""
 
-import sys
+from mitosis.cli import command
 
-from mitosis.cli import main
-
-sys.exit(main())
+command()
