@@ -26,6 +26,7 @@ from mitosis.adapters import (
     store,
 )
 from mitosis.adapters import git as gitstate
+from mitosis.adapters.kernels import launch
 from mitosis.atomic import reserve_space, write_atomic
 from mitosis.core.kernel_protocol import CachePolicy, KernelStep, steps_to_notebook
 from mitosis.core.trial_record import TrialRecord, record_data
@@ -185,7 +186,7 @@ def _execute(
 ) -> tuple[execute.Execution, resources.Resources | None]:
     """Run the notebook with papermill in the trial's own fresh kernel; what it cost."""
     wanted = (plan.request.kernel, plan.config.root, plan.request.import_roots)
-    kernel = (ahead.claim(*wanted) if ahead else None) or kernels.start_kernel(*wanted)
+    kernel = (ahead.claim(*wanted) if ahead else None) or launch.start_kernel(*wanted)
     monitor = resources.ProcessTreeMonitor(kernel.pid).start() if kernel.pid else None
     execution = execute.execute(
         notebook,

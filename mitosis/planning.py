@@ -12,6 +12,7 @@ import itertools
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,8 @@ def _ask_kernel(
     steps: Sequence[StepConfig],
     grid: Sequence[Sequence[ParamChoice]],
     timeout: float | None,
-) -> dict[str, StepFacts]:
+) -> Future[str]:
+    """Ask ``kernel`` what it finds of each step's code, without waiting for the answer."""
     wanted: dict[str, dict[str, tuple[str, ...]]] = {step.name: {} for step in steps}
     for choice in (c for choices in grid for c in choices if c.kind == "lookup"):
         assert choice.step is not None
@@ -194,7 +196,13 @@ def _ask_kernel(
         for index, step in enumerate(steps)
     ]
     call = f"{_KERNEL_SIDE}.describe_steps({questions_to_json(asked)!r})"
-    facts = facts_from_json(kernel.evaluate(call, timeout))
+    return kernel.ask(call, timeout)
+
+
+def _facts(asked: Future[str], steps: Sequence[StepConfig]) -> dict[str, StepFacts]:
+    """What the kernel found of each step, once it has answered; ``UserCodeError`` if the
+    code cannot run a step."""
+    facts = facts_from_json(asked.result())
     for step in steps:
         problem = facts[step.name].problem
         if problem is not None:
@@ -226,6 +234,8 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     steps = _steps_asked(request, config)
     options = bind_steps(request.options, [step.name for step in steps])
     grid = expand_grid(options)
+    # Asked now, answered once booted and imported: meanwhile this process checks the rest.
+    asked = _ask_kernel(kernel, steps, grid, request.timeout)
     trials_folder = (request.trials_folder or config.trials_folder).resolve()
     store.check_folder(trials_folder)
     # The configured trials folder holds trials too, even when -F writes these elsewhere.
@@ -238,7 +248,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     render.render_notebook(template, steps, origin)
     kernelspec = render.kernelspec_metadata(request.kernel) if request.kernel else None
     _warm_up_in_background()  # while the kernel boots and imports the steps' code
-    facts = _ask_kernel(kernel, steps, grid, request.timeout)
+    facts = _facts(asked, steps)
     # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
     interpreter = _ask_interpreter(kernel, request.timeout) if request.kernel else None
     _check_against_code(config, steps, options, facts)

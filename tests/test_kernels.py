@@ -24,7 +24,7 @@ import os, signal, sys, time
 from pathlib import Path
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_core.utils import run_sync
-from mitosis.adapters.kernels import start_kernel
+from mitosis.adapters.kernels.launch import start_kernel
 
 root = Path(sys.argv[1])
 dead = start_kernel(None, root)

@@ -1,21 +1,14 @@
-"""Jupyter kernels for trials (jupyter_client): started fresh, ahead of need when they can
-be, asked about the user's code before a trial, and stopped for good whatever happened.
+"""Jupyter kernels for trials: started fresh, ahead of need when they can be, asked about
+the user's code before a trial, and stopped for good whatever happened.
+
+``spawn`` starts a kernel of this interpreter with the standard library alone; ``launch``
+is jupyter_client's side (taking such a kernel over, starting a named kernelspec,
+stopping); ``asking`` talks to a booted kernel; ``ahead`` ties them together for a kernel
+started before it is needed. Importing this package imports no jupyter_client: the
+runner's first kernels start before it is imported.
 """
 
 from mitosis.adapters.kernels.ahead import KernelAhead
-from mitosis.adapters.kernels.launch import (
-    SAME_INTERPRETER,
-    TrialKernel,
-    kernel_environment,
-    start_kernel,
-    stop_kernel,
-)
+from mitosis.adapters.kernels.spawn import SAME_INTERPRETER, kernel_environment
 
-__all__ = [
-    "SAME_INTERPRETER",
-    "KernelAhead",
-    "TrialKernel",
-    "kernel_environment",
-    "start_kernel",
-    "stop_kernel",
-]
+__all__ = ["SAME_INTERPRETER", "KernelAhead", "kernel_environment"]

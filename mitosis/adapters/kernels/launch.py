@@ -13,20 +13,26 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from jupyter_core.utils import run_sync
 
-SAME_INTERPRETER = "mitosis-same-python"
-# A trial's notebook is its record, so its kernel keeps no IPython history. Parallel kernels
-# writing one history.sqlite contend for its lock and can corrupt it, and every trial's cells
-# would fill the user's own command history.
-_NO_HISTORY = "--HistoryManager.enabled=False"
+from mitosis.adapters.kernels.spawn import (
+    IPYKERNEL_WITHOUT_DEBUGGER,
+    NO_HISTORY,
+    SAME_INTERPRETER,
+    SpawnedKernel,
+    kernel_environment,
+    spawn_kernel,
+)
 
 
 class TrialKernel:
@@ -55,23 +61,6 @@ class TrialKernel:
         stop_kernel(self.manager)
 
 
-# ipykernel's own launcher (``python -m ipykernel_launcher``), less its debugger: every
-# ipykernel imports debugpy and pydevd as it starts, about 0.15 CPU-s, a fifth of a short
-# trial's kernel, for a debugger no papermill run can attach. While ipykernel looks for it,
-# debugpy cannot be imported (a None in sys.modules is Python's way to say so); then it can
-# again, for a trial's own code.
-_IPYKERNEL_WITHOUT_DEBUGGER = """
-import sys
-if sys.path[0] == "":
-    del sys.path[0]
-sys.modules["debugpy"] = None
-import ipykernel.debugger
-del sys.modules["debugpy"]
-from ipykernel import kernelapp
-kernelapp.launch_new_instance()
-"""
-
-
 class _SameInterpreterSpecs(KernelSpecManager):
     """Offers a kernel that runs this very interpreter, whatever kernelspecs are installed."""
 
@@ -79,7 +68,7 @@ class _SameInterpreterSpecs(KernelSpecManager):
         if kernel_name != SAME_INTERPRETER:
             return super().get_kernel_spec(kernel_name)
         return KernelSpec(
-            argv=[sys.executable, "-c", _IPYKERNEL_WITHOUT_DEBUGGER, "-f", "{connection_file}"],
+            argv=[sys.executable, "-c", IPYKERNEL_WITHOUT_DEBUGGER, "-f", "{connection_file}"],
             display_name=f"Python {sys.version.split()[0]} ({sys.executable})",
             language="python",
             interrupt_mode="signal",
@@ -151,30 +140,12 @@ class _PromptClient(AsyncKernelClient):
         return False
 
 
-def kernel_environment(root: Path, import_roots: Sequence[Path] = ()) -> dict[str, str]:
-    """The kernel's environment: ours, with the investigation and then ``import_roots``
-    importable before anything else, and plots inline."""
-    env = dict(os.environ)
-    paths = [str(root), *map(str, import_roots), env.get("PYTHONPATH")]
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
-    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    env.pop("JPY_PARENT_PID", None)
-    return env
-
-
 def start_kernel(kernel: str | None, root: Path, import_roots: Sequence[Path] = ()) -> TrialKernel:
     """Start a fresh kernel in ``root``: this interpreter, or the named kernelspec."""
-    name = kernel or SAME_INTERPRETER
-    # IPC sockets in a private directory: no TCP ports to clash between parallel trials,
-    # and no unencrypted-TCP warning from the kernel.
-    sockets = Path(tempfile.mkdtemp(prefix="mitosis-kernel-"))
-    manager = _TrialKernelManager(
-        kernel_name=name,
-        kernel_spec_manager=_SameInterpreterSpecs(),
-        client_factory=_PromptClient,
-        transport="ipc",
-        ip=str(sockets / "kernel"),
-    )
+    if kernel is None or kernel == SAME_INTERPRETER:
+        return adopt(spawn_kernel(root, import_roots))
+    # IPC sockets in a private directory, as ``spawn_kernel`` makes them.
+    manager = _new_manager(kernel, Path(tempfile.mkdtemp(prefix="mitosis-kernel-")))
     run_sync(manager.start_kernel)(
         cwd=str(root),
         env=kernel_environment(root, import_roots),
@@ -183,10 +154,60 @@ def start_kernel(kernel: str | None, root: Path, import_roots: Sequence[Path] = 
     return TrialKernel(manager)
 
 
+def adopt(spawned: SpawnedKernel) -> TrialKernel:
+    """The kernel ``spawn_kernel`` started, under jupyter_client's manager as if the manager
+    had started it. Kills the kernel if that fails."""
+    try:
+        manager = _new_manager(SAME_INTERPRETER, spawned.sockets)
+        manager.connection_file = str(spawned.connection_file)
+        manager.load_connection_info(cast(KernelConnectionInfo, spawned.connection))
+        manager.kernel_id = str(uuid.uuid4())
+        # A manager starts its kernel through the provisioner it has, if it has one.
+        manager.provisioner = _Adopting(
+            spawned, kernel_id=manager.kernel_id, kernel_spec=manager.kernel_spec, parent=manager
+        )
+        run_sync(manager.start_kernel)()
+    except BaseException:
+        spawned.kill()
+        raise
+    return TrialKernel(manager)
+
+
+class _Adopting(LocalProvisioner):
+    """Hands jupyter_client a kernel process started already, instead of launching one."""
+
+    def __init__(self, spawned: SpawnedKernel, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spawned = spawned
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        # Nothing to write or to prepare: the kernel runs already.
+        return {**kwargs, "cmd": list(self.spawned.argv)}
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        process = self.spawned.process
+        self.process, self.pid = process, process.pid
+        self.pgid = process.pid  # it leads a session of its own, and so its group
+        # The key as bytes, as a manager's session holds it and compares it.
+        key = str(self.spawned.connection["key"]).encode()
+        self.connection_info = cast(KernelConnectionInfo, {**self.spawned.connection, "key": key})
+        return self.connection_info
+
+
+def _new_manager(kernel: str, sockets: Path) -> _TrialKernelManager:
+    return _TrialKernelManager(
+        kernel_name=kernel,
+        kernel_spec_manager=_SameInterpreterSpecs(),
+        client_factory=_PromptClient,
+        transport="ipc",
+        ip=str(sockets / "kernel"),
+    )
+
+
 def _history_off(spec: KernelSpec | None) -> list[str]:
     """The argument that keeps an IPython kernel's history off; other kernels get none."""
     runs_ipykernel = spec is not None and any("ipykernel" in part for part in spec.argv)
-    return [_NO_HISTORY] if runs_ipykernel else []
+    return [NO_HISTORY] if runs_ipykernel else []
 
 
 def stop_kernel(manager: AsyncKernelManager) -> None:
