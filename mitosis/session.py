@@ -8,6 +8,7 @@ all run through it. The heavy modules are imported only once the kernels boot.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ class Session:
         trial. Nothing is written."""
         from mitosis.planning import prepare
 
+        _import_in_background()
         try:
             plans = prepare(self.request, self._kernels[0])
         finally:
@@ -173,6 +175,22 @@ def run_request(
     """Everything ``mitosis-nb run`` does after parsing: start, check, run, clean up."""
     with Session(request, options) as session:
         return session.run(session.prepare(), observer)
+
+
+def _import_in_background() -> None:
+    """Import what running the trials needs (papermill, the executors, a trial's pipeline:
+    about 0.2 s) while this process waits for the first kernel to answer, rather than after,
+    when every trial waits for it."""
+    threading.Thread(target=_import_quietly, name="mitosis-import-ahead", daemon=True).start()
+
+
+def _import_quietly() -> None:
+    with contextlib.suppress(Exception):  # a head start only: the trials import it again
+        import mitosis.executors.threads
+        import mitosis.sweeps  # noqa: F401
+        from mitosis.adapters import execute
+
+        execute.import_papermill()
 
 
 def _check_options(options: RunOptions) -> None:

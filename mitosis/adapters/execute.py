@@ -101,6 +101,11 @@ def _run_papermill(
         outcome["notebook"] = getattr(error, _PARTIAL, None)
 
 
+def import_papermill() -> None:
+    """Import papermill and register its engine now, not as the first trial starts."""
+    _register_engine()
+
+
 def _register_engine() -> str:
     """papermill's nbclient engine, which also keeps the notebook of an execution that
     ended without a save: a stopped or dead kernel's cells, with their outputs so far."""
