@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import RunCli, make_investigation, trial_dirs
+from conftest import RunCli, make_investigation, start_in, trial_dirs
 from sweep_helpers import (
     HOLDABLE,
     HOLDABLE_PYPROJECT,
@@ -137,13 +137,7 @@ def run(x=0):
 def _sweep_watching_kernels(root: Path, *argv: str) -> tuple[subprocess.CompletedProcess, int, set]:
     """Run ``argv``; how it ended, the most kernels running in ``root`` before any trial
     folder existed, and every kernel seen running there."""
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "mitosis.cli", *argv],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = start_in(root, sys.executable, "-m", "mitosis.cli", *argv)
     most_before_trials, seen = 0, set()
     while runner.poll() is None:
         running = kernels_in(root)
@@ -207,13 +201,7 @@ def test_ctrl_c_stops_a_sweep_and_skip_existing_finishes_only_what_is_missing(
     trials.mkdir()
     (trials / "hold").write_text("3 4\n")
     sweep = ["run", "nap", *(f"-ex={x}" for x in range(1, 6)), "--workers", "2"]
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "mitosis.cli", *sweep],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = start_in(root, sys.executable, "-m", "mitosis.cli", *sweep)
     deadline = time.monotonic() + 90
     # Trials 1 and 2 finish; 3 and 4 hold their two workers; 5 waits for a free one.
     while time.monotonic() < deadline:
