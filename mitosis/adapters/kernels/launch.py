@@ -1,5 +1,7 @@
-"""Starting a trial's fresh kernel (jupyter_client), and stopping it for good whatever
-happened. The notebook executor only runs cells in a ``TrialKernel``, kills it and stops it.
+"""A trial's fresh kernel under jupyter_client: one of this interpreter that ``spawn``
+started is taken over (``adopt``), a named kernelspec is started here, and either is stopped
+for good whatever happened. The notebook executor only runs cells in a ``TrialKernel``,
+kills it and stops it.
 """
 
 from __future__ import annotations
