@@ -574,6 +574,34 @@ def test_trials_written_elsewhere_leave_the_configured_trials_folder_out_of_the_
     assert len(trial_dirs(tmp_path / "elsewhere")) == 1
 
 
+def test_a_committed_trials_folder_does_not_make_the_next_run_dirty(
+    investigation: Path, cli: RunCli
+) -> None:
+    assert cli("run", "toy", "-p", "frequency=fast").returncode == 0
+    git(investigation, "add", "-A")  # shared with the code, as some researchers do
+    git(investigation, "commit", "-q", "-m", "the trials so far")
+
+    # Every run rewrites the index, its data parts and the experiment's page.
+    for frequency in ("slow", "fast"):
+        done = cli("run", "toy", "-p", f"frequency={frequency}")
+        assert done.returncode == 0, done.stderr
+
+    assert len(trial_dirs(investigation / "trials")) == 3
+
+
+def test_every_name_mitosis_writes_atop_a_trials_folder_is_known_as_its_own() -> None:
+    from mitosis.adapters import index_cache, publish, registry, site
+    from mitosis.cache_store import CACHE_DIR
+    from mitosis.core.trial_id import is_own_entry
+    from mitosis.executors.slurm import SUBMITIT_FOLDER
+
+    written = [site.INDEX_HTML, site.PARTS_DIR, site.experiment_page_name("sine fit/2")]
+    written += [index_cache.INDEX_NAME, registry.REGISTRY_DIR, publish.ASSETS_DIR]
+    written += [CACHE_DIR, SUBMITIT_FOLDER, "20261207-020000-3f9c2a"]
+    assert all(is_own_entry(name) for name in written)
+    assert not any(is_own_entry(name) for name in ("experiments", "sine.py", "data"))
+
+
 def test_a_registry_that_cannot_be_written_leaves_no_trial_folder(
     investigation: Path, cli: RunCli
 ) -> None:

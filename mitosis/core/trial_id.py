@@ -29,9 +29,14 @@ def matches_id(trial_id: str, query: str) -> bool:
     return trial_id == query or (len(query) >= 1 and trial_id.rsplit("-", 1)[-1].startswith(query))
 
 
-# What mitosis-nb itself writes at the top of a trials folder (DESIGN.md section 3), besides
-# trial folders: the index and its journal, the variant registry, shared assets, temp files.
-_OWN_ENTRIES = re.compile(r"^(index\.(html|sqlite.*)|variants|_assets|\.tmp-.*)$")
+# What mitosis-nb itself writes at the top of a trials folder (DESIGN.md section 3 and
+# docs/contract-changes.md), besides trial folders: the index, its journal and its data
+# parts, the experiments' pages, the variant registry, shared assets, the step cache,
+# submitit's folder, temp files.
+_OWN_ENTRIES = re.compile(
+    r"^(index\.(html|sqlite.*)|index-data|experiment-[^/]*\.html|variants|_assets|step-cache"
+    r"|\.slurm|\.tmp-.*)$"
+)
 
 
 def is_own_entry(name: str) -> bool:
