@@ -64,16 +64,11 @@ def _shell_client(manager: AsyncKernelManager) -> Iterator[BlockingKernelClient]
 
 def answers(manager: AsyncKernelManager, stop: threading.Event) -> bool:
     """Whether the kernel answers a ``kernel_info`` request before ``stop`` is set."""
-    asked: set[str] = set()
     with _shell_client(manager) as client:
-        while not stop.is_set():
-            asked.add(client.kernel_info())
-            try:
-                if _await_reply(client, manager, asked, None, None, within=0.2) is not None:
-                    return True
-            except KernelError:  # it died: the trial that takes it will say so
-                return False
-    return False
+        try:
+            return _await_ready(client, manager, None, None, stop, every=0.2)
+        except KernelError:  # it died: the trial that takes it will say so
+            return False
 
 
 def _await_ready(
@@ -81,19 +76,24 @@ def _await_ready(
     manager: AsyncKernelManager,
     deadline: float | None,
     timeout: float | None,
-) -> None:
-    """Return once the kernel has answered a ``kernel_info`` request.
+    stop: threading.Event | None = None,
+    every: float = 1.0,
+) -> bool:
+    """True once the kernel has answered a ``kernel_info`` request; False if ``stop`` is
+    set first.
 
     A request that reaches a kernel still setting up its shell may wait unread (ipykernel 7
     starts more threads and sockets, and a loaded machine makes that window longer): the
     Jupyter protocol's advice is to send nothing else before a ``kernel_info`` is answered.
-    Each second without an answer sends another, in case the first was one of those.
+    Each ``every`` seconds without an answer sends another, in case the first was one of
+    those.
     """
     asked: set[str] = set()
-    while True:
+    while stop is None or not stop.is_set():
         asked.add(client.kernel_info())
-        if _await_reply(client, manager, asked, deadline, timeout, within=1.0) is not None:
-            return
+        if _await_reply(client, manager, asked, deadline, timeout, within=every) is not None:
+            return True
+    return False
 
 
 def _await_reply(
