@@ -82,7 +82,11 @@ def _kernel_of(runner: subprocess.Popen[str], spared: set[int], limit: float = 6
     """The runner's current kernel (a child running ipykernel), or None once the runner ended."""
     deadline = time.monotonic() + limit
     while runner.poll() is None and time.monotonic() < deadline:
-        for pid in kernels_in(Path(os.readlink(f"/proc/{runner.pid}/cwd"))):
+        try:
+            folder = Path(os.readlink(f"/proc/{runner.pid}/cwd"))
+        except OSError:  # it ended since poll() looked: a zombie has no cwd
+            continue
+        for pid in kernels_in(folder):
             with contextlib.suppress(OSError):
                 status = Path(f"/proc/{pid}/status").read_text()
                 if f"\nPPid:\t{runner.pid}\n" in status and pid not in spared:
