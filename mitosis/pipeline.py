@@ -8,10 +8,11 @@ of their own; ``api`` is ``execute_trial``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,24 @@ def run_plan(
     From its running record to its final one the trial's folder keeps a heartbeat that says
     where it is, every ``heartbeat_s`` seconds at least (``live``).
     """
+    executed = execute_plan(
+        plan, reservation, cancel, update_index, ahead, annotations, heartbeat_s
+    )
+    return executed.publish()
+
+
+def execute_plan(
+    plan: TrialPlan,
+    reservation: Reservation | None = None,
+    cancel: threading.Event | None = None,
+    update_index: bool = True,
+    ahead: kernels.KernelAhead | None = None,
+    annotations: Mapping[str, Any] | None = None,
+    heartbeat_s: float | None = None,
+) -> ExecutedTrial:
+    """``run_plan`` up to the end of the trial's kernel: the rest, its page and its final
+    record, is the returned trial's ``publish``, which another thread may call later. Until
+    then its folder's heartbeat goes on and its record says it runs."""
     clock = _Timer()
     started = utc_now()
     folder, running = _begin(plan, reservation, started, annotations or {})
@@ -74,17 +93,49 @@ def run_plan(
     def render_page(notebook: Any, progress: dict[str, Any]) -> Callable[[], None]:
         return render_running_page(folder, running, notebook, progress, live.PAGE_EVERY_S)
 
-    with live.watching(folder, heartbeat_s, render_page) as watch:
-        record = _run_begun(
+    with contextlib.ExitStack() as watching:
+        watch = watching.enter_context(live.watching(folder, heartbeat_s, render_page))
+        record, reserve, outcome = _execute_begun(
             plan, folder, running, started, clock, watch, cancel, update_index, ahead
         )
-        watch.end(record.status)
-    if update_index:
-        TrialsFolder(plan.trials_folder).record_trial(record_data(record))  # warns, never raises
-    return Trial(record, folder)
+        publishing = _Publishing(clock, reserve, watch, update_index, watching.pop_all())
+        return ExecutedTrial(plan, folder, record, outcome, publishing)
 
 
-def _run_begun(
+@dataclass(frozen=True)
+class _Publishing:
+    """What an executed trial holds until it is published."""
+
+    clock: _Timer
+    reserve: Path | None  # disk space for the final record
+    watch: live.TrialWatch  # its heartbeat, until the final record
+    update_index: bool
+    watching: contextlib.ExitStack  # closes the watch
+
+
+@dataclass(frozen=True)
+class ExecutedTrial:
+    """A trial whose kernel has ended, its page and final record still to be written."""
+
+    plan: TrialPlan
+    folder: Path
+    record: TrialRecord  # the final record, but for its publishing time
+    execution: execute.Execution
+    _publishing: _Publishing
+
+    def publish(self) -> Trial:
+        """Write the trial's notebook, page and final record, and enter it in the index."""
+        held = self._publishing
+        with held.watching:
+            held.clock.restart()  # waiting to be published is neither executing nor publishing
+            record = _publish_executed(self.folder, self.record, self.execution, held)
+            held.watch.end(record.status)
+        if held.update_index:  # warns, never raises
+            TrialsFolder(self.plan.trials_folder).record_trial(record_data(record))
+        return Trial(record, self.folder)
+
+
+def _execute_begun(
     plan: TrialPlan,
     folder: Path,
     record: TrialRecord,
@@ -94,8 +145,9 @@ def _run_begun(
     cancel: threading.Event | None,
     update_index: bool,
     ahead: kernels.KernelAhead | None,
-) -> TrialRecord:
-    """The trial whose running record is written: kernel, page, final record; that record."""
+) -> tuple[TrialRecord, Path | None, execute.Execution]:
+    """The trial whose running record is written, executed: how it ended, the disk space
+    held for its final record, and the execution (its kernel stopped)."""
     # Room for the final record (this one, with how it ended), held until it is written.
     reserve = reserve_space(folder, len(store.dump_yaml(record_data(record)).encode()) + 4096)
     if update_index:
@@ -111,6 +163,16 @@ def _run_begun(
     record = finish_record(record, plan, outcome, started, clock.laps)
     if used is not None:
         record = replace(record, resources=used.as_record())
+    # A sweep's next trial may start once this one's kernel is gone, however many remain
+    # to be published.
+    outcome.wait_until_stopped()
+    return record, reserve, outcome
+
+
+def _publish_executed(
+    folder: Path, record: TrialRecord, outcome: execute.Execution, held: _Publishing
+) -> TrialRecord:
+    """The executed trial's notebook, page and final record written; that record."""
     try:
         publish_trial(folder, record, outcome.notebook)
     except OSError as error:
@@ -119,12 +181,9 @@ def _run_begun(
         keep_running_notebook(folder)
         record = record_storage_failure(record, error)
     finally:
-        clock.lap("publish_s")
-        record = replace(record, timings=rounded_timings(clock.laps))
-        try:
-            write_final_record(folder, record, reserve)
-        finally:
-            outcome.wait_until_stopped()
+        held.clock.lap("publish_s")
+        record = replace(record, timings=rounded_timings(held.clock.laps))
+        write_final_record(folder, record, held.reserve)
     return record
 
 
@@ -211,6 +270,10 @@ class _Timer:
     def __init__(self) -> None:
         self._last = time.perf_counter()
         self.laps: dict[str, float] = {}
+
+    def restart(self) -> None:
+        """Count from now, leaving the time since the last lap out of every lap."""
+        self._last = time.perf_counter()
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()

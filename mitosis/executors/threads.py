@@ -2,7 +2,8 @@
 
 Threads, not processes: a trial's work happens in its kernel, a separate process already,
 so a runner thread mostly waits on it; threads share one registry and index writer, and a
-stop reaches them through one ``threading.Event``.
+stop reaches them through one ``threading.Event``. A thread whose trial's kernel has ended
+leaves its publishing to the ``Publisher`` and starts the next trial.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 
 from mitosis.adapters import kernels
 from mitosis.executors import NOT_STARTED, Outcome, finished_outcome, refused_outcome
+from mitosis.executors.publisher import Publisher
 from mitosis.lock_in import Reservation
-from mitosis.pipeline import run_plan
+from mitosis.pipeline import ExecutedTrial, execute_plan
 from mitosis.planning import TrialPlan
 from mitosis.trials import Trial
 
@@ -30,33 +33,60 @@ class ThreadExecutor:
         self._cancel = threading.Event()
         self._kernels = _Kernels(ahead, trials, workers)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mitosis-trial")
+        self._publisher = Publisher(workers, self._cancel)
+        self._executions: list[Future[ExecutedTrial | None]] = []
+        # Each trial's future, settled once it is published.
         self._jobs: dict[Future[Trial | None], tuple[TrialPlan, Reservation]] = {}
         self._running: set[str] = set()
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Start nothing more, wait for the threads, stop the kernels no trial took."""
+        """Start nothing more, wait for the threads and the publishing, stop the kernels
+        no trial took."""
         self._cancel.set()  # whatever ended the sweep, nothing more starts
-        for future in self._jobs:
-            future.cancel()
+        for execution in self._executions:
+            execution.cancel()
         self._pool.shutdown(wait=True)
+        self._publisher.close()
         self._kernels.close()
 
     def submit(self, plan: TrialPlan, reservation: Reservation) -> None:
         """Queue a trial for the next free thread."""
-        self._jobs[self._pool.submit(self._run, plan, reservation)] = (plan, reservation)
+        published: Future[Trial | None] = Future()
+        self._jobs[published] = (plan, reservation)
+        self._publisher.expect()
+        execution = self._pool.submit(self._run, plan, reservation)
+        self._executions.append(execution)
+        execution.add_done_callback(partial(self._executed, published))
 
-    def _run(self, plan: TrialPlan, reservation: Reservation) -> Trial | None:
+    def _run(self, plan: TrialPlan, reservation: Reservation) -> ExecutedTrial | None:
         if self._cancel.is_set():
             return None
         with self._lock:
             self._running.add(reservation.trial_id)
         kernel = self._kernels.take(plan)
         try:
-            return run_plan(plan, reservation, self._cancel, ahead=kernel)
+            return execute_plan(plan, reservation, self._cancel, ahead=kernel)
         finally:
             with self._lock:
                 self._running.discard(reservation.trial_id)
+
+    def _executed(
+        self, published: Future[Trial | None], execution: Future[ExecutedTrial | None]
+    ) -> None:
+        """Hand an executed trial to the publisher; settle the others' futures now."""
+        if execution.cancelled():
+            self._publisher.executed(None, published)
+            published.cancel()
+            published.set_running_or_notify_cancel()  # else wait() never counts it done
+            return
+        error = execution.exception()
+        executed = None if error is not None else execution.result()
+        self._publisher.executed(executed, published)
+        if error is not None:
+            published.set_exception(error)
+        elif executed is None:
+            published.set_result(None)
 
     def collect(self, timeout: float) -> list[Outcome]:
         """The trials whose threads returned since the last call."""
@@ -84,10 +114,12 @@ class ThreadExecutor:
             return len(self._running)
 
     def stop(self) -> list[Outcome]:
-        """Interrupt the running trials' kernels; the queued ones will not start."""
+        """Interrupt the running trials' kernels; the queued ones will not start, and the
+        executed ones are published at once."""
         self._cancel.set()
-        for future in self._jobs:
-            future.cancel()
+        self._publisher.wake()
+        for execution in self._executions:
+            execution.cancel()
         return []
 
 
