@@ -50,7 +50,7 @@ def _published_after(trials: Path, record: dict) -> float:
     """Seconds from the trial's kernel's end to its final record's write."""
     folder = trials / record["id"]
     finished = datetime.fromisoformat(record["finished"]).timestamp()
-    return (folder / "trial.yaml").stat().st_mtime - finished
+    return float((folder / "trial.yaml").stat().st_mtime - finished)
 
 
 def _held_sweep(tmp_path: Path, cores: int) -> tuple[subprocess.Popen[str], Path, Path]:
