@@ -95,8 +95,12 @@ def execute_plan(
 
     with contextlib.ExitStack() as watching:
         watch = watching.enter_context(live.watching(folder, heartbeat_s, render_page))
+        if update_index:
+            # Off the trial's path (a few fsynced writes), and done before its final row.
+            listing = _show_running(plan.trials_folder, record_data(running))
+            watching.callback(listing.join)
         record, reserve, outcome = _execute_begun(
-            plan, folder, running, started, clock, watch, cancel, update_index, ahead
+            plan, folder, running, started, clock, watch, cancel, ahead
         )
         publishing = _Publishing(clock, reserve, watch, update_index, watching.pop_all())
         return ExecutedTrial(plan, folder, record, outcome, publishing)
@@ -143,15 +147,12 @@ def _execute_begun(
     clock: _Timer,
     watch: live.TrialWatch,
     cancel: threading.Event | None,
-    update_index: bool,
     ahead: kernels.KernelAhead | None,
 ) -> tuple[TrialRecord, Path | None, execute.Execution]:
     """The trial whose running record is written, executed: how it ended, the disk space
     held for its final record, and the execution (its kernel stopped)."""
     # Room for the final record (this one, with how it ended), held until it is written.
     reserve = reserve_space(folder, len(store.dump_yaml(record_data(record)).encode()) + 4096)
-    if update_index:
-        TrialsFolder(plan.trials_folder).show_running(record_data(record))
     if plan.request.debug:
         write_atomic(folder / store.PATCH_NAME, gitstate.uncommitted_patch(plan.git))
         warn_of_untracked(record.git["untracked"])
@@ -167,6 +168,16 @@ def _execute_begun(
     # to be published.
     outcome.wait_until_stopped()
     return record, reserve, outcome
+
+
+def _show_running(trials_folder: Path, record: dict[str, Any]) -> threading.Thread:
+    """The trial listed as running in the index, in a thread of its own (``show_running``
+    never raises)."""
+    thread = threading.Thread(
+        target=TrialsFolder(trials_folder).show_running, args=(record,), name="mitosis-list"
+    )
+    thread.start()
+    return thread
 
 
 def _publish_executed(
