@@ -55,6 +55,7 @@ class _Look:
     cells: int | None = None
     step: str | None = None
     outputs: tuple[int, int] = (0, 0)  # outputs in all cells; the length of the last one
+    executed: bool = False  # the notebook has run to its end: the trial waits to be published
 
 
 def _utc(moment: datetime | None) -> str | None:
@@ -90,6 +91,7 @@ class TrialWatch:
         self._since: datetime | None = None
         self._since_clock = math.inf
         self._last_output: datetime | None = None
+        self._executed: datetime | None = None
         self._seen = _Look()
         self._written: _Look | None = None
         self._written_at = -math.inf
@@ -138,11 +140,12 @@ class TrialWatch:
 
     def _look(self) -> _Look:
         notebook, (cell, cells, step) = self._notebook, self._cell
+        executed = self._executed is not None
         if notebook is None or cell is None:
-            return _Look()
+            return _Look(executed=executed)
         outputs = [output for each in list(notebook.cells) for output in each.get("outputs", ())]
         last = _output_size(outputs[-1]) if outputs else 0
-        return _Look(cell, cells, step, (len(outputs), last))
+        return _Look(cell, cells, step, (len(outputs), last), executed)
 
     def _observe(self) -> _Look:
         """Look at the notebook; new output since the last look is output now."""
@@ -175,6 +178,7 @@ class TrialWatch:
             "step": look.step,
             "since": _utc(self._since),
             "last_output": _utc(self._last_output),
+            "executed": _utc(self._executed),
             "page": self._has_page,
             "ended": self._ended,
         }
@@ -214,7 +218,9 @@ class TrialWatch:
     def executed(self) -> None:
         """The notebook has run: no more pages (one being written is finished first, one
         being rendered is dropped), so that the final page is never overwritten by one of
-        the run so far."""
+        the run so far. A trial still waiting to be published a beat later says so."""
+        if self._executed is None:
+            self._executed = datetime.now(timezone.utc)
         with self._pages_lock:
             self._pages_stopped = True
 

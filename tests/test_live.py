@@ -220,6 +220,15 @@ def test_progress_reads_as_the_row_says_it() -> None:
     quiet = parse_progress({**beat, "last_output": None, "time": "2026-12-06T19:00:00+00:00"})
     assert progress_label(quiet, NOW) == "cell 3/5 · 40 s · no heartbeat for 5 min"
     assert "(stale: its runner has gone quiet)" in progress_details(quiet, NOW)
+    # Run to its end, waiting to be published: so much, and since when.
+    executed = parse_progress({**beat, "executed": (NOW - timedelta(seconds=3)).isoformat()})
+    assert progress_label(executed, NOW) == "publishing · 3 s"
+    assert progress_details(executed, NOW) == (
+        "its notebook ran to its end 3 s ago, at 19:05:27 UTC, its page and record are being "
+        "written, heartbeat 2 s ago, at 19:05:28 UTC"
+    )
+    published = parse_progress({**beat, "executed": NOW.isoformat(), "ended": "succeeded"})
+    assert progress_label(published, NOW) == "cell 3/5 · 12 s"
     # Whatever wrote the file, a field of the wrong type is left out, never raised on.
     odd = parse_progress({"time": 5, "cell": "3", "cells": True, "step": ["x"], "page": "yes"})
     assert odd.time is None and odd.cell is None and odd.cells is None and odd.step is None

@@ -4,21 +4,33 @@ that no trial's kernel uses, ten seconds at most, or a Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+from cdp import Browser, chromium_path
 from conftest import kernels_in, make_investigation
 from sweep_helpers import HOLDABLE, HOLDABLE_PYPROJECT, records
 
 from mitosis.executors.publisher import PUBLISH_WITHIN_S
 
 SWEEP = ["-m", "mitosis.cli", "run", "nap", "-ex=1", "-ex=2", "--workers", "1"]
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    chromium_path()
+    page = Browser(tmp_path / "chromium-profile")
+    yield page
+    page.close()
 
 
 def _start_on(cores: int, root: Path) -> subprocess.Popen[str]:
@@ -66,14 +78,32 @@ def _held_sweep(tmp_path: Path, cores: int) -> tuple[subprocess.Popen[str], Path
 
 
 def test_with_every_core_running_a_trial_the_last_one_is_published_within_ten_seconds(
-    tmp_path: Path,
+    tmp_path: Path, browser: Browser
 ) -> None:
     runner, root, trials = _held_sweep(tmp_path, cores=1)
     try:
         first = _by_variant(trials)["nap.x=1"]
-        # Its kernel is gone, the next trial holds the one core: it waits, still running.
+        # Its kernel is gone, the next trial holds the one core: it waits, still running,
+        # and its heartbeat, `show` and the index row say it is being published.
         assert first["status"] == "running"
         assert not (trials / first["id"] / "trial.ipynb").exists()
+        beat = trials / first["id"] / "heartbeat"
+        _until(lambda: json.loads(beat.read_text()).get("executed"), "the publishing beat")
+        shown = subprocess.run(
+            [sys.executable, "-m", "mitosis.cli", "show", first["id"]],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert re.search(r"  running · publishing · \d+ s$", shown.stdout.splitlines()[0])
+        assert "its page and record are being written" in shown.stdout
+        browser.navigate((trials / "index.html").as_uri())
+        browser.wait_for("document.body.dataset.ready === 'true'")
+        rows = "Array.from(document.querySelectorAll('#rows tr .status'))"
+        labels = f"{rows}.map(s => s.parentNode.textContent).join('|')"
+        row = browser.wait_for(f"/publishing/.test({labels}) && {labels}", 10)
+        assert re.search(r"running · publishing · \d+ s", row), row
         _until(lambda: _by_variant(trials)["nap.x=1"]["status"] == "succeeded", "publishing")
         first = _by_variant(trials)["nap.x=1"]
         assert (trials / first["id"] / "trial.html").is_file()

@@ -32,7 +32,8 @@ class Progress:
     """A running trial's heartbeat: ``time`` it was written (every ``every_s`` seconds at
     least), the ``cell`` running of ``cells`` (1-based, the notebook's cells as it shows
     them), the ``step`` that cell runs, when the execution began (``since``), its last output,
-    whether a page of the run so far exists, and how the trial ``ended`` once it has."""
+    when the notebook had run to its end (``executed``: the trial is being published), whether
+    a page of the run so far exists, and how the trial ``ended`` once it has."""
 
     time: datetime | None
     every_s: float | None = None
@@ -41,6 +42,7 @@ class Progress:
     step: str | None = None
     since: datetime | None = None
     last_output: datetime | None = None
+    executed: datetime | None = None
     page: bool = False
     ended: str | None = None
 
@@ -73,6 +75,7 @@ def parse_progress(data: Mapping[str, Any]) -> Progress:
         step=data.get("step") if isinstance(data.get("step"), str) else None,
         since=_moment(data.get("since")),
         last_output=_moment(data.get("last_output")),
+        executed=_moment(data.get("executed")),
         page=data.get("page") is True,
         ended=data.get("ended") if isinstance(data.get("ended"), str) else None,
     )
@@ -97,13 +100,17 @@ def stale(progress: Progress, now: datetime) -> bool:
 def progress_label(progress: Progress, now: datetime) -> str:
     """What follows ``running ·`` in the index row and ``show``: ``cell 3/5 · 12 s``, the age
     of the last output (or of the execution's start, before any output); and
-    ``no heartbeat for 5 min`` once the runner has gone quiet."""
+    ``no heartbeat for 5 min`` once the runner has gone quiet; ``publishing · 3 s`` once the
+    notebook has run to its end (3 s ago) and its page and final record wait to be written."""
     parts = []
-    if progress.cell is not None and progress.cells is not None:
-        parts.append(f"cell {progress.cell}/{progress.cells}")
-    quiet_since = progress.last_output or progress.since
-    if quiet_since is not None:
-        parts.append(_ago(quiet_since, now))
+    if progress.executed is not None and progress.ended is None:
+        parts += ["publishing", _ago(progress.executed, now)]
+    else:
+        if progress.cell is not None and progress.cells is not None:
+            parts.append(f"cell {progress.cell}/{progress.cells}")
+        quiet_since = progress.last_output or progress.since
+        if quiet_since is not None:
+            parts.append(_ago(quiet_since, now))
     if stale(progress, now) and progress.time is not None:
         parts.append(f"no heartbeat for {_ago(progress.time, now)}")
     return " · ".join(parts) or "starting"
@@ -115,6 +122,21 @@ def _clock(moment: datetime) -> str:
 
 def progress_details(progress: Progress, now: datetime) -> str:
     """The same at length, for ``show`` and the page: each time with its clock time."""
+    parts = _where_details(progress, now)
+    if progress.time is not None:
+        beat = f"heartbeat {_ago(progress.time, now)} ago, at {_clock(progress.time)}"
+        parts.append(beat + (" (stale: its runner has gone quiet)" if stale(progress, now) else ""))
+    return ", ".join(parts) or "no progress yet"
+
+
+def _where_details(progress: Progress, now: datetime) -> list[str]:
+    """Where the trial is: its cell and last output, or that it is being published."""
+    if progress.executed is not None and progress.ended is None:
+        ran = progress.executed
+        return [
+            f"its notebook ran to its end {_ago(ran, now)} ago, at {_clock(ran)}",
+            "its page and record are being written",
+        ]
     parts = []
     if progress.cell is not None and progress.cells is not None:
         step = f" (step {progress.step})" if progress.step else ""
@@ -124,7 +146,4 @@ def progress_details(progress: Progress, now: datetime) -> str:
         parts.append(f"last output {_ago(last, now)} ago, at {_clock(last)}")
     elif progress.since is not None:
         parts.append(f"no output since the run began {_ago(progress.since, now)} ago")
-    if progress.time is not None:
-        beat = f"heartbeat {_ago(progress.time, now)} ago, at {_clock(progress.time)}"
-        parts.append(beat + (" (stale: its runner has gone quiet)" if stale(progress, now) else ""))
-    return ", ".join(parts) or "no progress yet"
+    return parts
