@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,9 @@ def in_own_loop(target: Callable[..., None]) -> Callable[..., None]:
     the garbage collector happens upon it, and a long sweep makes several per trial."""
 
     def run(*args: Any) -> None:
+        # Imported here, in the thread: the runner's first kernel starts before asyncio is.
+        import asyncio
+
         try:
             target(*args)
         finally:
