@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mitosis.adapters.config import load_config
+from mitosis.adapters.config import InvestigationConfig, load_config
 from mitosis.adapters.kernels import KernelAhead
 from mitosis.core.params import bind_steps, expand_grid
 from mitosis.core.request import TrialRequest
+from mitosis.core.steps import early_import_code
 from mitosis.errors import MitosisError, ParameterError
 
 if TYPE_CHECKING:
@@ -88,20 +89,19 @@ class Session:
         self._booting: threading.Thread | None = None
         self._most = min(trials, 2 * self.options.workers)
         if _waits_for_a_kernel(self.options, trials, len(self._kernels)):
-            # Once booted, the first kernel imports the steps' code to check the request,
-            # and no trial can start until it has: meanwhile more kernels boot on the idle
-            # core, for the trials that would otherwise wait for one.
-            self._kernels[0].when_booted(self._boot_while_planning)
-
-    def _boot_while_planning(self) -> None:
-        self._booting = threading.Thread(
-            target=self._keep_booting, name="mitosis-boot-while-planning", daemon=True
-        )
-        self._booting.start()
+            # The first kernel boots, then imports the steps' code to check the request, and
+            # no trial can start until it has: meanwhile more kernels boot on the idle core,
+            # for the trials that would otherwise wait for one.
+            self._booting = threading.Thread(
+                target=self._keep_booting, name="mitosis-boot-while-planning", daemon=True
+            )
+            self._booting.start()
 
     def _keep_booting(self) -> None:
-        # One at a time: each kernel takes the core the planning kernel leaves idle, rather
-        # than slowing the planning kernel, on which every trial waits.
+        # One at a time, after those started with the first: each kernel takes the core the
+        # planning kernel leaves idle, rather than slowing it, as every trial waits for it.
+        if len(self._kernels) > 1 and not self._kernels[-1].answers(self._planned):
+            return
         while self._start_another():
             if not self._kernels[-1].answers(self._planned):
                 return
@@ -209,10 +209,23 @@ def _start_kernels(request: TrialRequest, options: RunOptions, trials: int) -> l
     """One kernel per trial that will start at once, so a sweep's workers each find one
     booted; the first imports the steps' code to check the request. On a cluster the trials
     run in the workers' kernels, and the one started here only checks."""
-    root = load_config(request.config, request.cwd, not request.extra_steps).root
+    config = load_config(request.config, request.cwd, not request.extra_steps)
     roots = request.import_roots
     count = 1 if options.scheduler else max(1, min(options.workers, trials))
-    return [KernelAhead(request.kernel, root, roots) for _ in range(count)]
+    first = KernelAhead(request.kernel, config.root, roots, _early_imports(request, config))
+    return [first, *(KernelAhead(request.kernel, config.root, roots) for _ in range(count - 1))]
+
+
+def _early_imports(request: TrialRequest, config: InvestigationConfig) -> str:
+    """What the first kernel runs as soon as it is up: it imports the modules of the steps'
+    lookups and callables, in the order the check will, to answer it sooner (nothing if the
+    request names an unknown step: the check says so)."""
+    try:
+        steps = [config.with_steps(request.extra_steps).step(name) for name in request.steps]
+    except MitosisError:
+        return ""
+    paths = [path for step in steps for path in (step.lookup, step.run) if path]
+    return early_import_code(list(dict.fromkeys(path.partition(":")[0] for path in paths)))
 
 
 def _trials(request: TrialRequest) -> int:

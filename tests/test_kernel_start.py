@@ -1,11 +1,15 @@
 """A run's first kernels start before jupyter_client is imported (it takes the runner about
-0.2 s), and jupyter_client then drives them as kernels of its own."""
+0.2 s), and jupyter_client then drives them as kernels of its own. The first of them, which
+checks the request, imports the steps' code as soon as it is up."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+from conftest import make_investigation, trial_dirs
+from sweep_helpers import records, run_cli
 
 SCENARIO = r"""
 import os, sys, threading
@@ -66,3 +70,57 @@ def test_a_kernel_starts_before_jupyter_client_is_imported_and_is_driven_by_it(
         "same process: True",
         "gone after close: True",
     ]
+
+
+COUNTED = """
+import os
+
+# In the trials folder: a change there leaves the tree clean.
+with open(os.path.join("trials", "imports.log"), "a") as log:
+    print(os.getpid(), file=log)
+if os.path.exists(os.path.join("trials", "broken")):
+    raise RuntimeError("this module cannot be imported today")
+
+lookup = {"x": {"one": 1}}
+
+
+def run(x=0):
+    return {"main": float(x), "metrics": {"pid": os.getpid()}}
+"""
+COUNTED_PYPROJECT = """
+[tool.mitosis.steps]
+nap = ["toy_experiments:run", "toy_experiments:lookup"]
+"""
+
+
+def _imports(root: Path) -> list[int]:
+    return [int(line) for line in (root / "trials" / "imports.log").read_text().split()]
+
+
+def test_the_checking_kernel_imports_the_steps_code_once_and_runs_the_first_trial_with_it(
+    tmp_path: Path,
+) -> None:
+    root = make_investigation(tmp_path / "counted", COUNTED, COUNTED_PYPROJECT)
+    (root / "trials").mkdir()
+    done = run_cli(root, "run", "nap", "-ex=1", "-ex=2", "--workers", "2")
+
+    assert done.returncode == 0, done.stderr
+    pids = [r["metrics"]["pid"] for r in records(root / "trials")]
+    # The kernel that checked the request imported the module as it started, once, and ran
+    # a trial with it; the other trial's kernel imported it in the trial.
+    assert sorted(_imports(root)) == sorted(pids)
+
+
+def test_a_module_that_fails_to_import_is_reported_as_it_failed_the_first_time(
+    tmp_path: Path,
+) -> None:
+    root = make_investigation(tmp_path / "broken", COUNTED, COUNTED_PYPROJECT)
+    (root / "trials").mkdir()
+    (root / "trials" / "broken").write_text("")
+    done = run_cli(root, "run", "nap", "-ex=1", "-ex=2", "--workers", "2")
+
+    assert done.returncode == 2
+    assert "cannot import module 'toy_experiments'" in done.stderr
+    assert "RuntimeError: this module cannot be imported today" in done.stderr
+    assert len(_imports(root)) == 1  # imported once, by the kernel that checked
+    assert trial_dirs(root / "trials") == []

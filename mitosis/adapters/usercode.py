@@ -20,11 +20,33 @@ def ensure_importable(root: Path) -> None:
         sys.path.insert(0, text)
 
 
+# The modules ``import_early`` could not import, and how each failed.
+_FAILED_EARLY: dict[str, BaseException] = {}
+
+
+def import_early(modules: Iterable[str]) -> None:
+    """Import ``modules`` now, before the steps that name them are looked at. A module that
+    fails is not imported again: looking at its step raises the same error (its import ran
+    once, as without this)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException as error:  # the user's module may raise anything while importing
+            _FAILED_EARLY[name] = error
+
+
+def _import_module(name: str) -> None:
+    failed = _FAILED_EARLY.get(name)
+    if failed is not None:
+        raise failed
+    importlib.import_module(name)
+
+
 def _import_object(path: str) -> Any:
     """Import ``module:qualname``, or refuse naming the module and the error."""
     module_name, _, qualname = path.partition(":")
     try:
-        importlib.import_module(module_name)
+        _import_module(module_name)
     except Exception as error:  # the user's module may raise anything while importing
         raise UserCodeError(
             f"cannot import module {module_name!r} (for {path}): "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,20 @@ def load_object(path: str) -> object:
     for part in qualname.split("."):
         target = getattr(target, part)
     return target
+
+
+def early_import_code(modules: Sequence[str]) -> str:
+    """Code for the kernel that will check a request to run as soon as it is up: import the
+    steps' ``modules`` (and mitosis's side of the check), binding no name in the trial's
+    namespace. A module that fails is not imported again: the check reports that failure."""
+    return (
+        "try:\n"
+        "    __import__('mitosis.kernel_side')\n"
+        "    __import__('mitosis.adapters.usercode', fromlist=['import_early'])"
+        f".import_early({list(modules)!r})\n"
+        "except BaseException:\n"
+        "    pass\n"
+    )
 
 
 @dataclass(frozen=True)

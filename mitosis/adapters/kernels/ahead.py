@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,27 +29,29 @@ class KernelAhead:
     over; a named kernelspec is started by that thread.
     """
 
-    def __init__(self, kernel: str | None, root: Path, import_roots: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        kernel: str | None,
+        root: Path,
+        import_roots: Sequence[Path] = (),
+        preload: str = "",
+    ) -> None:
+        """Start the kernel; one of this interpreter runs the code ``preload`` as soon as it
+        is up (imports the steps' code, in the kernel that checks a request)."""
         self.kernel, self.root, self.import_roots = kernel, root, tuple(import_roots)
         self._manager: AsyncKernelManager | None = None
         self._failure: str | None = None
         self._disk_refused = False
-        self._booted: Callable[[], None] | None = None
         self._spawned: SpawnedKernel | None = None
         if kernel in (None, SAME_INTERPRETER):
             try:
-                self._spawned = spawn_kernel(root, import_roots)
+                self._spawned = spawn_kernel(root, import_roots, preload)
             except Exception as error:
                 self._fail(error)
         self._thread = threading.Thread(
             target=in_own_loop(self._start), name=f"mitosis-kernel-ahead-{id(self)}", daemon=True
         )
         self._thread.start()
-
-    def when_booted(self, then: Callable[[], None]) -> None:
-        """Call ``then`` once, as soon as an ``evaluate`` finds the kernel booted (it has
-        answered), before the expression runs."""
-        self._booted = then
 
     def _start(self) -> None:
         if self._failure is not None:
@@ -91,8 +93,7 @@ class KernelAhead:
             raise KernelError(f"the kernel did not start ({self._failure}); {fix}.")
         from mitosis.adapters.kernels import asking
 
-        booted, self._booted = self._booted, None
-        return asking.evaluate(self._manager, expression, timeout, booted)
+        return asking.evaluate(self._manager, expression, timeout)
 
     def ask(self, expression: str, timeout: float | None = None) -> Future[str]:
         """``evaluate`` in a thread of its own: the runner goes on with its own checks while

@@ -9,7 +9,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from jupyter_client.blocking.client import BlockingKernelClient
@@ -19,17 +19,10 @@ from jupyter_core.utils import run_sync
 from mitosis.errors import KernelError
 
 
-def evaluate(
-    manager: AsyncKernelManager,
-    expression: str,
-    timeout: float | None,
-    booted: Callable[[], None] | None = None,
-) -> str:
+def evaluate(manager: AsyncKernelManager, expression: str, timeout: float | None) -> str:
     deadline = time.monotonic() + timeout if timeout else None
     with _shell_client(manager) as client:
         _await_ready(client, manager, deadline, timeout)
-        if booted is not None:
-            booted()
         # Silent: no output, no execution count, nothing in the kernel's history.
         asked = client.execute(
             "", silent=True, store_history=False, user_expressions={"v": expression}

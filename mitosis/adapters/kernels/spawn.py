@@ -31,16 +31,20 @@ NO_HISTORY = "--HistoryManager.enabled=False"
 # ipykernel imports debugpy and pydevd as it starts, about 0.15 CPU-s, a fifth of a short
 # trial's kernel, for a debugger no papermill run can attach. While ipykernel looks for it,
 # debugpy cannot be imported (a None in sys.modules is Python's way to say so); then it can
-# again, for a trial's own code.
-IPYKERNEL_WITHOUT_DEBUGGER = """
-import sys
+# again, for a trial's own code. ``PRELOAD``, if set, is code the kernel runs once it is up
+# (IPython's ``exec_lines``: its output goes nowhere), before it answers any request.
+PRELOAD = "MITOSIS_KERNEL_PRELOAD"
+IPYKERNEL_WITHOUT_DEBUGGER = f"""
+import os, sys
 if sys.path[0] == "":
     del sys.path[0]
 sys.modules["debugpy"] = None
 import ipykernel.debugger
 del sys.modules["debugpy"]
 from ipykernel import kernelapp
-kernelapp.launch_new_instance()
+preload = os.environ.pop("{PRELOAD}", "")
+del os, sys
+kernelapp.launch_new_instance(exec_lines=[preload] if preload else [])
 """
 # One socket file per channel, named after its number, in the kernel's private folder.
 _CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -81,11 +85,12 @@ def kernel_environment(root: Path, import_roots: Sequence[Path] = ()) -> dict[st
     return env
 
 
-def spawn_kernel(root: Path, import_roots: Sequence[Path] = ()) -> SpawnedKernel:
+def spawn_kernel(root: Path, import_roots: Sequence[Path] = (), preload: str = "") -> SpawnedKernel:
     """Start a kernel of this interpreter in ``root``, as jupyter_client's launcher would:
     IPC sockets in a private folder (no TCP ports to clash between parallel trials, and no
     unencrypted-TCP warning), a session of its own, stdin a pipe, and our process id to
-    watch, so that it ends if we are killed.
+    watch, so that it ends if we are killed. The kernel runs the code ``preload`` as soon
+    as it is up, before it answers any request.
 
     Raises ``OSError`` if its folder cannot be made or the process not started.
     """
@@ -104,6 +109,8 @@ def spawn_kernel(root: Path, import_roots: Sequence[Path] = ()) -> SpawnedKernel
         argv = (sys.executable, "-c", IPYKERNEL_WITHOUT_DEBUGGER, "-f", str(connection_file))
         env = kernel_environment(root, import_roots)
         env["JPY_PARENT_PID"] = str(os.getpid())
+        if preload:
+            env[PRELOAD] = preload
         env.pop("PYTHONEXECUTABLE", None)  # as jupyter_client: it would confuse the kernel
         process = subprocess.Popen(
             [*argv, NO_HISTORY], stdin=subprocess.PIPE, cwd=root, env=env, start_new_session=True
