@@ -102,19 +102,9 @@ def execute_plan(
         record, reserve, outcome = _execute_begun(
             plan, folder, running, started, clock, watch, cancel, ahead
         )
-        publishing = _Publishing(clock, reserve, watch, update_index, watching.pop_all())
-        return ExecutedTrial(plan, folder, record, outcome, publishing)
-
-
-@dataclass(frozen=True)
-class _Publishing:
-    """What an executed trial holds until it is published."""
-
-    clock: _Timer
-    reserve: Path | None  # disk space for the final record
-    watch: live.TrialWatch  # its heartbeat, until the final record
-    update_index: bool
-    watching: contextlib.ExitStack  # closes the watch
+        return ExecutedTrial(
+            plan, folder, record, outcome, clock, reserve, watch, update_index, watching.pop_all()
+        )
 
 
 @dataclass(frozen=True)
@@ -125,18 +115,37 @@ class ExecutedTrial:
     folder: Path
     record: TrialRecord  # the final record, but for its publishing time
     execution: execute.Execution
-    _publishing: _Publishing
+    clock: _Timer
+    reserve: Path | None  # disk space for the final record
+    watch: live.TrialWatch  # its heartbeat, until the final record
+    update_index: bool
+    watching: contextlib.ExitStack  # closes the watch
 
     def publish(self) -> Trial:
         """Write the trial's notebook, page and final record, and enter it in the index."""
-        held = self._publishing
-        with held.watching:
-            held.clock.restart()  # waiting to be published is neither executing nor publishing
-            record = _publish_executed(self.folder, self.record, self.execution, held)
-            held.watch.end(record.status)
-        if held.update_index:  # warns, never raises
+        with self.watching:
+            self.clock.restart()  # waiting to be published is neither executing nor publishing
+            record = self._write()
+            self.watch.end(record.status)
+        if self.update_index:  # warns, never raises
             TrialsFolder(self.plan.trials_folder).record_trial(record_data(record))
         return Trial(record, self.folder)
+
+    def _write(self) -> TrialRecord:
+        """The notebook, page and final record written; that record."""
+        record = self.record
+        try:
+            publish_trial(self.folder, record, self.execution.notebook)
+        except OSError as error:
+            # A full disk may refuse the notebook or the page: the record, written last,
+            # says so, and `succeeded` keeps meaning that every file is there.
+            keep_running_notebook(self.folder)
+            record = record_storage_failure(record, error)
+        finally:
+            self.clock.lap("publish_s")
+            record = replace(record, timings=rounded_timings(self.clock.laps))
+            write_final_record(self.folder, record, self.reserve)
+        return record
 
 
 def _execute_begun(
@@ -178,24 +187,6 @@ def _show_running(trials_folder: Path, record: dict[str, Any]) -> threading.Thre
     )
     thread.start()
     return thread
-
-
-def _publish_executed(
-    folder: Path, record: TrialRecord, outcome: execute.Execution, held: _Publishing
-) -> TrialRecord:
-    """The executed trial's notebook, page and final record written; that record."""
-    try:
-        publish_trial(folder, record, outcome.notebook)
-    except OSError as error:
-        # A full disk may refuse the notebook or the page: the record, written last, says
-        # so, and `succeeded` keeps meaning that every file is there.
-        keep_running_notebook(folder)
-        record = record_storage_failure(record, error)
-    finally:
-        held.clock.lap("publish_s")
-        record = replace(record, timings=rounded_timings(held.clock.laps))
-        write_final_record(folder, record, held.reserve)
-    return record
 
 
 def _begin(

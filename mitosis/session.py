@@ -221,7 +221,8 @@ def _early_imports(request: TrialRequest, config: InvestigationConfig) -> str:
     lookups and callables, in the order the check will, to answer it sooner (nothing if the
     request names an unknown step: the check says so)."""
     try:
-        steps = [config.with_steps(request.extra_steps).step(name) for name in request.steps]
+        config = config.with_steps(request.extra_steps)
+        steps = [config.step(name) for name in request.steps]
     except MitosisError:
         return ""
     paths = [path for step in steps for path in (step.lookup, step.run) if path]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cdp import Browser, chromium_path
 
 # A shell that starts the suite in the background (`pytest &`) ignores SIGINT, and every
 # process the tests start would inherit that and sleep through the tests' Ctrl-C.
@@ -247,3 +248,13 @@ def add_step(root: Path, name: str, module: str, source: str, run: str = "run") 
     pyproject.write_text(pyproject.read_text() + entry)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", f"the step {name}")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    """Headless Chromium with a profile of the test's own (a module may keep one for all
+    its tests instead)."""
+    chromium_path()
+    page = Browser(tmp_path / "chromium-profile")
+    yield page
+    page.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from cdp import Browser, chromium_path
+from cdp import Browser
 from conftest import RunCli, add_step, trial_dirs
 
 from mitosis.core.progress import parse_progress, progress_details, progress_label
@@ -69,14 +69,6 @@ def _mitosis(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    chromium_path()
-    page = Browser(tmp_path / "chromium-profile")
-    yield page
-    page.close()
 
 
 @pytest.fixture

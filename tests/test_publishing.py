@@ -11,26 +11,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-from cdp import Browser, chromium_path
+from cdp import Browser
 from conftest import kernels_in, make_investigation
 from sweep_helpers import HOLDABLE, HOLDABLE_PYPROJECT, records
 
 from mitosis.executors.publisher import PUBLISH_WITHIN_S
 
 SWEEP = ["-m", "mitosis.cli", "run", "nap", "-ex=1", "-ex=2", "--workers", "1"]
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    chromium_path()
-    page = Browser(tmp_path / "chromium-profile")
-    yield page
-    page.close()
 
 
 def _start_on(cores: int, root: Path) -> subprocess.Popen[str]:

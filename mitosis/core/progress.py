@@ -46,6 +46,11 @@ class Progress:
     page: bool = False
     ended: str | None = None
 
+    @property
+    def publishing(self) -> bool:
+        """Its notebook has run to its end, its final record is not written yet."""
+        return self.executed is not None and self.ended is None
+
 
 def _moment(text: Any) -> datetime | None:
     if not isinstance(text, str):
@@ -103,7 +108,7 @@ def progress_label(progress: Progress, now: datetime) -> str:
     ``no heartbeat for 5 min`` once the runner has gone quiet; ``publishing · 3 s`` once the
     notebook has run to its end (3 s ago) and its page and final record wait to be written."""
     parts = []
-    if progress.executed is not None and progress.ended is None:
+    if progress.publishing and progress.executed is not None:
         parts += ["publishing", _ago(progress.executed, now)]
     else:
         if progress.cell is not None and progress.cells is not None:
@@ -131,7 +136,7 @@ def progress_details(progress: Progress, now: datetime) -> str:
 
 def _where_details(progress: Progress, now: datetime) -> list[str]:
     """Where the trial is: its cell and last output, or that it is being published."""
-    if progress.executed is not None and progress.ended is None:
+    if progress.publishing and progress.executed is not None:
         ran = progress.executed
         return [
             f"its notebook ran to its end {_ago(ran, now)} ago, at {_clock(ran)}",

@@ -47,9 +47,9 @@ class Publisher:
     whatever waits at once.
     """
 
-    def __init__(self, workers: int, stopping: threading.Event, cores: int | None = None) -> None:
+    def __init__(self, workers: int, stopping: threading.Event) -> None:
         self._workers = workers
-        self._cores = cores or usable_cores()
+        self._cores = usable_cores()
         self._stopping = stopping
         self._changed = threading.Condition()
         self._waiting: deque[_Job] = deque()
