@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from mitosis import __version__
-from mitosis.cli import handle
 from mitosis.cli.ending import exit_promptly
 from mitosis.cli.output import EXIT_USAGE
 from mitosis.cli.parser import add_run_options
+from mitosis.cli.program import handle
 from mitosis.cli.run import run_command
 from mitosis.core.steps import StepConfig
 from mitosis.errors import ParameterError

@@ -20,7 +20,6 @@ from typing import Any
 from mitosis import live
 from mitosis.adapters import (
     execute,
-    kernels,
     publish,
     render,
     resources,
@@ -28,6 +27,7 @@ from mitosis.adapters import (
 )
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.kernels import launch
+from mitosis.adapters.kernels.ahead import KernelAhead
 from mitosis.atomic import reserve_space, write_atomic
 from mitosis.core.kernel_protocol import CachePolicy, KernelStep, steps_to_notebook
 from mitosis.core.trial_record import TrialRecord, record_data
@@ -55,7 +55,7 @@ def run_plan(
     reservation: Reservation | None = None,
     cancel: threading.Event | None = None,
     update_index: bool = True,
-    ahead: kernels.KernelAhead | None = None,
+    ahead: KernelAhead | None = None,
     annotations: Mapping[str, Any] | None = None,
     heartbeat_s: float | None = None,
 ) -> Trial:
@@ -79,7 +79,7 @@ def execute_plan(
     reservation: Reservation | None = None,
     cancel: threading.Event | None = None,
     update_index: bool = True,
-    ahead: kernels.KernelAhead | None = None,
+    ahead: KernelAhead | None = None,
     annotations: Mapping[str, Any] | None = None,
     heartbeat_s: float | None = None,
 ) -> ExecutedTrial:
@@ -156,7 +156,7 @@ def _execute_begun(
     clock: _Timer,
     watch: live.TrialWatch,
     cancel: threading.Event | None,
-    ahead: kernels.KernelAhead | None,
+    ahead: KernelAhead | None,
 ) -> tuple[TrialRecord, Path | None, execute.Execution]:
     """The trial whose running record is written, executed: how it ended, the disk space
     held for its final record, and the execution (its kernel stopped)."""
@@ -242,7 +242,7 @@ def _execute(
     notebook: Any,
     parameters: dict[str, Any],
     cancel: threading.Event | None,
-    ahead: kernels.KernelAhead | None,
+    ahead: KernelAhead | None,
     watch: live.TrialWatch,
 ) -> tuple[execute.Execution, resources.Resources | None]:
     """Run the notebook with papermill in the trial's own fresh kernel; what it cost."""
@@ -283,7 +283,7 @@ class _Timer:
         self._last = now
 
 
-def run_plans(plans: Sequence[TrialPlan], ahead: kernels.KernelAhead | None = None) -> list[Trial]:
+def run_plans(plans: Sequence[TrialPlan], ahead: KernelAhead | None = None) -> list[Trial]:
     """Lock in every plan's variants, then run the plans one after another.
 
     ``ahead``, a kernel the session started ahead, serves the first trial; the caller

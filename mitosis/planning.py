@@ -20,14 +20,14 @@ from typing import Any
 from mitosis import provenance
 from mitosis.adapters import (
     environment,
-    kernels,
     publish,
     render,
     store,
 )
 from mitosis.adapters import git as gitstate
 from mitosis.adapters.config import InvestigationConfig, load_config
-from mitosis.adapters.kernels import KernelAhead
+from mitosis.adapters.kernels.ahead import KernelAhead
+from mitosis.adapters.kernels.spawn import SAME_INTERPRETER
 from mitosis.core.code_facts import (
     InterpreterFacts,
     StepFacts,
@@ -262,7 +262,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
             state,
             template,
             trials_folder,
-            request.kernel or kernels.SAME_INTERPRETER,
+            request.kernel or SAME_INTERPRETER,
             source,
             interpreter,
             kernelspec,

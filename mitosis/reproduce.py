@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mitosis.adapters import git as gitstate
-from mitosis.adapters import kernels
 from mitosis.adapters.config import InvestigationConfig, load_config
+from mitosis.adapters.kernels.spawn import SAME_INTERPRETER
 from mitosis.core.compare import Comparison, compare_records
 from mitosis.core.request import TrialRequest
 from mitosis.core.steps import StepConfig
@@ -79,7 +79,7 @@ def _request(
     import_roots: Sequence[Path],
 ) -> TrialRequest:
     asked = recorded_request(record)
-    kernel = None if asked.kernel in (None, kernels.SAME_INTERPRETER) else asked.kernel
+    kernel = None if asked.kernel in (None, SAME_INTERPRETER) else asked.kernel
     # A relative template is the one at the recorded commit, in the re-run's checkout.
     template = config.root / asked.template if asked.template else None
     # A step run with `mitosis -m MODULE` is registered nowhere: the record defines it.

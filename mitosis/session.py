@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mitosis.adapters.config import InvestigationConfig, load_config
-from mitosis.adapters.kernels import KernelAhead
+from mitosis.adapters.kernels.ahead import KernelAhead
 from mitosis.core.params import bind_steps, expand_grid
 from mitosis.core.request import TrialRequest
 from mitosis.core.steps import early_import_code

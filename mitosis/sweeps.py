@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mitosis.adapters import kernels
+from mitosis.adapters.kernels.ahead import KernelAhead
 from mitosis.errors import ParameterError
 from mitosis.executors import (
     FAILED,
@@ -129,7 +129,7 @@ def run_sweep(
     plans: Sequence[TrialPlan],
     options: SweepOptions,
     observer: SweepObserver | None = None,
-    ahead: Sequence[kernels.KernelAhead] = (),
+    ahead: Sequence[KernelAhead] = (),
 ) -> SweepResult:
     """Lock in, then run every plan not skipped, ``options.workers`` at a time or on Dask.
 
@@ -179,7 +179,7 @@ def _executor(
     options: SweepOptions,
     first: TrialPlan,
     trials: int,
-    ahead: Sequence[kernels.KernelAhead],
+    ahead: Sequence[KernelAhead],
 ) -> Executor:
     trials_folder = first.trials_folder
     if options.scheduler is None:

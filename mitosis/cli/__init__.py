@@ -1,94 +1,47 @@
 """The ``mitosis-nb`` command line: parse arguments, call the library, print.
 
-``parser`` is its grammar, ``run`` and ``browse`` its commands, ``output`` how it speaks.
+``parser`` is its grammar, ``program`` what it does with the arguments, ``run`` and
+``browse`` its commands, ``output`` how it speaks. This module imports nothing more until
+``command`` has started the first kernel of a run.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 import sys
-import warnings
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
-from mitosis.cli import browse
-from mitosis.cli.ending import exit_promptly
-from mitosis.cli.output import EXIT_CLOSED_PIPE, EXIT_INTERRUPTED, EXIT_STORAGE, EXIT_USAGE, say
-from mitosis.cli.parser import build_parser
-from mitosis.cli.run import run_command
-from mitosis.errors import MitosisError
-
-__all__ = ["command", "handle", "main"]
-
-
-def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
-    say(f"mitosis-nb: warning: {message}", file=sys.stderr)
-
-
-def _quiet_libraries() -> None:
-    """One line per warning, and no library log lines that repeat what the record says."""
-    warnings.showwarning = _show_warning
-    # nbclient logs "Kernel died while waiting for execute reply" through papermill's
-    # logger; the trial's error line already says so.
-    logging.getLogger("papermill").setLevel(logging.CRITICAL)
+__all__ = ["command", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mitosis-nb``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    handlers = {
-        "run": lambda: run_command(args, argv),
-        "show": lambda: browse.show_command(args),
-        "list": lambda: browse.list_command(args),
-        "compare": lambda: browse.compare_command(args),
-        "experiments": lambda: browse.experiments_command(args),
-        "index": lambda: browse.index_command(args),
-        "serve": lambda: browse.serve_command(args),
-        "reproduce": lambda: browse.reproduce_command(args, argv),
-        "summary": lambda: browse.summary_command(args),
-        "cancel": lambda: browse.cancel_command(args),
-        "cache": lambda: browse.cache_command(args),
-    }
-    return handle(args, handlers[args.command])
+    from mitosis.cli import program
+
+    return program.main(argv)
 
 
 def command() -> NoReturn:
-    """The ``mitosis-nb`` program: ``main``, then a prompt exit with its code."""
+    """The ``mitosis-nb`` program: ``main``, then a prompt exit with its code. A run's first
+    kernel starts before anything else, to boot while this process imports what it needs
+    and reads its arguments."""
+    if starts_a_kernel(sys.argv[1:]):
+        from mitosis.adapters.kernels.spawn import start_first_kernel
+
+        start_first_kernel()
+    from mitosis.cli.ending import exit_promptly
+
     exit_promptly(main())
 
 
-def handle(args: argparse.Namespace, command: Callable[[], int]) -> int:
-    """Run ``command`` and map what it raises to one line on stderr and an exit code."""
-    if not args.verbose:
-        _quiet_libraries()
-    try:
-        code = command()
-        sys.stdout.flush()  # so that a closed pipe shows here, not as Python exits
-        return code
-    except MitosisError as error:
-        if args.verbose:
-            raise
-        say(f"mitosis-nb: {error.message}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        say("mitosis-nb: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `mitosis-nb list | head`: the reader has all it wanted
-        # Python would flush stdout again at exit, and complain that the pipe is closed.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_CLOSED_PIPE
-    except OSError as error:  # a full disk or a lost share mid-trial: say so, no traceback
-        if args.verbose:
-            raise
-        where = f" {error.filename}" if error.filename else ""
-        say(
-            f"mitosis-nb: cannot access{where}: {error.strerror or error}; check the free "
-            "space and permissions of the trials folder (files already written are kept).",
-            file=sys.stderr,
-        )
-        from mitosis.core.record import STORAGE_ERRNOS
-
-        return EXIT_STORAGE if error.errno in STORAGE_ERRNOS else EXIT_USAGE
+def starts_a_kernel(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` asks for ``run`` in this interpreter's kernel, as far as one look
+    tells: not for help, and naming no kernel with ``--kernel`` (or an abbreviation of it).
+    The arguments are parsed later; a kernel started for a run that does not happen is
+    killed as the process exits."""
+    words = list(argv)
+    while words and words[0] == "--verbose":
+        words.pop(0)
+    if not words or words[0] != "run":
+        return False
+    return not any(word in ("-h", "--help") or word.startswith("--k") for word in words)

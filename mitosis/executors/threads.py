@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
 
-from mitosis.adapters import kernels
+from mitosis.adapters.kernels.ahead import KernelAhead
 from mitosis.executors import NOT_STARTED, Outcome, finished_outcome, refused_outcome
 from mitosis.executors.publisher import Publisher
 from mitosis.lock_in import Reservation
@@ -27,9 +27,7 @@ class ThreadExecutor:
 
     drain_timeout: float | None = None  # a stopped trial's thread ends: wait for its record
 
-    def __init__(
-        self, workers: int, trials: int, ahead: Sequence[kernels.KernelAhead] = ()
-    ) -> None:
+    def __init__(self, workers: int, trials: int, ahead: Sequence[KernelAhead] = ()) -> None:
         self._cancel = threading.Event()
         self._kernels = _Kernels(ahead, trials, workers)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mitosis-trial")
@@ -131,14 +129,14 @@ class _Kernels:
     adding to each. A booted kernel holds nothing of the user's until its trial runs.
     """
 
-    def __init__(self, ahead: Sequence[kernels.KernelAhead], trials: int, workers: int) -> None:
+    def __init__(self, ahead: Sequence[KernelAhead], trials: int, workers: int) -> None:
         # The kernels started ahead first: the first of them imported the steps' code.
         self._ready = list(ahead)
         self._wanting = trials
         self._workers = workers
         self._lock = threading.Lock()
 
-    def take(self, plan: TrialPlan) -> kernels.KernelAhead | None:
+    def take(self, plan: TrialPlan) -> KernelAhead | None:
         """A booted kernel for ``plan``'s trial, if one is ready; boots the next one, so that
         one stands ready for each worker."""
         with self._lock:
@@ -147,7 +145,7 @@ class _Kernels:
             if self._wanting > len(self._ready) and len(self._ready) < self._workers:
                 request = plan.request
                 self._ready.append(
-                    kernels.KernelAhead(request.kernel, plan.config.root, request.import_roots)
+                    KernelAhead(request.kernel, plan.config.root, request.import_roots)
                 )
             return kernel
 
