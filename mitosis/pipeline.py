@@ -82,10 +82,12 @@ def execute_plan(
     ahead: KernelAhead | None = None,
     annotations: Mapping[str, Any] | None = None,
     heartbeat_s: float | None = None,
+    warm_up_page: bool = True,
 ) -> ExecutedTrial:
     """``run_plan`` up to the end of the trial's kernel: the rest, its page and its final
     record, is the returned trial's ``publish``, which another thread may call later. Until
-    then its folder's heartbeat goes on and its record says it runs."""
+    then its folder's heartbeat goes on and its record says it runs. ``warm_up_page`` builds
+    the page's exporter while the kernel runs (without it, the first page builds it)."""
     clock = _Timer()
     started = utc_now()
     folder, running = _begin(plan, reservation, started, annotations or {})
@@ -100,7 +102,7 @@ def execute_plan(
             listing = _show_running(plan.trials_folder, record_data(running))
             watching.callback(listing.join)
         record, reserve, outcome = _execute_begun(
-            plan, folder, running, started, clock, watch, cancel, ahead
+            plan, folder, running, started, clock, watch, cancel, ahead, warm_up_page
         )
         return ExecutedTrial(
             plan, folder, record, outcome, clock, reserve, watch, update_index, watching.pop_all()
@@ -157,6 +159,7 @@ def _execute_begun(
     watch: live.TrialWatch,
     cancel: threading.Event | None,
     ahead: KernelAhead | None,
+    warm_up_page: bool,
 ) -> tuple[TrialRecord, Path | None, execute.Execution]:
     """The trial whose running record is written, executed: how it ended, the disk space
     held for its final record, and the execution (its kernel stopped)."""
@@ -167,7 +170,7 @@ def _execute_begun(
         warn_of_untracked(record.git["untracked"])
     notebook, parameters = _render(plan, folder)
     clock.lap("prepare_s")
-    outcome, used = _execute(plan, folder, notebook, parameters, cancel, ahead, watch)
+    outcome, used = _execute(plan, folder, notebook, parameters, cancel, ahead, watch, warm_up_page)
     watch.executed()  # the final page is never overwritten by one of the run so far
     clock.lap("execute_s")
     record = finish_record(record, plan, outcome, started, clock.laps)
@@ -244,6 +247,7 @@ def _execute(
     cancel: threading.Event | None,
     ahead: KernelAhead | None,
     watch: live.TrialWatch,
+    warm_up_page: bool,
 ) -> tuple[execute.Execution, resources.Resources | None]:
     """Run the notebook with papermill in the trial's own fresh kernel; what it cost."""
     wanted = (plan.request.kernel, plan.config.root, plan.request.import_roots)
@@ -258,7 +262,7 @@ def _execute(
         progress=plan.request.progress,
         cancel=cancel,
         # The page's exporter is built while the kernel works, not after it.
-        on_start=publish.warm_up_in_background,
+        on_start=publish.warm_up_in_background if warm_up_page else None,
         # CPU time is exact only while the kernel still runs.
         before_stop=monitor.sample if monitor else None,
         notebook_hooks=watch.hooks(),

@@ -156,10 +156,12 @@ def _resolve(choice: ParamChoice, facts: StepFacts, debug: bool) -> ResolvedPara
     return ResolvedParam(choice, found.rendering, found.fingerprint)
 
 
-def _warm_up_in_background() -> None:
-    """Build the page's exporter and scan the installed packages in the background: the
-    trial's page and record need them later, and meanwhile this process only waits."""
-    publish.warm_up_in_background()
+def _warm_up_in_background(page: bool) -> None:
+    """Build the page's exporter (if ``page``) and scan the installed packages in the
+    background: the trial's page and record need them later, and meanwhile this process
+    only waits."""
+    if page:
+        publish.warm_up_in_background()
     threading.Thread(target=_scan_quietly, name="mitosis-package-scan", daemon=True).start()
 
 
@@ -221,11 +223,14 @@ def _check_required(step: StepConfig, facts: StepFacts, options: Sequence[ParamO
         )
 
 
-def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
+def prepare(
+    request: TrialRequest, kernel: KernelAhead, warm_up_page: bool = True
+) -> list[TrialPlan]:
     """Check the whole request and resolve every trial of it; writes nothing.
 
     The steps' code is imported by ``kernel``, the started kernel the first trial will run
     in, never by this process: it is the user's, and it is the kernel's to import.
+    ``warm_up_page`` builds the exporter of trial pages meanwhile.
     """
     if request.timeout is not None and not request.timeout > 0:
         raise ParameterError(f"the timeout must be more than 0 seconds, not {request.timeout}.")
@@ -247,7 +252,7 @@ def prepare(request: TrialRequest, kernel: KernelAhead) -> list[TrialPlan]:
     origin = "--template (template=)" if request.template else "`template` in [tool.mitosis]"
     render.render_notebook(template, steps, origin)
     kernelspec = render.kernelspec_metadata(request.kernel) if request.kernel else None
-    _warm_up_in_background()  # while the kernel boots and imports the steps' code
+    _warm_up_in_background(warm_up_page)  # while the kernel boots and imports the steps' code
     facts = _facts(asked, steps)
     # A sweep's kernels all come from the one kernelspec, so one answer serves every trial.
     interpreter = _ask_interpreter(kernel, request.timeout) if request.kernel else None

@@ -82,7 +82,7 @@ class Session:
         self.request = request
         self.options = options or RunOptions()
         _check_options(self.options)
-        trials = _trials(request)
+        self._trials = trials = _trials(request)
         self._kernels = _start_kernels(request, self.options, trials)
         self._planned = threading.Event()  # set once prepare has ended, however it ended
         self._lock = threading.Lock()  # self._kernels, against the thread booting more
@@ -137,8 +137,11 @@ class Session:
         from mitosis.planning import prepare
 
         _import_in_background()
+        # A sweep's pages are written in idle time, as its last trials run, and the first of
+        # them builds their exporter: built now, it would only slow the kernels booting.
+        one_trial = not _is_sweep(self._trials, self.options)
         try:
-            plans = prepare(self.request, self._kernels[0])
+            plans = prepare(self.request, self._kernels[0], warm_up_page=one_trial)
         finally:
             with self._lock:  # no kernel is started after this: the trials take these
                 self._planned.set()
@@ -148,13 +151,7 @@ class Session:
 
     def is_sweep(self, plans: Sequence[TrialPlan]) -> bool:
         """Whether ``plans`` run as a sweep (a progress bar and a summary) or as one trial."""
-        options = self.options
-        return (
-            len(plans) > 1
-            or options.workers > 1
-            or bool(options.scheduler)
-            or (options.skip_existing)
-        )
+        return _is_sweep(len(plans), self.options)
 
     def run(self, plans: Sequence[TrialPlan], observer: SweepObserver | None = None) -> RunResult:
         """Run ``plans``: one trial here, or a sweep here or on the cluster."""
@@ -191,6 +188,10 @@ def _import_quietly() -> None:
         from mitosis.adapters import execute
 
         execute.import_papermill()
+
+
+def _is_sweep(trials: int, options: RunOptions) -> bool:
+    return trials > 1 or options.workers > 1 or bool(options.scheduler) or options.skip_existing
 
 
 def _check_options(options: RunOptions) -> None:

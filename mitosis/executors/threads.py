@@ -64,7 +64,9 @@ class ThreadExecutor:
             self._running.add(reservation.trial_id)
         kernel = self._kernels.take(plan)
         try:
-            return execute_plan(plan, reservation, self._cancel, ahead=kernel)
+            # The publisher writes the pages in idle time and builds their exporter then:
+            # built while the kernels run, it would only slow them.
+            return execute_plan(plan, reservation, self._cancel, ahead=kernel, warm_up_page=False)
         finally:
             with self._lock:
                 self._running.discard(reservation.trial_id)
