@@ -1,5 +1,6 @@
 """What a run keeps in the user's cache for the next one: the installed packages, and the
-compiled templates of a trial's page. A later run must show what a first run shows."""
+compiled templates and the highlighted, sanitized code of a trial's page. A later run must
+show what a first run shows."""
 
 from __future__ import annotations
 
@@ -99,6 +100,7 @@ def test_a_page_is_the_same_with_compiled_templates_from_the_cache(tmp_path: Pat
     first = render(cache)  # compiles the templates and keeps them
     assert list((cache / "mitosis-nb" / "jinja2").iterdir())
     assert list((cache / "mitosis-nb" / "highlight").iterdir())
+    assert list((cache / "mitosis-nb" / "clean-html").iterdir())
     unwritable = tmp_path / "a-file"
     unwritable.write_text("")  # no cache folder can be made under a file
     assert render(cache) == first
@@ -125,6 +127,26 @@ def test_a_page_highlights_its_code_from_the_cache_only_for_the_same_code(
     cell.write_text(cell.read_text().replace(">total<", ">kept<"))
     assert '<span class="n">kept</span>' in render("total = 2 + 2")  # read back
     assert '<span class="n">other</span>' in render("other = 2 + 2")  # new code: highlighted
+
+
+def test_a_page_takes_its_sanitized_code_from_the_cache_only_for_the_same_code(
+    tmp_path: Path,
+) -> None:
+    def render(source: str) -> str:
+        script = RENDER_PAGE.replace('"print(2 + 2)"', repr(source))
+        env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        )
+        return done.stdout
+
+    kept = tmp_path / "cache" / "mitosis-nb" / "clean-html"
+    first = render("total = 2 + 2")
+    (cell,) = [path for path in kept.iterdir() if ">total<" in path.read_text()]
+    assert cell.read_text() in first  # the code cell's HTML, as nbconvert sanitized it
+    cell.write_text(cell.read_text().replace(">total<", ">kept<"))
+    assert '<span class="n">kept</span>' in render("total = 2 + 2")  # read back
+    assert '<span class="n">other</span>' in render("other = 2 + 2")  # new code: sanitized
 
 
 def test_kept_texts_stay_bounded_and_keep_what_was_used_last(tmp_path: Path) -> None:

@@ -39,16 +39,20 @@ _warming = False  # a warm-up is building an exporter now
 _stylesheets: dict[str, str] = {}
 # Highlighted code cells, the same trial after trial: the template's and the steps'.
 _kept_highlights = KeptTexts("highlight", most=1024)
+# The same, as the lab template sanitizes them (bleach parses and rebuilds every tag: a third
+# of a page's rendering). Longer HTML (an SVG figure, say) is sanitized every time.
+_kept_cleanings = KeptTexts("clean-html", most=1024)
+_KEPT_CLEANING_UP_TO = 100_000
 _PAPERMILLS_CELL = "injected-parameters"  # the tag of the cell papermill adds
 _PLAIN_PYTHON = {"ipython3": "python3", "ipython": "python"}
 
 
-@lru_cache(maxsize=1)
-def _highlighting_versions() -> tuple[str, ...]:
+@lru_cache(maxsize=4)
+def _versions(*packages: str) -> tuple[str, ...]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = []
-    for package in ("nbconvert", "pygments", "ipython"):
+    for package in packages:
         try:
             found.append(version(package))
         except PackageNotFoundError:
@@ -96,7 +100,7 @@ def _highlighter_class() -> Any:
                 plain = _PLAIN_PYTHON.get(self.pygments_lexer)
                 return str(highlight(source, plain, metadata))  # type: ignore[no-untyped-call]
             made_from = [
-                _highlighting_versions(),
+                _versions("nbconvert", "pygments", "ipython"),
                 language or self.pygments_lexer,
                 (metadata or {}).get("magics_language"),
                 self.extra_formatter_options,
@@ -111,6 +115,21 @@ def _highlighter_class() -> Any:
     return RememberingHighlighter
 
 
+def _clean_html(element: Any) -> str:
+    """nbconvert's ``clean_html``, its answers kept in the user's cache."""
+    from nbconvert.filters.strings import clean_html
+
+    text = element.decode() if isinstance(element, bytes) else str(element)
+    if len(text) > _KEPT_CLEANING_UP_TO:
+        return str(clean_html(text))
+    made_from = [_versions("nbconvert", "bleach", "tinycss2"), text]
+    cleaned = _kept_cleanings.get(made_from)
+    if cleaned is None:
+        cleaned = str(clean_html(text))
+        _kept_cleanings.put(made_from, cleaned)
+    return cleaned
+
+
 def _make_exporter() -> Any:
     from nbconvert import HTMLExporter, TemplateExporter
     from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
@@ -119,8 +138,8 @@ def _make_exporter() -> Any:
 
     class SharedCssExporter(HTMLExporter):
         """The lab exporter, linking its stylesheets instead of inlining them, keeping its
-        compiled templates and highlighted code in the user's cache for the next process,
-        and leaving two touches of its HTML to the browser."""
+        compiled templates and highlighted (and sanitized) code in the user's cache for the
+        next process, and leaving two touches of its HTML to the browser."""
 
         def from_notebook_node(
             self, nb: nbformat.NotebookNode, resources: dict[str, Any] | None = None, **kw: Any
@@ -140,6 +159,10 @@ def _make_exporter() -> Any:
             )
             self.register_filter("filter_data_type", data_type)  # type: ignore[no-untyped-call]
             return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+        def default_filters(self) -> Iterator[tuple[str, Any]]:
+            yield from super().default_filters()  # type: ignore[no-untyped-call]
+            yield ("clean_html", _clean_html)  # the last of a name wins
 
         def _validate_preprocessor(self, nbc: Any, preprocessor: Any) -> None:
             # nbconvert checks the notebook again after each of its preprocessors, against
