@@ -16,6 +16,7 @@ import copy
 import io
 import threading
 from collections.abc import Collection, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -154,15 +155,12 @@ def _make_exporter() -> Any:
             resources = self._init_resources(resources or {})
             highlighter = remembering_highlighter(pygments_lexer=lexer, parent=self)
             self.register_filter("highlight_code", highlighter)  # type: ignore[no-untyped-call]
+            self.register_filter("clean_html", _clean_html)  # type: ignore[no-untyped-call]
             data_type = WidgetsDataTypeFilter(
                 notebook_metadata=self._nb_metadata, parent=self, resources=resources
             )
             self.register_filter("filter_data_type", data_type)  # type: ignore[no-untyped-call]
             return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
-
-        def default_filters(self) -> Iterator[tuple[str, Any]]:
-            yield from super().default_filters()  # type: ignore[no-untyped-call]
-            yield ("clean_html", _clean_html)  # the last of a name wins
 
         def _validate_preprocessor(self, nbc: Any, preprocessor: Any) -> None:
             # nbconvert checks the notebook again after each of its preprocessors, against
@@ -207,42 +205,6 @@ def _exporter() -> Iterator[Any]:
             _idle.append(exporter)
 
 
-# A page with what trial pages hold: markdown, IPython code, text and a figure.
-_PIXEL = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2O"
-    "UAAAAABJRU5ErkJggg=="
-)
-_WARM_UP = {
-    "cells": [
-        {"cell_type": "markdown", "id": "text", "metadata": {}, "source": "# A *trial*"},
-        {
-            "cell_type": "code",
-            "execution_count": 1,
-            "id": "code",
-            "metadata": {},
-            "source": "print(1)",
-            "outputs": [
-                {"output_type": "stream", "name": "stdout", "text": "1\n"},
-                {
-                    "output_type": "display_data",
-                    "metadata": {},
-                    "data": {"image/png": _PIXEL, "text/plain": "<Figure>"},
-                },
-            ],
-        },
-    ],
-    "metadata": {
-        "language_info": {
-            "name": "python",
-            "codemirror_mode": {"name": "ipython", "version": 3},
-            "pygments_lexer": "ipython3",
-        }
-    },
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
-
-
 def warm_up() -> None:
     """Build an exporter and render a tiny page once, so the real page finds everything ready.
 
@@ -250,7 +212,8 @@ def warm_up() -> None:
     validator and the syntax highlighter's patterns: about a second, spent while the kernel
     runs the experiment instead of after it.
     """
-    render_page(nbformat.from_dict(_WARM_UP), {}, beside=())
+    # A page with what trial pages hold: markdown, IPython code, text and a figure.
+    render_page(nbformat.read(_HTML_DIR / "warm_up.ipynb", as_version=4), {}, beside=())
 
 
 def warm_up_in_background() -> None:
@@ -300,12 +263,26 @@ class Page:
     figures: dict[str, bytes]
 
 
-def _compact_figure(png: bytes) -> tuple[bytes, str]:
-    """The figure as lossless WebP (same pixels, about half the bytes), else the PNG itself."""
+@lru_cache(maxsize=1)
+def _figure_extension() -> str:
+    """What a figure file is, but for a PNG that Pillow cannot make smaller: WebP if it can
+    write WebP."""
     try:
         # Importing WebP's plugin registers it; left to look for it, Pillow would import
         # the plugin of its every format first (about 40 modules, 0.02 CPU-s).
-        from PIL import Image, WebPImagePlugin  # noqa: F401
+        from PIL import WebPImagePlugin, features  # noqa: F401
+
+        return ".webp" if features.check("webp") else ".png"
+    except Exception:  # no Pillow, or one without WebP
+        return ".png"
+
+
+def _compact_figure(png: bytes) -> tuple[bytes, str]:
+    """The figure as lossless WebP (same pixels, about half the bytes), else the PNG itself."""
+    if _figure_extension() != ".webp":
+        return png, ".png"
+    try:
+        from PIL import Image
 
         with Image.open(io.BytesIO(png)) as image:
             if image.mode not in ("RGB", "RGBA"):
@@ -314,16 +291,22 @@ def _compact_figure(png: bytes) -> tuple[bytes, str]:
             # The fastest effort that still halves a plot's PNG: for lossless WebP, quality
             # is effort; method=2 at the default effort saves 15% more bytes at 4x the time.
             image.save(webp, format="webp", lossless=True, method=1, quality=0)
-    except Exception:  # no Pillow, no WebP support, or a PNG it cannot read: keep the PNG
+    except Exception:  # a PNG Pillow cannot read: keep it
         return png, ".png"
     data = webp.getvalue()
     return (data, ".webp") if len(data) < len(png) else (png, ".png")
 
 
-def _extract_figures(notebook: nbformat.NotebookNode) -> tuple[Any, dict[str, bytes]]:
-    """A copy of ``notebook`` whose PNG outputs point at files, and those files' bytes."""
+# A figure found in a notebook: its file's name but for the extension, its PNG, and where
+# the page looks for the file's name.
+_Figure = tuple[str, bytes, dict[str, str]]
+
+
+def _extract_figures(notebook: nbformat.NotebookNode) -> tuple[Any, list[_Figure]]:
+    """A copy of ``notebook`` whose PNG outputs point at files (named as ``_compact_figure``
+    most likely names them), and the figures."""
     shown = copy.deepcopy(notebook)  # trial.ipynb keeps its figures exactly as executed
-    figures: dict[str, bytes] = {}
+    figures: list[_Figure] = []
     for c, cell in enumerate(shown.cells):
         for o, output in enumerate(cell.get("outputs", [])):
             encoded = output.get("data", {}).get("image/png")
@@ -333,11 +316,25 @@ def _extract_figures(notebook: nbformat.NotebookNode) -> tuple[Any, dict[str, by
                 png = base64.b64decode(encoded, validate=False)
             except (binascii.Error, ValueError):
                 continue
-            data, extension = _compact_figure(png)
-            name = f"figure-{c}-{o}{extension}"
-            figures[name] = data
-            output.setdefault("metadata", {}).setdefault("filenames", {})["image/png"] = name
+            names = output.setdefault("metadata", {}).setdefault("filenames", {})
+            names["image/png"] = f"figure-{c}-{o}{_figure_extension()}"
+            figures.append((f"figure-{c}-{o}", png, names))
     return shown, figures
+
+
+def _compact_in_background(png: bytes) -> Future[tuple[bytes, str]]:
+    """``_compact_figure`` in a thread of its own. Pillow lets go of the GIL as it compresses:
+    a figure compresses on one core while the page renders on another."""
+    compacted: Future[tuple[bytes, str]] = Future()
+
+    def compact() -> None:
+        try:
+            compacted.set_result(_compact_figure(png))
+        except BaseException as error:  # the page's renderer gets it
+            compacted.set_exception(error)
+
+    threading.Thread(target=compact, name="mitosis-figure", daemon=True).start()
+    return compacted
 
 
 def render_page(
@@ -356,10 +353,19 @@ def render_page(
         "mitosis_reload_s": running["reload_s"] if running else None,
     }
     shown, figures = _extract_figures(notebook)
+    compacting = [_compact_in_background(png) for _, png, _ in figures]
     shown.metadata["title"] = _title(record)  # the lab template escapes it
     with _exporter() as exporter:
         body, _ = exporter.from_notebook_node(shown, resources=resources)
-    return Page(str(body), figures)
+        files, renamed = {}, False
+        for (stem, _, names), compacted in zip(figures, compacting, strict=True):
+            data, extension = compacted.result()
+            files[stem + extension] = data
+            if names["image/png"] != stem + extension:  # a PNG that WebP could not shrink
+                names["image/png"], renamed = stem + extension, True
+        if renamed:
+            body, _ = exporter.from_notebook_node(shown, resources=resources)
+    return Page(str(body), files)
 
 
 def write_assets(trials_folder: Path) -> None:
