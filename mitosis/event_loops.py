@@ -1,10 +1,20 @@
-"""Threads that run jupyter_client's and papermill's coroutines, each in a loop of its own."""
+"""Threads that run jupyter_client's and papermill's coroutines, each in a loop of its own,
+and the turns this process's threads take to import."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
+
+# Held while a thread imports what it needs in the background (jupyter_client to drive a
+# kernel, papermill and nbconvert ahead of the trials, planning's modules): threads that
+# import at once can fail. CPython raises _DeadlockError when one thread imports a package
+# while another imports one of its submodules by name (3.11 did so on importlib.resources,
+# which both jupyter_client and papermill import), and the GIL runs one import at a time
+# anyway.
+importing = threading.RLock()
 
 
 def in_own_loop(target: Callable[..., None]) -> Callable[..., None]:
@@ -14,7 +24,8 @@ def in_own_loop(target: Callable[..., None]) -> Callable[..., None]:
 
     def run(*args: Any) -> None:
         # Imported here, in the thread: the runner's first kernel starts before asyncio is.
-        import asyncio
+        with importing:
+            import asyncio
 
         try:
             target(*args)

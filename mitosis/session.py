@@ -20,6 +20,7 @@ from mitosis.core.params import bind_steps, expand_grid
 from mitosis.core.request import TrialRequest
 from mitosis.core.steps import early_import_code
 from mitosis.errors import MitosisError, ParameterError
+from mitosis.event_loops import importing
 
 if TYPE_CHECKING:
     from mitosis.planning import TrialPlan
@@ -134,7 +135,8 @@ class Session:
     def prepare(self) -> list[TrialPlan]:
         """The request, checked against the steps' code in the first kernel: one plan per
         trial. Nothing is written."""
-        from mitosis.planning import prepare
+        with importing:
+            from mitosis.planning import prepare
 
         _import_in_background()
         # A sweep's pages are written in idle time, as its last trials run, and the first of
@@ -182,7 +184,7 @@ def _import_in_background() -> None:
 
 
 def _import_quietly() -> None:
-    with contextlib.suppress(Exception):  # a head start only: the trials import it again
+    with contextlib.suppress(Exception), importing:  # a head start: the trials import it again
         import mitosis.executors.threads
         import mitosis.sweeps  # noqa: F401
         from mitosis.adapters import execute

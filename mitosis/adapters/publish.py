@@ -27,6 +27,7 @@ import markupsafe
 import nbformat
 
 from mitosis.atomic import write_atomic
+from mitosis.event_loops import importing
 from mitosis.user_cache import KeptTexts, jinja_bytecode_cache
 
 ASSETS_DIR = "_assets"
@@ -197,7 +198,8 @@ def _exporter() -> Iterator[Any]:
     with _idle_lock:
         exporter = _idle.pop() if _idle else None
     if exporter is None:
-        exporter = _make_exporter()
+        with importing:  # nbconvert, the first time
+            exporter = _make_exporter()
     try:
         yield exporter
     finally:
