@@ -4,6 +4,8 @@ and the turns this process's threads take to import."""
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +19,14 @@ from typing import Any
 importing = threading.RLock()
 
 
+def import_in_turn(module: str) -> None:
+    """Import ``module`` holding ``importing``, unless it is imported already: a thread that
+    needs nothing new never waits for another's imports."""
+    if module not in sys.modules:
+        with importing:
+            importlib.import_module(module)
+
+
 def in_own_loop(target: Callable[..., None]) -> Callable[..., None]:
     """``target`` for a thread of its own, which closes the event loop that jupyter_core's
     ``run_sync`` made for the thread. Left open, each loop keeps three descriptors until
@@ -24,8 +34,8 @@ def in_own_loop(target: Callable[..., None]) -> Callable[..., None]:
 
     def run(*args: Any) -> None:
         # Imported here, in the thread: the runner's first kernel starts before asyncio is.
-        with importing:
-            import asyncio
+        import_in_turn("asyncio")
+        import asyncio
 
         try:
             target(*args)

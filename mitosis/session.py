@@ -20,7 +20,7 @@ from mitosis.core.params import bind_steps, expand_grid
 from mitosis.core.request import TrialRequest
 from mitosis.core.steps import early_import_code
 from mitosis.errors import MitosisError, ParameterError
-from mitosis.event_loops import importing
+from mitosis.event_loops import import_in_turn, importing
 
 if TYPE_CHECKING:
     from mitosis.planning import TrialPlan
@@ -135,8 +135,8 @@ class Session:
     def prepare(self) -> list[TrialPlan]:
         """The request, checked against the steps' code in the first kernel: one plan per
         trial. Nothing is written."""
-        with importing:
-            from mitosis.planning import prepare
+        import_in_turn("mitosis.planning")
+        from mitosis.planning import prepare
 
         _import_in_background()
         # A sweep's pages are written in idle time, as its last trials run, and the first of

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from mitosis.adapters.kernels.spawn import SAME_INTERPRETER, SpawnedKernel, spawn_kernel
 from mitosis.core.record import STORAGE_ERRNOS
 from mitosis.errors import KernelError
-from mitosis.event_loops import importing, in_own_loop
+from mitosis.event_loops import import_in_turn, in_own_loop
 
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
@@ -57,8 +57,8 @@ class KernelAhead:
         if self._failure is not None:
             return
         try:
-            with importing:
-                from mitosis.adapters.kernels import launch
+            import_in_turn("mitosis.adapters.kernels.launch")
+            from mitosis.adapters.kernels import launch
 
             if self._spawned is not None:
                 self._manager = launch.adopt(self._spawned).manager
@@ -92,8 +92,8 @@ class KernelAhead:
                 else "check --kernel (kernel=)"
             )
             raise KernelError(f"the kernel did not start ({self._failure}); {fix}.")
-        with importing:
-            from mitosis.adapters.kernels import asking
+        import_in_turn("mitosis.adapters.kernels.asking")
+        from mitosis.adapters.kernels import asking
 
         return asking.evaluate(self._manager, expression, timeout)
 
@@ -119,8 +119,8 @@ class KernelAhead:
         manager = self._manager
         if manager is None:
             return False
-        with importing:
-            from mitosis.adapters.kernels import asking
+        import_in_turn("mitosis.adapters.kernels.asking")
+        from mitosis.adapters.kernels import asking
 
         return asking.answers(manager, stop)
 
