@@ -109,16 +109,21 @@ def test_a_page_is_the_same_with_compiled_templates_from_the_cache(tmp_path: Pat
     assert '<span class="nb">print</span>' in first  # the code is highlighted
 
 
+def _render_code(source: str, cache: Path) -> str:
+    """The page of one code cell holding ``source``, rendered in a fresh process."""
+    script = RENDER_PAGE.replace('"print(2 + 2)"', repr(source))
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stdout
+
+
 def test_a_page_highlights_its_code_from_the_cache_only_for_the_same_code(
     tmp_path: Path,
 ) -> None:
     def render(source: str) -> str:
-        script = RENDER_PAGE.replace('"print(2 + 2)"', repr(source))
-        env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
-        )
-        return done.stdout
+        return _render_code(source, tmp_path / "cache")
 
     kept = tmp_path / "cache" / "mitosis-nb" / "highlight"
     first = render("total = 2 + 2")
@@ -133,12 +138,7 @@ def test_a_page_takes_its_sanitized_code_from_the_cache_only_for_the_same_code(
     tmp_path: Path,
 ) -> None:
     def render(source: str) -> str:
-        script = RENDER_PAGE.replace('"print(2 + 2)"', repr(source))
-        env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
-        )
-        return done.stdout
+        return _render_code(source, tmp_path / "cache")
 
     kept = tmp_path / "cache" / "mitosis-nb" / "clean-html"
     first = render("total = 2 + 2")
